@@ -1,0 +1,26 @@
+//! The vocabulary of Stepwise, free of I/O.
+//!
+//! Everything here is plain data and pure functions so that the storage backends,
+//! the engine and the server agree on one meaning of each word:
+//!
+//! - [`ids`]: typed identifiers (UUIDv7 for runs and steps, so they sort roughly by
+//!   creation, and a random [`LeaseToken`] per claim, so fencing cannot be guessed).
+//! - [`state`]: run and step states and the table of allowed transitions. Backends
+//!   never invent a transition; tests check the table.
+//! - [`retry`]: the retry budget and exponential backoff. The *delay* is decided here,
+//!   the *instant* is always computed by the database clock (`now() + delay`).
+//! - [`spec`]: a workflow definition as data, with validation (duplicate names,
+//!   unknown or cyclic dependencies) and the plan a run is built from.
+//! - [`event`]: the lifecycle event kinds written to the transactional outbox.
+
+pub mod event;
+pub mod ids;
+pub mod retry;
+pub mod spec;
+pub mod state;
+
+pub use event::EventKind;
+pub use ids::{Lease, LeaseToken, RunId, StepId, WorkerId};
+pub use retry::{Backoff, FailureDecision, RetryPolicy};
+pub use spec::{SpecError, StepAction, StepSpec, WorkflowSpec};
+pub use state::{RunStatus, StepStatus};

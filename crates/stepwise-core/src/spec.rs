@@ -1,0 +1,428 @@
+//! A workflow definition as data, its validation, and the plan a run is built from.
+//!
+//! Parsing TOML files into a [`WorkflowSpec`] belongs to the CLI; this module only
+//! knows the shape and the rules, so that every way in (file, HTTP, library) is
+//! checked the same way.
+
+use crate::retry::{Backoff, RetryPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// The queue a step goes to when it names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A named workflow: steps, their dependencies and policies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSpec {
+    pub name: String,
+    #[serde(default)]
+    pub defaults: StepDefaults,
+    #[serde(default)]
+    pub run: RunPolicy,
+    pub steps: Vec<StepSpec>,
+}
+
+/// Policies every step inherits unless it overrides them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepDefaults {
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    /// Per attempt, in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+impl Default for StepDefaults {
+    fn default() -> Self {
+        let retry = RetryPolicy::default();
+        Self {
+            max_attempts: retry.max_attempts,
+            backoff: retry.backoff,
+            timeout_ms: None,
+        }
+    }
+}
+
+/// Whole-run policies.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPolicy {
+    /// Counted from the run's creation, in milliseconds.
+    pub deadline_ms: Option<u64>,
+    pub concurrency: Option<ConcurrencySpec>,
+}
+
+/// Runs whose key renders equal are admitted FIFO, at most `limit` at a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencySpec {
+    pub key: String,
+    pub limit: u32,
+}
+
+/// One node of the workflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// `None` means "after the previous step" (a pipeline); `Some(vec![])` a root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<String>>,
+    pub action: StepAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<Backoff>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensate: Option<StepAction>,
+}
+
+impl StepSpec {
+    /// A step running the named Rust handler, with every policy inherited.
+    pub fn handler(name: impl Into<String>, handler: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            queue: None,
+            after: None,
+            action: StepAction::Handler {
+                name: handler.into(),
+            },
+            max_attempts: None,
+            backoff: None,
+            timeout_ms: None,
+            priority: None,
+            resource: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            compensate: None,
+        }
+    }
+}
+
+/// What a step (or a compensation) does.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StepAction {
+    /// A child process; the context on stdin, JSON on stdout.
+    Exec { argv: Vec<String> },
+    /// POST the context to a URL.
+    Http { url: String, method: String },
+    /// A Rust function registered by the embedding program.
+    Handler { name: String },
+}
+
+/// Why a spec was refused. Each names the step or field at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("invalid name {0:?}: use 1-128 letters, digits, '-', '_' or '.'")]
+    InvalidName(String),
+    #[error("workflow {0:?} has no steps")]
+    NoSteps(String),
+    #[error("step {0:?} is defined twice")]
+    DuplicateStep(String),
+    #[error("step {step:?} depends on unknown step {dependency:?}")]
+    UnknownDependency { step: String, dependency: String },
+    #[error("steps form a cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error("step {step:?}: {field} {problem}")]
+    InvalidField {
+        step: String,
+        field: &'static str,
+        problem: String,
+    },
+}
+
+/// One step of a run as it will be stored: its position and its wiring.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlannedStep {
+    pub name: String,
+    pub queue: String,
+    pub retry: RetryPolicy,
+    pub priority: Option<i32>,
+    /// Indexes (into the plan) of the steps this one waits for.
+    pub dependencies: Vec<usize>,
+    /// Indexes of the steps that wait for this one.
+    pub dependents: Vec<usize>,
+}
+
+/// Whether `name` is acceptable as a workflow, step or queue name.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl WorkflowSpec {
+    /// Checks names, policies and the dependency graph.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        self.plan().map(|_| ())
+    }
+
+    /// Validates and resolves the spec into the steps a run is made of, in spec order.
+    pub fn plan(&self) -> Result<Vec<PlannedStep>, SpecError> {
+        if !valid_name(&self.name) {
+            return Err(SpecError::InvalidName(self.name.clone()));
+        }
+        if self.steps.is_empty() {
+            return Err(SpecError::NoSteps(self.name.clone()));
+        }
+        check_policy("(defaults)", self.defaults.max_attempts, &self.defaults.backoff)?;
+        let mut index = HashMap::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if !valid_name(&step.name) {
+                return Err(SpecError::InvalidName(step.name.clone()));
+            }
+            if index.insert(step.name.as_str(), i).is_some() {
+                return Err(SpecError::DuplicateStep(step.name.clone()));
+            }
+        }
+        let mut plan = Vec::with_capacity(self.steps.len());
+        for (i, step) in self.steps.iter().enumerate() {
+            let queue = step.queue.clone().unwrap_or_else(|| DEFAULT_QUEUE.into());
+            if !valid_name(&queue) {
+                return Err(invalid(step, "queue", format!("{queue:?} is not a valid name")));
+            }
+            let retry = RetryPolicy {
+                max_attempts: step.max_attempts.unwrap_or(self.defaults.max_attempts),
+                backoff: step.backoff.unwrap_or(self.defaults.backoff),
+            };
+            check_policy(&step.name, retry.max_attempts, &retry.backoff)?;
+            let dependencies = match &step.after {
+                None if i == 0 => vec![],
+                None => vec![i - 1],
+                Some(names) => {
+                    let mut deps = Vec::with_capacity(names.len());
+                    for dep in names {
+                        let Some(&j) = index.get(dep.as_str()) else {
+                            return Err(SpecError::UnknownDependency {
+                                step: step.name.clone(),
+                                dependency: dep.clone(),
+                            });
+                        };
+                        if !deps.contains(&j) {
+                            deps.push(j);
+                        }
+                    }
+                    deps
+                }
+            };
+            plan.push(PlannedStep {
+                name: step.name.clone(),
+                queue,
+                retry,
+                priority: step.priority,
+                dependencies,
+                dependents: vec![],
+            });
+        }
+        if let Some(cycle) = find_cycle(&plan) {
+            return Err(SpecError::Cycle(
+                cycle.into_iter().map(|i| plan[i].name.clone()).collect(),
+            ));
+        }
+        for i in 0..plan.len() {
+            for d in plan[i].dependencies.clone() {
+                plan[d].dependents.push(i);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Per-attempt timeout of a step, if any.
+    pub fn step_timeout(&self, step: &StepSpec) -> Option<Duration> {
+        step.timeout_ms
+            .or(self.defaults.timeout_ms)
+            .map(Duration::from_millis)
+    }
+}
+
+fn invalid(step: &StepSpec, field: &'static str, problem: String) -> SpecError {
+    SpecError::InvalidField {
+        step: step.name.clone(),
+        field,
+        problem,
+    }
+}
+
+fn check_policy(step: &str, max_attempts: u32, backoff: &Backoff) -> Result<(), SpecError> {
+    let field_error = |field, problem: &str| SpecError::InvalidField {
+        step: step.to_string(),
+        field,
+        problem: problem.to_string(),
+    };
+    if max_attempts == 0 {
+        return Err(field_error("max_attempts", "must be at least 1"));
+    }
+    if !backoff.factor.is_finite() || backoff.factor < 1.0 {
+        return Err(field_error("backoff.factor", "must be a number >= 1"));
+    }
+    if backoff.max < backoff.initial {
+        return Err(field_error("backoff.max", "must not be below backoff.initial"));
+    }
+    Ok(())
+}
+
+/// Depth-first search for a back edge; returns the cycle's steps in order.
+fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn visit(i: usize, plan: &[PlannedStep], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        marks[i] = Mark::OnPath;
+        path.push(i);
+        for &d in &plan[i].dependencies {
+            match marks[d] {
+                Mark::OnPath => {
+                    let start = path.iter().position(|&p| p == d).unwrap_or(0);
+                    let mut cycle: Vec<usize> = path[start..].to_vec();
+                    cycle.push(d);
+                    cycle.reverse();
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(c) = visit(d, plan, marks, path) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[i] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; plan.len()];
+    let mut path = Vec::new();
+    (0..plan.len()).find_map(|i| {
+        if marks[i] == Mark::New {
+            visit(i, plan, &mut marks, &mut path)
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(steps: Vec<StepSpec>) -> WorkflowSpec {
+        WorkflowSpec {
+            name: "wf".into(),
+            defaults: StepDefaults::default(),
+            run: RunPolicy::default(),
+            steps,
+        }
+    }
+
+    fn after(name: &str, deps: &[&str]) -> StepSpec {
+        let mut s = StepSpec::handler(name, "h");
+        s.after = Some(deps.iter().map(|d| d.to_string()).collect());
+        s
+    }
+
+    #[test]
+    fn steps_without_after_form_a_pipeline() {
+        let plan = spec(vec![
+            StepSpec::handler("a", "h"),
+            StepSpec::handler("b", "h"),
+            StepSpec::handler("c", "h"),
+        ])
+        .plan()
+        .unwrap();
+        assert_eq!(plan[0].dependencies, Vec::<usize>::new());
+        assert_eq!(plan[1].dependencies, vec![0]);
+        assert_eq!(plan[2].dependencies, vec![1]);
+        assert_eq!(plan[0].dependents, vec![1]);
+        assert_eq!(plan[2].queue, DEFAULT_QUEUE);
+    }
+
+    #[test]
+    fn a_diamond_is_wired_both_ways() {
+        let plan = spec(vec![
+            after("a", &[]),
+            after("b", &["a"]),
+            after("c", &["a"]),
+            after("d", &["b", "c", "b"]),
+        ])
+        .plan()
+        .unwrap();
+        assert_eq!(plan[3].dependencies, vec![1, 2]);
+        assert_eq!(plan[0].dependents, vec![1, 2]);
+    }
+
+    #[test]
+    fn bad_graphs_are_refused_with_the_step_named() {
+        assert_eq!(
+            spec(vec![after("a", &[]), after("a", &[])]).validate(),
+            Err(SpecError::DuplicateStep("a".into()))
+        );
+        assert_eq!(
+            spec(vec![after("a", &["zz"])]).validate(),
+            Err(SpecError::UnknownDependency {
+                step: "a".into(),
+                dependency: "zz".into()
+            })
+        );
+        let err = spec(vec![after("a", &["c"]), after("b", &["a"]), after("c", &["b"])])
+            .validate()
+            .unwrap_err();
+        assert!(matches!(err, SpecError::Cycle(ref c) if c.len() == 4), "{err:?}");
+        assert!(matches!(
+            spec(vec![after("a", &["a"])]).validate(),
+            Err(SpecError::Cycle(_))
+        ));
+        assert_eq!(spec(vec![]).validate(), Err(SpecError::NoSteps("wf".into())));
+        assert_eq!(
+            spec(vec![after("bad name", &[])]).validate(),
+            Err(SpecError::InvalidName("bad name".into()))
+        );
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        let mut s = StepSpec::handler("a", "h");
+        s.max_attempts = Some(0);
+        assert!(matches!(
+            spec(vec![s]).validate(),
+            Err(SpecError::InvalidField { field: "max_attempts", .. })
+        ));
+        let mut s = StepSpec::handler("a", "h");
+        s.backoff = Some(Backoff {
+            initial: Duration::from_secs(1),
+            factor: f64::NAN,
+            max: Duration::from_secs(2),
+        });
+        assert!(matches!(
+            spec(vec![s]).validate(),
+            Err(SpecError::InvalidField { field: "backoff.factor", .. })
+        ));
+    }
+
+    #[test]
+    fn spec_round_trips_through_json() {
+        let s = spec(vec![after("a", &[]), StepSpec::handler("b", "h")]);
+        let json = serde_json::to_value(&s).unwrap();
+        let back: WorkflowSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+    }
+}
