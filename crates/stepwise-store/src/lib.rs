@@ -1,1 +1,67 @@
-//! placeholder
+//! Storage for Stepwise: one coarse seam, two hand-written backends.
+//!
+//! The seam ([`Store`], split per concern into [`WorkflowStore`], [`RunStore`],
+//! [`StepStore`], [`WorkerStore`], [`EventStore`], [`ClockStore`] and
+//! [`SchemaStore`]) is made of domain operations, each one transaction that does
+//! everything its invariant needs: the state change, its event row and the counters
+//! that joins depend on. Callers never hold a transaction across the seam, and no
+//! database type crosses it.
+//!
+//! Design rules every backend follows (DESIGN.md "Invariants"):
+//!
+//! - **Fencing.** A claim writes a fresh random [`stepwise_core::LeaseToken`]; every
+//!   outcome names `(step id, token)` and only applies while the step is `running`
+//!   under that token. Refused writes are reported, never silently dropped.
+//! - **The database decides time.** Lease expiry, backoff and delays are computed in
+//!   SQL from the database clock (`stepwise_now()` on PostgreSQL, the `db_clock` view
+//!   on SQLite), which includes an offset that tests move with
+//!   [`ClockStore::advance_clock`] instead of sleeping.
+//! - **Joins are counted.** A step's remaining dependencies, a run's open steps and
+//!   a group's remaining runs are counters decremented in the completing transaction,
+//!   never a re-read of siblings, so two racing completions cannot both miss the join.
+//! - **Order is a sequence.** "Oldest first" is a `bigserial`/rowid, never a time.
+//! - **Events commit with their change**, and the PostgreSQL reader only serves
+//!   events below the oldest running transaction, so a late commit is never skipped.
+//!
+//! SQL lives in `.sql` files under each backend's `sql/` directory, with the same
+//! file names in both, and each backend carries its own `migrations/`.
+
+mod error;
+mod plan;
+pub mod model;
+pub mod postgres;
+pub mod sqlite;
+mod traits;
+
+pub use error::{Result, StoreError};
+pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+pub use traits::*;
+
+use std::sync::Arc;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
+/// checking its schema version; call [`SchemaStore::migrate`] or
+/// [`SchemaStore::check_schema`] next.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Err(StoreError::UnsupportedUrl(url.into()))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
+
+/// The leases among `asked` whose step is not in `accepted`: the refused writes.
+pub(crate) fn refused(
+    asked: impl Iterator<Item = stepwise_core::Lease>,
+    accepted: &[stepwise_core::StepId],
+) -> Vec<stepwise_core::Lease> {
+    let accepted: std::collections::HashSet<_> = accepted.iter().copied().collect();
+    asked.filter(|l| !accepted.contains(&l.step_id)).collect()
+}

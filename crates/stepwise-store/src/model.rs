@@ -1,0 +1,338 @@
+//! The values that cross the storage seam. No database type appears here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, WorkerId};
+
+/// A registered workflow version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WorkflowVersion {
+    pub name: String,
+    pub version: i32,
+    /// False when the registered spec was identical to the latest version.
+    pub changed: bool,
+}
+
+/// A stored workflow definition.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoredWorkflow {
+    pub name: String,
+    pub version: i32,
+    pub spec: stepwise_core::WorkflowSpec,
+    pub created_at: DateTime<Utc>,
+}
+
+/// When a new run's first steps become claimable.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum StartAt {
+    #[default]
+    Now,
+    /// After this long on the database clock.
+    After(Duration),
+    /// At this instant.
+    At(DateTime<Utc>),
+}
+
+/// A run to create.
+#[derive(Clone, Debug)]
+pub struct NewRun {
+    pub workflow: String,
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+    pub concurrency_key: Option<String>,
+    pub priority: i32,
+    pub start: StartAt,
+}
+
+impl NewRun {
+    /// A run of `workflow` with `input` and no options.
+    pub fn new(workflow: impl Into<String>, input: Value) -> Self {
+        Self {
+            workflow: workflow.into(),
+            input,
+            idempotency_key: None,
+            concurrency_key: None,
+            priority: 0,
+            start: StartAt::Now,
+        }
+    }
+
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    pub fn start(mut self, start: StartAt) -> Self {
+        self.start = start;
+        self
+    }
+}
+
+/// Runs created in one transaction, optionally as one sealed group.
+#[derive(Clone, Debug, Default)]
+pub struct RunBatch {
+    pub group: Option<String>,
+    pub runs: Vec<NewRun>,
+}
+
+/// The answer for one run of a batch, in the batch's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreatedRun {
+    pub id: RunId,
+    /// False when the idempotency key was used before and `id` is the existing run.
+    pub created: bool,
+}
+
+/// Ask for up to `limit` steps from `queues`, tried in the order given.
+#[derive(Clone, Debug)]
+pub struct ClaimRequest {
+    pub worker: WorkerId,
+    pub queues: Vec<String>,
+    pub limit: u32,
+}
+
+/// A step handed to a worker under a fresh lease.
+#[derive(Clone, Debug)]
+pub struct ClaimedStep {
+    pub lease: Lease,
+    pub run_id: RunId,
+    pub workflow: String,
+    pub workflow_version: i32,
+    pub step: String,
+    pub queue: String,
+    /// 1-based number of this attempt.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub input: Value,
+    /// The claiming worker's lease expiry (database clock); heartbeats extend it.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// A successful attempt to record.
+#[derive(Clone, Debug)]
+pub struct StepSuccess {
+    pub lease: Lease,
+    pub output: Value,
+}
+
+/// A failed attempt to record.
+#[derive(Clone, Debug)]
+pub struct StepFailure {
+    pub lease: Lease,
+    pub error: String,
+    /// False for errors that must not be retried (exit 64, HTTP 4xx, permanent).
+    pub retryable: bool,
+}
+
+/// What a batch of lease-gated writes did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchReport {
+    /// Steps whose outcome was recorded.
+    pub accepted: Vec<StepId>,
+    /// Writes refused because their lease was no longer current (fencing).
+    pub refused: Vec<Lease>,
+    /// Runs that reached a terminal state in this transaction.
+    pub finished_runs: Vec<(RunId, RunStatus)>,
+}
+
+/// What recording a failed attempt did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FailOutcome {
+    /// Another attempt is due at `run_after` (database clock).
+    Retrying { attempt: u32, run_after: DateTime<Utc> },
+    /// Attempts are exhausted (or the error was permanent): the step failed.
+    Failed,
+    /// The lease was no longer current; nothing changed.
+    Refused,
+}
+
+/// A worker announcing itself.
+#[derive(Clone, Debug)]
+pub struct WorkerRegistration {
+    /// Human-readable, e.g. `host:pid`.
+    pub name: String,
+    pub queues: Vec<String>,
+    /// How long a heartbeat keeps the worker (and its steps' leases) alive.
+    pub lease: Duration,
+}
+
+/// A registered worker's identity and lease.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkerLease {
+    pub id: WorkerId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Heartbeat {
+    Alive { expires_at: DateTime<Utc> },
+    /// The worker was reaped (or deregistered): its leases are void; it must kill
+    /// its children and register again under a new id.
+    Reaped,
+}
+
+/// What a reaper pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReapReport {
+    pub workers: Vec<WorkerId>,
+    /// Steps put back to `pending` for another attempt.
+    pub steps_retried: Vec<StepId>,
+    /// Steps whose last attempt was the reaped one.
+    pub steps_failed: Vec<StepId>,
+}
+
+/// A worker as shown by `stepwise workers`.
+#[derive(Clone, Debug, Serialize)]
+pub struct WorkerView {
+    pub id: WorkerId,
+    pub name: String,
+    pub queues: Vec<String>,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub running_steps: i64,
+}
+
+/// Steps done out of steps in all.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Progress {
+    pub done: i64,
+    pub total: i64,
+}
+
+/// A run with its steps and their attempts.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunView {
+    pub id: RunId,
+    pub workflow: String,
+    pub workflow_version: i32,
+    pub status: RunStatus,
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+    pub concurrency_key: Option<String>,
+    pub group: Option<String>,
+    pub priority: i32,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub progress: Progress,
+    /// In workflow order. Empty in list pages.
+    pub steps: Vec<StepView>,
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepView {
+    pub id: StepId,
+    pub name: String,
+    pub queue: String,
+    /// As people see it: `scheduled` is shown as `pending` with `run_after`.
+    pub status: StepStatus,
+    /// Attempts started so far (a released attempt is not counted).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub run_after: Option<DateTime<Utc>>,
+    pub worker_id: Option<WorkerId>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// Finished attempts, oldest first; the running attempt is the step itself.
+    pub history: Vec<AttemptView>,
+}
+
+/// One finished attempt.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttemptView {
+    pub number: u32,
+    pub worker_id: Option<WorkerId>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: DateTime<Utc>,
+    /// `completed`, `failed`, `released` or `reaped`.
+    pub outcome: String,
+    pub error: Option<String>,
+}
+
+/// Filters for listing runs, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub workflow: Option<String>,
+    pub group: Option<String>,
+    /// At most this many (all when `None`).
+    pub limit: Option<u32>,
+    /// Continue after the page that returned this cursor.
+    pub cursor: Option<String>,
+}
+
+/// One page of runs (without their steps).
+#[derive(Clone, Debug)]
+pub struct RunPage {
+    pub runs: Vec<RunView>,
+    /// Pass back as `RunFilter::cursor` for the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+/// A group and its counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupView {
+    pub name: String,
+    pub total: i64,
+    pub remaining: i64,
+    pub created_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Runs per status.
+    pub counts: std::collections::BTreeMap<String, i64>,
+}
+
+/// An opaque position in the event stream. On PostgreSQL it carries the writing
+/// transaction's id as well as the sequence number (DESIGN.md invariant 10).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventCursor(pub String);
+
+impl std::fmt::Display for EventCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One lifecycle event.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub cursor: EventCursor,
+    pub kind: EventKind,
+    pub run_id: Option<RunId>,
+    pub step: Option<String>,
+    pub group: Option<String>,
+    pub at: DateTime<Utc>,
+    pub data: Value,
+}
+
+/// Which events to read.
+#[derive(Clone, Debug)]
+pub struct EventQuery {
+    pub after: Option<EventCursor>,
+    pub run: Option<RunId>,
+    pub limit: u32,
+}
+
+impl Default for EventQuery {
+    fn default() -> Self {
+        Self {
+            after: None,
+            run: None,
+            limit: 1000,
+        }
+    }
+}

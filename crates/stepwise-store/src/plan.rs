@@ -1,0 +1,116 @@
+//! Turning new runs into the rows both backends insert. Pure, so the two backends
+//! cannot disagree on a run's initial shape.
+
+use crate::model::{NewRun, StartAt, StoredWorkflow};
+use crate::{Result, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use stepwise_core::spec::PlannedStep;
+use stepwise_core::{RetryPolicy, RunId, StepId, StepStatus};
+
+pub(crate) struct RunRow {
+    pub id: RunId,
+    pub workflow: String,
+    pub version: i32,
+    pub input: Value,
+    pub idempotency_key: Option<String>,
+    pub concurrency_key: Option<String>,
+    pub priority: i32,
+    pub steps: i32,
+}
+
+pub(crate) struct StepRow {
+    pub id: StepId,
+    pub run_id: RunId,
+    pub name: String,
+    pub queue: String,
+    pub status: StepStatus,
+    pub priority: i32,
+    pub deps_remaining: i32,
+    pub dependents: Vec<StepId>,
+    pub retry: RetryPolicy,
+    /// For a delayed root step: when it becomes claimable (absolute or relative to
+    /// the database clock at insert).
+    pub start_at: Option<DateTime<Utc>>,
+    pub start_after: Option<Duration>,
+}
+
+pub(crate) struct RunPlan {
+    pub runs: Vec<RunRow>,
+    pub steps: Vec<StepRow>,
+}
+
+const MAX_KEY_LEN: usize = 512;
+
+fn check_key(what: &str, key: &Option<String>) -> Result<()> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > MAX_KEY_LEN || k.contains('\0') => {
+            Err(StoreError::InvalidInput(format!(
+                "{what} must be 1 to {MAX_KEY_LEN} bytes without NUL characters"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl RunPlan {
+    pub fn build(runs: &[NewRun], specs: &HashMap<String, StoredWorkflow>) -> Result<Self> {
+        let mut plans: HashMap<&str, (i32, Vec<PlannedStep>)> = HashMap::new();
+        for (name, stored) in specs {
+            plans.insert(name, (stored.version, stored.spec.plan()?));
+        }
+        let mut plan = RunPlan {
+            runs: Vec::with_capacity(runs.len()),
+            steps: Vec::new(),
+        };
+        for run in runs {
+            check_key("idempotency key", &run.idempotency_key)?;
+            check_key("concurrency key", &run.concurrency_key)?;
+            let (version, steps) = plans
+                .get(run.workflow.as_str())
+                .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
+            let run_id = RunId::new();
+            let ids: Vec<StepId> = steps.iter().map(|_| StepId::new()).collect();
+            let (start_at, start_after) = match run.start {
+                StartAt::Now => (None, None),
+                StartAt::After(d) => (None, Some(d)),
+                StartAt::At(t) => (Some(t), None),
+            };
+            let delayed = !matches!(run.start, StartAt::Now);
+            for (i, step) in steps.iter().enumerate() {
+                let root = step.dependencies.is_empty();
+                let status = match (root, delayed) {
+                    (false, _) => StepStatus::Blocked,
+                    (true, false) => StepStatus::Pending,
+                    (true, true) => StepStatus::Scheduled,
+                };
+                plan.steps.push(StepRow {
+                    id: ids[i],
+                    run_id,
+                    name: step.name.clone(),
+                    queue: step.queue.clone(),
+                    status,
+                    priority: step.priority.unwrap_or(run.priority),
+                    deps_remaining: step.dependencies.len() as i32,
+                    dependents: step.dependents.iter().map(|&d| ids[d]).collect(),
+                    retry: step.retry,
+                    start_at: if root { start_at } else { None },
+                    start_after: if root { start_after } else { None },
+                });
+            }
+            plan.runs.push(RunRow {
+                id: run_id,
+                workflow: run.workflow.clone(),
+                version: *version,
+                input: run.input.clone(),
+                idempotency_key: run.idempotency_key.clone(),
+                concurrency_key: run.concurrency_key.clone(),
+                priority: run.priority,
+                steps: steps.len() as i32,
+            });
+        }
+        Ok(plan)
+    }
+}

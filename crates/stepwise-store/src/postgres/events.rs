@@ -1,0 +1,56 @@
+//! The event stream on PostgreSQL, read in commit-safe order.
+//!
+//! Sequence numbers are handed out at insert but commit in any order, so "seq >
+//! last seen" skips an event whose transaction commits late. Each event keeps its
+//! transaction id (`xid8`); the reader orders by `(xid, seq)` and serves only
+//! transactions older than the oldest one still running, whose events are final.
+//! The cursor is `xid:seq`.
+
+use super::PgStore;
+use crate::model::*;
+use crate::{EventStore, Result, StoreError};
+use async_trait::async_trait;
+use sqlx::Row;
+use stepwise_core::{EventKind, RunId};
+
+fn parse_cursor(cursor: Option<&EventCursor>) -> Result<(String, i64)> {
+    let Some(cursor) = cursor else {
+        return Ok(("0".into(), 0));
+    };
+    let bad = || StoreError::InvalidCursor(cursor.0.clone());
+    let (xid, seq) = cursor.0.split_once(':').ok_or_else(bad)?;
+    let xid: u64 = xid.parse().map_err(|_| bad())?;
+    let seq: i64 = seq.parse().map_err(|_| bad())?;
+    Ok((xid.to_string(), seq))
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn read_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        let (xid, seq) = parse_cursor(query.after.as_ref())?;
+        let rows = sqlx::query(include_str!("sql/read_events.sql"))
+            .bind(xid)
+            .bind(seq)
+            .bind(query.run.map(|r| r.0))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get(0)?;
+            let xid: String = row.try_get(1)?;
+            let kind: String = row.try_get(2)?;
+            events.push(Event {
+                cursor: EventCursor(format!("{xid}:{seq}")),
+                kind: EventKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                run_id: row.try_get::<Option<uuid::Uuid>, _>(3)?.map(RunId),
+                step: row.try_get(4)?,
+                group: row.try_get(5)?,
+                at: row.try_get(6)?,
+                data: row.try_get(7)?,
+            });
+        }
+        Ok(events)
+    }
+}

@@ -1,0 +1,165 @@
+//! The PostgreSQL backend: many worker processes on many machines.
+//!
+//! Claims use `FOR UPDATE SKIP LOCKED` in a CTE, one query per queue, against a
+//! partial index that holds only claimable rows. Outcomes are written set-based
+//! (`unnest` arrays), so a batch of n completions costs a handful of statements, not
+//! n transactions. Transactions run at READ COMMITTED; joins are counters updated
+//! under row locks, which READ COMMITTED re-checks on the newest row version, so
+//! racing completions serialize on the counter instead of missing each other.
+
+mod events;
+mod runs;
+mod settle;
+mod steps;
+mod workers;
+
+use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+
+/// Stepwise on PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and uses its default schema (`public`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PgConnectOptions::from_str(url)?).await
+    }
+
+    /// Connects to `url` with every object in `schema`, which must exist. Tests use
+    /// one schema each; so can several Stepwise installations in one database.
+    pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);
+        Self::connect_with(options).await
+    }
+
+    async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.application_name("stepwise"))
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for the PostgreSQL-only extras (transactional enqueue, LISTEN).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Runs `op` again when PostgreSQL aborted it only because of a race (a deadlock
+/// between two batches, a serialization failure). Each try is a fresh transaction.
+pub(crate) async fn with_retries<T, F, Fut>(mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 0u32;
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && tries < 8 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(2u64 << tries.min(6))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[async_trait]
+impl SchemaStore for PgStore {
+    async fn migrate(&self) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.stepwise.migrate'))")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS stepwise_schema (
+                version bigint PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let current: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM stepwise_schema")
+            .fetch_one(&mut *tx)
+            .await?;
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::SchemaMismatch {
+                database: current,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        for &(version, sql) in MIGRATIONS {
+            if version <= current {
+                continue;
+            }
+            sqlx::Executor::execute(&mut *tx, sql).await?;
+            sqlx::query("INSERT INTO stepwise_schema (version) VALUES ($1)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(SCHEMA_VERSION)
+    }
+
+    async fn check_schema(&self) -> Result<()> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT CASE WHEN to_regclass('stepwise_schema') IS NULL THEN 0 END",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let database = match found {
+            Some(zero) => zero,
+            None => {
+                sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM stepwise_schema")
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        if database == SCHEMA_VERSION {
+            Ok(())
+        } else {
+            Err(StoreError::SchemaMismatch {
+                database,
+                expected: SCHEMA_VERSION,
+            })
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[async_trait]
+impl ClockStore for PgStore {
+    async fn now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar(include_str!("sql/now.sql"))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn advance_clock(&self, by: Duration) -> Result<()> {
+        sqlx::query(include_str!("sql/advance_clock.sql"))
+            .bind(millis(by))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,367 @@
+//! Workflows, run creation and the read side on PostgreSQL.
+
+use super::settle;
+use super::{millis, with_retries, PgStore};
+use crate::model::*;
+use crate::plan::{RunPlan, StepRow};
+use crate::{Result, RunStore, StoreError, WorkflowStore};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use std::collections::HashMap;
+use stepwise_core::{RunId, RunStatus, StepId, StepStatus, WorkerId, WorkflowSpec};
+use uuid::Uuid;
+
+#[async_trait]
+impl WorkflowStore for PgStore {
+    async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion> {
+        let plan = spec.plan()?;
+        let json = serde_json::to_value(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/lock_workflow_name.sql"))
+            .bind(&spec.name)
+            .execute(&mut *tx)
+            .await?;
+        let latest = latest_workflow(&mut tx, &spec.name, None).await?;
+        let version = match latest {
+            Some(stored) if stored.spec == *spec => {
+                return Ok(WorkflowVersion {
+                    name: spec.name.clone(),
+                    version: stored.version,
+                    changed: false,
+                })
+            }
+            Some(stored) => stored.version + 1,
+            None => 1,
+        };
+        sqlx::query(include_str!("sql/insert_workflow.sql"))
+            .bind(&spec.name)
+            .bind(version)
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        let queues: Vec<String> = plan.into_iter().map(|s| s.queue).collect();
+        sqlx::query(include_str!("sql/upsert_queues.sql"))
+            .bind(&queues)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(WorkflowVersion {
+            name: spec.name.clone(),
+            version,
+            changed: true,
+        })
+    }
+
+    async fn get_workflow(&self, name: &str, version: Option<i32>) -> Result<Option<StoredWorkflow>> {
+        let mut conn = self.pool.acquire().await?;
+        latest_workflow(&mut conn, name, version).await
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>> {
+        let rows = sqlx::query(include_str!("sql/list_workflows.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+}
+
+async fn latest_workflow(
+    conn: &mut PgConnection,
+    name: &str,
+    version: Option<i32>,
+) -> Result<Option<StoredWorkflow>> {
+    let row = sqlx::query(include_str!("sql/latest_workflow.sql"))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(workflow_from_row).transpose()
+}
+
+fn workflow_from_row(row: &PgRow) -> Result<StoredWorkflow> {
+    let spec: Value = row.try_get(2)?;
+    Ok(StoredWorkflow {
+        name: row.try_get(0)?,
+        version: row.try_get(1)?,
+        spec: serde_json::from_value(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: row.try_get(3)?,
+    })
+}
+
+#[async_trait]
+impl RunStore for PgStore {
+    async fn create_runs(&self, batch: RunBatch) -> Result<Vec<CreatedRun>> {
+        with_retries(|| self.create_runs_once(&batch)).await
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<RunView>> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query(include_str!("sql/get_run.sql"))
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut run = run_from_row(&row)?.1;
+        let attempts = sqlx::query(include_str!("sql/run_attempts.sql"))
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut history: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
+        for a in attempts {
+            history.entry(a.try_get(0)?).or_default().push(AttemptView {
+                number: a.try_get::<i32, _>(1)?.max(0) as u32,
+                worker_id: a.try_get::<Option<Uuid>, _>(2)?.map(WorkerId),
+                started_at: a.try_get(3)?,
+                finished_at: a.try_get(4)?,
+                outcome: a.try_get(5)?,
+                error: a.try_get(6)?,
+            });
+        }
+        let steps = sqlx::query(include_str!("sql/run_steps.sql"))
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        for s in steps {
+            let step_id: Uuid = s.try_get(0)?;
+            let status: String = s.try_get(3)?;
+            run.steps.push(StepView {
+                id: StepId(step_id),
+                name: s.try_get(1)?,
+                queue: s.try_get(2)?,
+                status: StepStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
+                    .public(),
+                attempts: s.try_get::<i32, _>(4)?.max(0) as u32,
+                max_attempts: s.try_get::<i32, _>(5)?.max(0) as u32,
+                run_after: s.try_get(6)?,
+                worker_id: s.try_get::<Option<Uuid>, _>(7)?.map(WorkerId),
+                started_at: s.try_get(8)?,
+                finished_at: s.try_get(9)?,
+                output: s.try_get(10)?,
+                error: s.try_get(11)?,
+                history: history.remove(&step_id).unwrap_or_default(),
+            });
+        }
+        Ok(Some(run))
+    }
+
+    async fn list_runs(&self, filter: RunFilter) -> Result<RunPage> {
+        let before: Option<i64> = match &filter.cursor {
+            None => None,
+            Some(c) => Some(c.parse().map_err(|_| StoreError::InvalidCursor(c.clone()))?),
+        };
+        let rows = sqlx::query(include_str!("sql/list_runs.sql"))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(&filter.workflow)
+            .bind(&filter.group)
+            .bind(before)
+            .bind(filter.limit.map(|l| i64::from(l) + 1))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        let mut last_seq = None;
+        for row in &rows {
+            if filter.limit.is_some_and(|l| runs.len() == l as usize) {
+                break;
+            }
+            let (seq, run) = run_from_row(row)?;
+            last_seq = Some(seq);
+            runs.push(run);
+        }
+        let more = filter.limit.is_some_and(|l| rows.len() > l as usize);
+        Ok(RunPage {
+            runs,
+            next_cursor: if more { last_seq.map(|s| s.to_string()) } else { None },
+        })
+    }
+
+    async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {
+        let Some(row) = sqlx::query(include_str!("sql/get_group.sql"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let counts = sqlx::query(include_str!("sql/group_counts.sql"))
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        Ok(Some(GroupView {
+            name: row.try_get(0)?,
+            total: i64::from(row.try_get::<i32, _>(1)?),
+            remaining: i64::from(row.try_get::<i32, _>(2)?),
+            created_at: row.try_get(3)?,
+            completed_at: row.try_get(4)?,
+            counts,
+        }))
+    }
+}
+
+fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
+    let status: String = row.try_get(4)?;
+    let total: i32 = row.try_get(14)?;
+    let open: i32 = row.try_get(15)?;
+    Ok((
+        row.try_get(1)?,
+        RunView {
+            id: RunId(row.try_get(0)?),
+            workflow: row.try_get(2)?,
+            workflow_version: row.try_get(3)?,
+            status: RunStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
+            input: row.try_get(5)?,
+            idempotency_key: row.try_get(6)?,
+            concurrency_key: row.try_get(7)?,
+            group: row.try_get(8)?,
+            priority: row.try_get(9)?,
+            error: row.try_get(10)?,
+            created_at: row.try_get(11)?,
+            started_at: row.try_get(12)?,
+            finished_at: row.try_get(13)?,
+            progress: Progress {
+                done: i64::from(total - open),
+                total: i64::from(total),
+            },
+            steps: vec![],
+        },
+    ))
+}
+
+impl PgStore {
+    async fn create_runs_once(&self, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
+        let mut tx = self.pool.begin().await?;
+        let mut specs = HashMap::new();
+        for run in &batch.runs {
+            if !specs.contains_key(&run.workflow) {
+                let stored = latest_workflow(&mut tx, &run.workflow, None)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
+                specs.insert(run.workflow.clone(), stored);
+            }
+        }
+        if let Some(group) = &batch.group {
+            let created: Option<String> = sqlx::query_scalar(include_str!("sql/insert_group.sql"))
+                .bind(group)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if created.is_none() {
+                return Err(StoreError::GroupExists(group.clone()));
+            }
+        }
+        let plan = RunPlan::build(&batch.runs, &specs)?;
+        let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
+            .bind(plan.runs.iter().map(|r| r.id.0).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.workflow.clone()).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.version).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.input.clone()).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.idempotency_key.clone()).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.concurrency_key.clone()).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.priority).collect::<Vec<_>>())
+            .bind(plan.runs.iter().map(|r| r.steps).collect::<Vec<_>>())
+            .bind(&batch.group)
+            .fetch_all(&mut *tx)
+            .await?;
+        let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        let steps: Vec<&StepRow> = plan
+            .steps
+            .iter()
+            .filter(|s| inserted.contains(&s.run_id.0))
+            .collect();
+        insert_steps(&mut tx, &steps).await?;
+        let existing = existing_runs(&mut tx, &plan, &inserted).await?;
+        if let Some(group) = &batch.group {
+            let members = inserted.len() as i32;
+            sqlx::query(include_str!("sql/seal_group.sql"))
+                .bind(group)
+                .bind(members)
+                .execute(&mut *tx)
+                .await?;
+            if members == 0 {
+                settle::complete_group(&mut tx, group, 0).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(plan
+            .runs
+            .iter()
+            .map(|r| {
+                if inserted.contains(&r.id.0) {
+                    CreatedRun { id: r.id, created: true }
+                } else {
+                    let key = (r.workflow.clone(), r.idempotency_key.clone().unwrap_or_default());
+                    CreatedRun {
+                        id: existing.get(&key).copied().unwrap_or(r.id),
+                        created: false,
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let col = |f: &dyn Fn(&StepRow) -> i64| steps.iter().map(|s| f(s)).collect::<Vec<i64>>();
+    let dependents: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            let ids: Vec<String> = s.dependents.iter().map(|d| d.to_string()).collect();
+            format!("{{{}}}", ids.join(","))
+        })
+        .collect();
+    let at: Vec<Option<DateTime<Utc>>> = steps.iter().map(|s| s.start_at).collect();
+    let delay: Vec<Option<i64>> = steps.iter().map(|s| s.start_after.map(millis)).collect();
+    sqlx::query(include_str!("sql/insert_steps.sql"))
+        .bind(steps.iter().map(|s| s.id.0).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.run_id.0).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.name.clone()).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.queue.clone()).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.priority).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.deps_remaining).collect::<Vec<_>>())
+        .bind(dependents)
+        .bind(steps.iter().map(|s| s.retry.max_attempts as i32).collect::<Vec<_>>())
+        .bind(col(&|s| millis(s.retry.backoff.initial)))
+        .bind(steps.iter().map(|s| s.retry.backoff.factor).collect::<Vec<_>>())
+        .bind(col(&|s| millis(s.retry.backoff.max)))
+        .bind(at)
+        .bind(delay)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn existing_runs(
+    conn: &mut PgConnection,
+    plan: &RunPlan,
+    inserted: &std::collections::HashSet<Uuid>,
+) -> Result<HashMap<(String, String), RunId>> {
+    let (workflows, keys): (Vec<String>, Vec<String>) = plan
+        .runs
+        .iter()
+        .filter(|r| !inserted.contains(&r.id.0))
+        .filter_map(|r| Some((r.workflow.clone(), r.idempotency_key.clone()?)))
+        .unzip();
+    if workflows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query(include_str!("sql/existing_runs.sql"))
+        .bind(&workflows)
+        .bind(&keys)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|row| Ok(((row.try_get(1)?, row.try_get(2)?), RunId(row.try_get(0)?))))
+        .collect()
+}

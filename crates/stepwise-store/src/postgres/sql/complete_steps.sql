@@ -1,0 +1,25 @@
+-- $1 step ids, $2 lease tokens, $3 outputs. Only rows still running under the named
+-- lease change (fencing); the caller reports the others as refused.
+WITH done AS (
+    UPDATE step s
+    SET status = 'completed', output = i.output, finished_at = stepwise_now()
+    FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS i(id, token, output)
+    WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
+    RETURNING s.id, s.run_id, s.name, s.attempt, s.worker_id, s.lease_token,
+              s.started_at, s.finished_at, s.dependents
+),
+history AS (
+    INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
+                         finished_at, outcome)
+    SELECT id, run_id, attempt, worker_id, lease_token, started_at, finished_at,
+           'completed'
+    FROM done
+),
+events AS (
+    INSERT INTO event (kind, run_id, step, group_name, data)
+    SELECT 'step.completed', d.run_id, d.name, r.group_name,
+           jsonb_build_object('attempt', d.attempt)
+    FROM done d
+    JOIN run r ON r.id = d.run_id
+)
+SELECT id, run_id, dependents FROM done

@@ -1,0 +1,1 @@
+INSERT INTO event (kind, run_id, step, group_name, data) VALUES ($1, $2, $3, $4, $5)

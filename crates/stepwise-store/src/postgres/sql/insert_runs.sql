@@ -1,0 +1,26 @@
+-- One row per new run; a taken (workflow, idempotency key) inserts nothing, and the
+-- caller looks the existing run up. ON CONFLICT waits for a racing insert to commit.
+WITH input AS (
+    SELECT *
+    FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::jsonb[], $5::text[],
+                $6::text[], $7::integer[], $8::integer[])
+         WITH ORDINALITY AS i(id, workflow, version, input, idem, ckey, priority, steps, ord)
+),
+inserted AS (
+    INSERT INTO run (id, workflow, workflow_version, status, input, idempotency_key,
+                     concurrency_key, group_name, priority, steps_total, steps_open,
+                     started_at)
+    SELECT id, workflow, version, 'running', input, idem, ckey, $9, priority, steps,
+           steps, stepwise_now()
+    FROM input
+    ORDER BY ord
+    ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, workflow, workflow_version, group_name
+),
+events AS (
+    INSERT INTO event (kind, run_id, group_name, data)
+    SELECT 'run.created', id, group_name,
+           jsonb_build_object('workflow', workflow, 'version', workflow_version)
+    FROM inserted
+)
+SELECT id FROM inserted

@@ -1,0 +1,1 @@
+INSERT INTO workflow (name, version, spec) VALUES ($1, $2, $3)

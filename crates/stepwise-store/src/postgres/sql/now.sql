@@ -1,0 +1,1 @@
+SELECT stepwise_now()

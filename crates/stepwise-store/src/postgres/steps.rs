@@ -1,0 +1,187 @@
+//! The hot path on PostgreSQL: claim, complete, fail, release.
+
+use super::settle::{self, NewEvent};
+use super::{millis, with_retries, PgStore};
+use crate::model::*;
+use crate::{refused, Result, StepStore};
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use sqlx::Row;
+use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId};
+use uuid::Uuid;
+
+#[async_trait]
+impl StepStore for PgStore {
+    async fn claim_steps(&self, request: &ClaimRequest) -> Result<Vec<ClaimedStep>> {
+        with_retries(|| self.claim_once(request)).await
+    }
+
+    async fn complete_steps(&self, outcomes: &[StepSuccess]) -> Result<BatchReport> {
+        if outcomes.is_empty() {
+            return Ok(BatchReport::default());
+        }
+        with_retries(|| self.complete_once(outcomes)).await
+    }
+
+    async fn fail_step(&self, failure: &StepFailure) -> Result<FailOutcome> {
+        with_retries(|| self.fail_once(failure)).await
+    }
+
+    async fn release_steps(&self, leases: &[Lease]) -> Result<BatchReport> {
+        if leases.is_empty() {
+            return Ok(BatchReport::default());
+        }
+        with_retries(|| self.release_once(leases)).await
+    }
+}
+
+impl PgStore {
+    async fn claim_once(&self, request: &ClaimRequest) -> Result<Vec<ClaimedStep>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/promote_due_steps.sql"))
+            .execute(&mut *tx)
+            .await?;
+        let mut claimed = Vec::new();
+        for queue in &request.queues {
+            let want = request.limit as usize - claimed.len();
+            if want == 0 {
+                break;
+            }
+            let rows = sqlx::query(include_str!("sql/claim_steps.sql"))
+                .bind(queue)
+                .bind(want as i64)
+                .bind(request.worker.0)
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in rows {
+                claimed.push(ClaimedStep {
+                    lease: Lease {
+                        step_id: StepId(row.try_get(0)?),
+                        token: LeaseToken(row.try_get(6)?),
+                    },
+                    run_id: RunId(row.try_get(1)?),
+                    step: row.try_get(2)?,
+                    queue: row.try_get(3)?,
+                    attempt: row.try_get::<i32, _>(4)? as u32,
+                    max_attempts: row.try_get::<i32, _>(5)? as u32,
+                    workflow: row.try_get(7)?,
+                    workflow_version: row.try_get(8)?,
+                    input: row.try_get(9)?,
+                    lease_expires_at: row.try_get(10)?,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn complete_once(&self, outcomes: &[StepSuccess]) -> Result<BatchReport> {
+        let ids: Vec<Uuid> = outcomes.iter().map(|o| o.lease.step_id.0).collect();
+        let tokens: Vec<Uuid> = outcomes.iter().map(|o| o.lease.token.0).collect();
+        let outputs: Vec<Value> = outcomes.iter().map(|o| o.output.clone()).collect();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&outputs)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut accepted = Vec::with_capacity(rows.len());
+        let mut runs = Vec::with_capacity(rows.len());
+        let mut dependents = Vec::new();
+        for row in rows {
+            accepted.push(StepId(row.try_get(0)?));
+            runs.push(row.try_get::<Uuid, _>(1)?);
+            dependents.extend(row.try_get::<Vec<Uuid>, _>(2)?);
+        }
+        if !dependents.is_empty() {
+            sqlx::query(include_str!("sql/unblock_dependents.sql"))
+                .bind(&dependents)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let finished_runs = settle::close_steps(&mut tx, &runs).await?;
+        tx.commit().await?;
+        Ok(BatchReport {
+            refused: refused(outcomes.iter().map(|o| o.lease), &accepted),
+            accepted,
+            finished_runs,
+        })
+    }
+
+    async fn fail_once(&self, failure: &StepFailure) -> Result<FailOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let lease = failure.lease;
+        let Some(step) = settle::lock_running_step(&mut tx, lease.step_id.0, lease.token.0).await?
+        else {
+            return Ok(FailOutcome::Refused);
+        };
+        let decision = step
+            .retry
+            .after_failure(step.attempt.max(1) as u32, failure.retryable);
+        let outcome = match decision {
+            FailureDecision::RetryAfter(delay) => {
+                settle::record_attempt(&mut tx, &step, "failed", Some(&failure.error)).await?;
+                let run_after = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
+                    .bind(step.id)
+                    .bind(millis(delay))
+                    .bind(&failure.error)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                for (kind, data) in [
+                    (
+                        EventKind::StepFailed,
+                        json!({"attempt": step.attempt, "error": failure.error, "final": false}),
+                    ),
+                    (
+                        EventKind::StepRetrying,
+                        json!({"attempt": step.attempt + 1, "run_after": run_after}),
+                    ),
+                ] {
+                    settle::insert_event(
+                        &mut tx,
+                        NewEvent {
+                            kind,
+                            run_id: Some(step.run_id),
+                            step: Some(&step.name),
+                            group: step.group.as_deref(),
+                            data,
+                        },
+                    )
+                    .await?;
+                }
+                FailOutcome::Retrying {
+                    attempt: step.attempt as u32 + 1,
+                    run_after,
+                }
+            }
+            FailureDecision::GiveUp => {
+                settle::record_attempt(&mut tx, &step, "failed", Some(&failure.error)).await?;
+                settle::fail_for_good(&mut tx, &step, &failure.error).await?;
+                FailOutcome::Failed
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn release_once(&self, leases: &[Lease]) -> Result<BatchReport> {
+        let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
+        let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
+        let mut tx = self.pool.begin().await?;
+        let accepted: Vec<StepId> = sqlx::query_scalar(include_str!("sql/release_steps.sql"))
+            .bind(&ids)
+            .bind(&tokens)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(StepId)
+            .collect();
+        tx.commit().await?;
+        Ok(BatchReport {
+            refused: refused(leases.iter().copied(), &accepted),
+            accepted,
+            finished_runs: vec![],
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! The storage seam, split by what each part owns.
+//!
+//! Every method is one database transaction that does all its invariant needs (state
+//! change, event row, counters), so callers never compose transactions. Lease-gated
+//! methods change nothing for a stale lease and say so in their answer.
+
+use crate::model::*;
+use crate::Result;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use stepwise_core::{Lease, RunId, WorkerId, WorkflowSpec};
+
+/// Workflow definitions.
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    /// Validates and stores `spec`; a changed spec gets the next version, an
+    /// unchanged one keeps its version (`changed = false`).
+    async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion>;
+    /// The latest version (or the given one) of a workflow.
+    async fn get_workflow(&self, name: &str, version: Option<i32>) -> Result<Option<StoredWorkflow>>;
+    /// The latest version of every workflow.
+    async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>>;
+}
+
+/// Runs and groups.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates the batch's runs (and its group) in one transaction. A run whose
+    /// (workflow, idempotency key) exists is not created again; its id is returned.
+    async fn create_runs(&self, batch: RunBatch) -> Result<Vec<CreatedRun>>;
+    /// A run with its steps and their attempt history.
+    async fn get_run(&self, id: RunId) -> Result<Option<RunView>>;
+    /// Runs, newest first (by database sequence), without their steps.
+    async fn list_runs(&self, filter: RunFilter) -> Result<RunPage>;
+    /// A group with its counts per run status.
+    async fn get_group(&self, name: &str) -> Result<Option<GroupView>>;
+}
+
+/// The hot path: claiming steps and recording their outcomes.
+#[async_trait]
+pub trait StepStore: Send + Sync {
+    /// Claims up to `limit` claimable steps: highest priority first, then oldest by
+    /// database sequence, each under a fresh lease. Steps whose backoff has passed are
+    /// made claimable first. A worker that is not alive claims nothing.
+    async fn claim_steps(&self, request: &ClaimRequest) -> Result<Vec<ClaimedStep>>;
+    /// Records successful attempts; unblocks dependents whose last dependency this
+    /// was, finishes runs and groups whose last member this was.
+    async fn complete_steps(&self, outcomes: &[StepSuccess]) -> Result<BatchReport>;
+    /// Records one failed attempt: a retry after backoff, or the step fails and its
+    /// run stops claiming and fails once nothing of it is running.
+    async fn fail_step(&self, failure: &StepFailure) -> Result<FailOutcome>;
+    /// Hands running steps back to `pending` without counting the attempt
+    /// (graceful shutdown).
+    async fn release_steps(&self, leases: &[Lease]) -> Result<BatchReport>;
+}
+
+/// Workers, heartbeats and the reaper.
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    async fn register_worker(&self, registration: &WorkerRegistration) -> Result<WorkerLease>;
+    /// Extends the worker's lease, which covers every step it runs.
+    async fn heartbeat(&self, worker: WorkerId) -> Result<Heartbeat>;
+    /// Marks the worker stopped; steps it still holds are released.
+    async fn deregister_worker(&self, worker: WorkerId) -> Result<BatchReport>;
+    /// Declares dead every worker whose lease expired, except `caller`, and puts their
+    /// running steps back (a reap counts as an attempt).
+    async fn reap(&self, caller: WorkerId) -> Result<ReapReport>;
+    async fn list_workers(&self) -> Result<Vec<WorkerView>>;
+}
+
+/// The event stream (transactional outbox).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Events after `query.after` in commit-safe order: an event that commits after a
+    /// read is never behind that read's last cursor.
+    async fn read_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
+}
+
+/// The database clock, which decides every time, and its test seam.
+#[async_trait]
+pub trait ClockStore: Send + Sync {
+    /// The time as the database sees it (offset included).
+    async fn now(&self) -> Result<DateTime<Utc>>;
+    /// Moves the database clock of this Stepwise schema forward, for every
+    /// connection and process using it. For tests: lets them expire leases and
+    /// backoffs without sleeping.
+    async fn advance_clock(&self, by: Duration) -> Result<()>;
+}
+
+/// Schema management.
+#[async_trait]
+pub trait SchemaStore: Send + Sync {
+    /// Creates or upgrades the schema under a lock; returns the version reached.
+    async fn migrate(&self) -> Result<i64>;
+    /// Fails with [`crate::StoreError::SchemaMismatch`] unless the schema is at the
+    /// version this build expects.
+    async fn check_schema(&self) -> Result<()>;
+    /// Which backend this is (`sqlite` or `postgres`).
+    fn backend(&self) -> &'static str;
+}
+
+/// Everything Stepwise stores.
+pub trait Store:
+    WorkflowStore + RunStore + StepStore + WorkerStore + EventStore + ClockStore + SchemaStore
+{
+}
+
+impl<T> Store for T where
+    T: WorkflowStore + RunStore + StepStore + WorkerStore + EventStore + ClockStore + SchemaStore
+{
+}
