@@ -49,7 +49,7 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// [`SchemaStore::check_schema`] next.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        Err(StoreError::UnsupportedUrl(url.into()))
+        Ok(Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else {

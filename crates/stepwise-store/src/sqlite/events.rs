@@ -1,0 +1,41 @@
+//! The event stream on SQLite. One writer at a time means sequence order is commit
+//! order, so the cursor is just the sequence number.
+
+use super::{time, SqliteStore};
+use crate::model::*;
+use crate::{EventStore, Result, StoreError};
+use async_trait::async_trait;
+use sqlx::Row;
+use stepwise_core::{EventKind, RunId};
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn read_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        let after: i64 = match &query.after {
+            None => 0,
+            Some(c) => c.0.parse().map_err(|_| StoreError::InvalidCursor(c.0.clone()))?,
+        };
+        let rows = sqlx::query(include_str!("sql/read_events.sql"))
+            .bind(after)
+            .bind(query.run.map(|r| r.0))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get(0)?;
+            let kind: String = row.try_get(1)?;
+            events.push(Event {
+                cursor: EventCursor(seq.to_string()),
+                kind: EventKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+                run_id: row.try_get::<Option<uuid::Uuid>, _>(2)?.map(RunId),
+                step: row.try_get(3)?,
+                group: row.try_get(4)?,
+                at: time(row.try_get(5)?)?,
+                data: row.try_get(6)?,
+            });
+        }
+        Ok(events)
+    }
+}

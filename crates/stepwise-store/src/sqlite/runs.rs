@@ -1,0 +1,337 @@
+//! Workflows, run creation and the read side on SQLite.
+
+use super::settle;
+use super::{opt_time, time, SqliteStore};
+use crate::model::*;
+use crate::plan::RunPlan;
+use crate::postgres::{millis, with_retries};
+use crate::{Result, RunStore, StoreError, WorkflowStore};
+use async_trait::async_trait;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+use std::collections::HashMap;
+use stepwise_core::{RunId, RunStatus, StepId, StepStatus, WorkerId, WorkflowSpec};
+use uuid::Uuid;
+
+#[async_trait]
+impl WorkflowStore for SqliteStore {
+    async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion> {
+        let plan = spec.plan()?;
+        let json = serde_json::to_string(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let mut tx = self.write().await?;
+        let version = match latest_workflow(&mut tx, &spec.name, None).await? {
+            Some(stored) if stored.spec == *spec => {
+                return Ok(WorkflowVersion {
+                    name: spec.name.clone(),
+                    version: stored.version,
+                    changed: false,
+                })
+            }
+            Some(stored) => stored.version + 1,
+            None => 1,
+        };
+        sqlx::query(include_str!("sql/insert_workflow.sql"))
+            .bind(&spec.name)
+            .bind(version)
+            .bind(json)
+            .execute(&mut *tx)
+            .await?;
+        for step in plan {
+            sqlx::query(include_str!("sql/upsert_queues.sql"))
+                .bind(step.queue)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(WorkflowVersion {
+            name: spec.name.clone(),
+            version,
+            changed: true,
+        })
+    }
+
+    async fn get_workflow(&self, name: &str, version: Option<i32>) -> Result<Option<StoredWorkflow>> {
+        let mut conn = self.reader.acquire().await?;
+        latest_workflow(&mut conn, name, version).await
+    }
+
+    async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>> {
+        let rows = sqlx::query(include_str!("sql/list_workflows.sql"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(workflow_from_row).collect()
+    }
+}
+
+async fn latest_workflow(
+    conn: &mut SqliteConnection,
+    name: &str,
+    version: Option<i32>,
+) -> Result<Option<StoredWorkflow>> {
+    let row = sqlx::query(include_str!("sql/latest_workflow.sql"))
+        .bind(name)
+        .bind(version)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(workflow_from_row).transpose()
+}
+
+fn workflow_from_row(row: &SqliteRow) -> Result<StoredWorkflow> {
+    let spec: String = row.try_get(2)?;
+    Ok(StoredWorkflow {
+        name: row.try_get(0)?,
+        version: row.try_get(1)?,
+        spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: time(row.try_get(3)?)?,
+    })
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create_runs(&self, batch: RunBatch) -> Result<Vec<CreatedRun>> {
+        with_retries(|| self.create_runs_once(&batch)).await
+    }
+
+    async fn get_run(&self, id: RunId) -> Result<Option<RunView>> {
+        let mut conn = self.reader.acquire().await?;
+        let Some(row) = sqlx::query(include_str!("sql/get_run.sql"))
+            .bind(id.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut run = run_from_row(&row)?.1;
+        let attempts = sqlx::query(include_str!("sql/run_attempts.sql"))
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut history: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
+        for a in attempts {
+            history.entry(a.try_get(0)?).or_default().push(AttemptView {
+                number: a.try_get::<i64, _>(1)?.max(0) as u32,
+                worker_id: a.try_get::<Option<Uuid>, _>(2)?.map(WorkerId),
+                started_at: opt_time(a.try_get(3)?)?,
+                finished_at: time(a.try_get(4)?)?,
+                outcome: a.try_get(5)?,
+                error: a.try_get(6)?,
+            });
+        }
+        let steps = sqlx::query(include_str!("sql/run_steps.sql"))
+            .bind(id.0)
+            .fetch_all(&mut *conn)
+            .await?;
+        for s in steps {
+            let step_id: Uuid = s.try_get(0)?;
+            let status: String = s.try_get(3)?;
+            run.steps.push(StepView {
+                id: StepId(step_id),
+                name: s.try_get(1)?,
+                queue: s.try_get(2)?,
+                status: StepStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
+                    .public(),
+                attempts: s.try_get::<i64, _>(4)?.max(0) as u32,
+                max_attempts: s.try_get::<i64, _>(5)?.max(0) as u32,
+                run_after: opt_time(s.try_get(6)?)?,
+                worker_id: s.try_get::<Option<Uuid>, _>(7)?.map(WorkerId),
+                started_at: opt_time(s.try_get(8)?)?,
+                finished_at: opt_time(s.try_get(9)?)?,
+                output: s.try_get(10)?,
+                error: s.try_get(11)?,
+                history: history.remove(&step_id).unwrap_or_default(),
+            });
+        }
+        Ok(Some(run))
+    }
+
+    async fn list_runs(&self, filter: RunFilter) -> Result<RunPage> {
+        let before: Option<i64> = match &filter.cursor {
+            None => None,
+            Some(c) => Some(c.parse().map_err(|_| StoreError::InvalidCursor(c.clone()))?),
+        };
+        let rows = sqlx::query(include_str!("sql/list_runs.sql"))
+            .bind(filter.status.map(|s| s.as_str()))
+            .bind(&filter.workflow)
+            .bind(&filter.group)
+            .bind(before)
+            .bind(filter.limit.map(|l| i64::from(l) + 1))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        let mut last_seq = None;
+        for row in &rows {
+            if filter.limit.is_some_and(|l| runs.len() == l as usize) {
+                break;
+            }
+            let (seq, run) = run_from_row(row)?;
+            last_seq = Some(seq);
+            runs.push(run);
+        }
+        let more = filter.limit.is_some_and(|l| rows.len() > l as usize);
+        Ok(RunPage {
+            runs,
+            next_cursor: if more { last_seq.map(|s| s.to_string()) } else { None },
+        })
+    }
+
+    async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {
+        let Some(row) = sqlx::query(include_str!("sql/get_group.sql"))
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let counts = sqlx::query(include_str!("sql/group_counts.sql"))
+            .bind(name)
+            .fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<_>>()?;
+        Ok(Some(GroupView {
+            name: row.try_get(0)?,
+            total: row.try_get(1)?,
+            remaining: row.try_get(2)?,
+            created_at: time(row.try_get(3)?)?,
+            completed_at: opt_time(row.try_get(4)?)?,
+            counts,
+        }))
+    }
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<(i64, RunView)> {
+    let status: String = row.try_get(4)?;
+    let total: i64 = row.try_get(14)?;
+    let open: i64 = row.try_get(15)?;
+    Ok((
+        row.try_get(1)?,
+        RunView {
+            id: RunId(row.try_get(0)?),
+            workflow: row.try_get(2)?,
+            workflow_version: row.try_get(3)?,
+            status: RunStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
+            input: row.try_get(5)?,
+            idempotency_key: row.try_get(6)?,
+            concurrency_key: row.try_get(7)?,
+            group: row.try_get(8)?,
+            priority: row.try_get(9)?,
+            error: row.try_get(10)?,
+            created_at: time(row.try_get(11)?)?,
+            started_at: opt_time(row.try_get(12)?)?,
+            finished_at: opt_time(row.try_get(13)?)?,
+            progress: Progress {
+                done: total - open,
+                total,
+            },
+            steps: vec![],
+        },
+    ))
+}
+
+impl SqliteStore {
+    async fn create_runs_once(&self, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
+        let mut tx = self.write().await?;
+        let mut specs = HashMap::new();
+        for run in &batch.runs {
+            if !specs.contains_key(&run.workflow) {
+                let stored = latest_workflow(&mut tx, &run.workflow, None)
+                    .await?
+                    .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
+                specs.insert(run.workflow.clone(), stored);
+            }
+        }
+        if let Some(group) = &batch.group {
+            let created: Option<String> = sqlx::query_scalar(include_str!("sql/insert_group.sql"))
+                .bind(group)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if created.is_none() {
+                return Err(StoreError::GroupExists(group.clone()));
+            }
+        }
+        let plan = RunPlan::build(&batch.runs, &specs)?;
+        let mut answers = Vec::with_capacity(plan.runs.len());
+        let mut steps = plan.steps.iter().peekable();
+        let mut members = 0i64;
+        for run in &plan.runs {
+            let inserted: Option<i64> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
+                .bind(run.id.0)
+                .bind(&run.workflow)
+                .bind(run.version)
+                .bind(&run.input)
+                .bind(&run.idempotency_key)
+                .bind(&run.concurrency_key)
+                .bind(&batch.group)
+                .bind(run.priority)
+                .bind(run.steps)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let run_steps = std::iter::from_fn(|| steps.next_if(|s| s.run_id == run.id));
+            if inserted.is_none() {
+                run_steps.for_each(drop);
+                let existing: Uuid = sqlx::query_scalar(include_str!("sql/existing_runs.sql"))
+                    .bind(&run.workflow)
+                    .bind(&run.idempotency_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                answers.push(CreatedRun {
+                    id: RunId(existing),
+                    created: false,
+                });
+                continue;
+            }
+            for step in run_steps {
+                let dependents = serde_json::to_string(&step.dependents)
+                    .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+                sqlx::query(include_str!("sql/insert_steps.sql"))
+                    .bind(step.id.0)
+                    .bind(step.run_id.0)
+                    .bind(&step.name)
+                    .bind(&step.queue)
+                    .bind(step.status.as_str())
+                    .bind(step.priority)
+                    .bind(step.deps_remaining)
+                    .bind(dependents)
+                    .bind(step.retry.max_attempts as i64)
+                    .bind(millis(step.retry.backoff.initial))
+                    .bind(step.retry.backoff.factor)
+                    .bind(millis(step.retry.backoff.max))
+                    .bind(step.start_at.map(|t| t.timestamp_millis()))
+                    .bind(step.start_after.map(millis))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            settle::insert_event(
+                &mut tx,
+                settle::NewEvent {
+                    kind: stepwise_core::EventKind::RunCreated,
+                    run_id: Some(run.id.0),
+                    step: None,
+                    group: batch.group.as_deref(),
+                    data: serde_json::json!({"workflow": run.workflow, "version": run.version}),
+                },
+            )
+            .await?;
+            members += 1;
+            answers.push(CreatedRun {
+                id: run.id,
+                created: true,
+            });
+        }
+        if let Some(group) = &batch.group {
+            sqlx::query(include_str!("sql/seal_group.sql"))
+                .bind(group)
+                .bind(members)
+                .execute(&mut *tx)
+                .await?;
+            if members == 0 {
+                settle::complete_group(&mut tx, group, 0).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(answers)
+    }
+}

@@ -1,0 +1,18 @@
+-- ?1 queue, ?2 limit, ?3 worker id. The write lock (BEGIN IMMEDIATE) makes the
+-- pick and the update one atomic step, so IN (subquery) cannot over-claim here.
+UPDATE step
+SET status = 'running',
+    attempt = attempt + 1,
+    worker_id = ?3,
+    lease_token = randomblob(16),
+    started_at = (SELECT now_ms FROM db_clock),
+    run_after = NULL
+WHERE seq IN (
+    SELECT seq FROM step
+    WHERE status = 'pending'
+      AND queue = ?1
+      AND EXISTS (SELECT 1 FROM worker w WHERE w.id = ?3 AND w.status = 'alive')
+    ORDER BY priority DESC, seq
+    LIMIT ?2
+)
+RETURNING id, run_id, name, queue, attempt, max_attempts, lease_token, priority, seq

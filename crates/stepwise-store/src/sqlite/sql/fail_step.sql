@@ -1,0 +1,2 @@
+-- ?1 step id, ?2 error: the step failed for good.
+UPDATE step SET status = 'failed', error = ?2, finished_at = (SELECT now_ms FROM db_clock) WHERE id = ?1

@@ -1,0 +1,1 @@
+SELECT status, count(*) FROM run WHERE group_name = ?1 GROUP BY status ORDER BY status

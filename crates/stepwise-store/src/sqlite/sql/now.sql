@@ -1,0 +1,1 @@
+SELECT now_ms FROM db_clock

@@ -1,0 +1,1 @@
+UPDATE step SET status = 'pending' WHERE id = ?1

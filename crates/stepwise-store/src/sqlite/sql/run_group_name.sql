@@ -1,0 +1,1 @@
+SELECT group_name FROM run WHERE id = ?1

@@ -1,0 +1,1 @@
+SELECT workflow, workflow_version, input, group_name FROM run WHERE id = ?1

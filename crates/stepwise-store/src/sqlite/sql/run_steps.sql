@@ -1,0 +1,5 @@
+SELECT id, name, queue, status, attempt, max_attempts, run_after, worker_id,
+       started_at, finished_at, output, error
+FROM step
+WHERE run_id = ?1
+ORDER BY seq

@@ -1,0 +1,1 @@
+SELECT id, lease_token FROM step WHERE status = 'running' AND worker_id = ?1

@@ -1,0 +1,4 @@
+-- The run is halting: nothing of it that has not started will start.
+UPDATE step SET status = 'skipped', finished_at = (SELECT now_ms FROM db_clock)
+WHERE run_id = ?1 AND status IN ('blocked', 'pending', 'scheduled')
+RETURNING name

@@ -1,0 +1,1 @@
+INSERT INTO queue (name) VALUES (?1) ON CONFLICT (name) DO NOTHING

@@ -1,0 +1,160 @@
+//! Workers on SQLite: registration, heartbeats, the reaper.
+
+use super::settle::{self, NewEvent};
+use super::{time, SqliteStore};
+use crate::model::*;
+use crate::postgres::{millis, with_retries};
+use crate::{Result, StepStore, StoreError, WorkerStore};
+use async_trait::async_trait;
+use serde_json::json;
+use sqlx::Row;
+use stepwise_core::{EventKind, Lease, LeaseToken, StepId, WorkerId};
+use uuid::Uuid;
+
+#[async_trait]
+impl WorkerStore for SqliteStore {
+    async fn register_worker(&self, registration: &WorkerRegistration) -> Result<WorkerLease> {
+        let id = WorkerId::new();
+        let queues = serde_json::to_string(&registration.queues)
+            .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let mut tx = self.write().await?;
+        let expires_at: i64 = sqlx::query_scalar(include_str!("sql/register_worker.sql"))
+            .bind(id.0)
+            .bind(&registration.name)
+            .bind(queues)
+            .bind(millis(registration.lease))
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(WorkerLease {
+            id,
+            expires_at: time(expires_at)?,
+        })
+    }
+
+    async fn heartbeat(&self, worker: WorkerId) -> Result<Heartbeat> {
+        let mut tx = self.write().await?;
+        let expires_at: Option<i64> = sqlx::query_scalar(include_str!("sql/heartbeat.sql"))
+            .bind(worker.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(match expires_at {
+            Some(ms) => Heartbeat::Alive {
+                expires_at: time(ms)?,
+            },
+            None => Heartbeat::Reaped,
+        })
+    }
+
+    async fn deregister_worker(&self, worker: WorkerId) -> Result<BatchReport> {
+        let rows = sqlx::query(include_str!("sql/running_steps_of_worker.sql"))
+            .bind(worker.0)
+            .fetch_all(&self.reader)
+            .await?;
+        let mut leases = Vec::with_capacity(rows.len());
+        for row in rows {
+            leases.push(Lease {
+                step_id: StepId(row.try_get(0)?),
+                token: LeaseToken(row.try_get(1)?),
+            });
+        }
+        let report = self.release_steps(&leases).await?;
+        let mut tx = self.write().await?;
+        sqlx::query(include_str!("sql/deregister_worker.sql"))
+            .bind(worker.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn reap(&self, caller: WorkerId) -> Result<ReapReport> {
+        with_retries(|| self.reap_once(caller)).await
+    }
+
+    async fn list_workers(&self) -> Result<Vec<WorkerView>> {
+        let rows = sqlx::query(include_str!("sql/list_workers.sql"))
+            .fetch_all(&self.reader)
+            .await?;
+        let mut workers = Vec::with_capacity(rows.len());
+        for row in rows {
+            let queues: String = row.try_get(2)?;
+            workers.push(WorkerView {
+                id: WorkerId(row.try_get(0)?),
+                name: row.try_get(1)?,
+                queues: serde_json::from_str(&queues)
+                    .map_err(|e| StoreError::Corrupt(format!("worker queues: {e}")))?,
+                status: row.try_get(3)?,
+                started_at: time(row.try_get(4)?)?,
+                heartbeat_at: time(row.try_get(5)?)?,
+                expires_at: time(row.try_get(6)?)?,
+                running_steps: row.try_get(7)?,
+            });
+        }
+        Ok(workers)
+    }
+}
+
+impl SqliteStore {
+    async fn reap_once(&self, caller: WorkerId) -> Result<ReapReport> {
+        let mut tx = self.write().await?;
+        let mut report = ReapReport::default();
+        let dead = sqlx::query(include_str!("sql/reap_workers.sql"))
+            .bind(caller.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in dead {
+            let id: Uuid = row.try_get(0)?;
+            let name: String = row.try_get(1)?;
+            report.workers.push(WorkerId(id));
+            settle::insert_event(
+                &mut tx,
+                NewEvent {
+                    kind: EventKind::WorkerReaped,
+                    run_id: None,
+                    step: None,
+                    group: None,
+                    data: json!({"worker_id": id, "name": name}),
+                },
+            )
+            .await?;
+        }
+        let orphans = sqlx::query(include_str!("sql/orphaned_steps.sql"))
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in orphans {
+            let (id, token): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
+            let Some(step) = settle::lock_running_step(&mut tx, id, token).await? else {
+                continue;
+            };
+            settle::record_attempt(&mut tx, step.attempt_record("reaped", Some("worker lost")))
+                .await?;
+            let exhausted = step.attempt.max(0) as u32 >= step.retry.max_attempts;
+            settle::insert_event(
+                &mut tx,
+                NewEvent {
+                    kind: EventKind::StepReaped,
+                    run_id: Some(step.run_id),
+                    step: Some(&step.name),
+                    group: step.group.as_deref(),
+                    data: json!({"attempt": step.attempt, "worker_id": step.worker_id, "final": exhausted}),
+                },
+            )
+            .await?;
+            if exhausted {
+                let error = format!("worker lost during attempt {}", step.attempt);
+                settle::fail_for_good(&mut tx, &step, &error).await?;
+                report.steps_failed.push(StepId(id));
+            } else {
+                sqlx::query(include_str!("sql/requeue_step.sql"))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                report.steps_retried.push(StepId(id));
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
