@@ -9,7 +9,8 @@ use crate::{Result, RunStore, StoreError, WorkflowStore};
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
-use std::collections::HashMap;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
 use stepwise_core::{RunId, RunStatus, StepId, StepStatus, WorkerId, WorkflowSpec};
 use uuid::Uuid;
 
@@ -253,73 +254,86 @@ impl SqliteStore {
             }
         }
         let plan = RunPlan::build(&batch.runs, &specs)?;
-        let mut answers = Vec::with_capacity(plan.runs.len());
-        let mut steps = plan.steps.iter().peekable();
-        let mut members = 0i64;
-        for run in &plan.runs {
-            let inserted: Option<i64> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
-                .bind(run.id.0)
-                .bind(&run.workflow)
-                .bind(run.version)
-                .bind(&run.input)
-                .bind(&run.idempotency_key)
-                .bind(&run.concurrency_key)
-                .bind(&batch.group)
-                .bind(run.priority)
-                .bind(run.steps)
-                .fetch_optional(&mut *tx)
+        let runs: Vec<Value> = plan
+            .runs
+            .iter()
+            .map(|r| {
+                json!({
+                    "id": r.id.0.simple().to_string(),
+                    "workflow": r.workflow,
+                    "version": r.version,
+                    "input": r.input,
+                    "idempotency_key": r.idempotency_key,
+                    "concurrency_key": r.concurrency_key,
+                    "priority": r.priority,
+                    "steps": r.steps,
+                })
+            })
+            .collect();
+        let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
+            .bind(Value::Array(runs).to_string())
+            .bind(&batch.group)
+            .fetch_all(&mut *tx)
+            .await?;
+        let inserted: HashSet<Uuid> = inserted.into_iter().collect();
+        let steps: Vec<Value> = plan
+            .steps
+            .iter()
+            .filter(|s| inserted.contains(&s.run_id.0))
+            .map(|s| {
+                let dependents: Vec<String> =
+                    s.dependents.iter().map(|d| d.0.simple().to_string()).collect();
+                json!({
+                    "id": s.id.0.simple().to_string(),
+                    "run_id": s.run_id.0.simple().to_string(),
+                    "name": s.name,
+                    "queue": s.queue,
+                    "status": s.status.as_str(),
+                    "priority": s.priority,
+                    "deps": s.deps_remaining,
+                    "dependents": dependents,
+                    "max_attempts": s.retry.max_attempts,
+                    "b_initial": millis(s.retry.backoff.initial),
+                    "b_factor": s.retry.backoff.factor,
+                    "b_max": millis(s.retry.backoff.max),
+                    "at": s.start_at.map(|t| t.timestamp_millis()),
+                    "delay_ms": s.start_after.map(millis),
+                })
+            })
+            .collect();
+        if !steps.is_empty() {
+            sqlx::query(include_str!("sql/insert_steps.sql"))
+                .bind(Value::Array(steps).to_string())
+                .execute(&mut *tx)
                 .await?;
-            let run_steps = std::iter::from_fn(|| steps.next_if(|s| s.run_id == run.id));
-            if inserted.is_none() {
-                run_steps.for_each(drop);
-                let existing: Uuid = sqlx::query_scalar(include_str!("sql/existing_runs.sql"))
-                    .bind(&run.workflow)
-                    .bind(&run.idempotency_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+        }
+        let mut answers = Vec::with_capacity(plan.runs.len());
+        let mut created = Vec::with_capacity(inserted.len());
+        for run in &plan.runs {
+            if inserted.contains(&run.id.0) {
+                created.push(run.id.0.simple().to_string());
                 answers.push(CreatedRun {
-                    id: RunId(existing),
-                    created: false,
+                    id: run.id,
+                    created: true,
                 });
                 continue;
             }
-            for step in run_steps {
-                let dependents = serde_json::to_string(&step.dependents)
-                    .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
-                sqlx::query(include_str!("sql/insert_steps.sql"))
-                    .bind(step.id.0)
-                    .bind(step.run_id.0)
-                    .bind(&step.name)
-                    .bind(&step.queue)
-                    .bind(step.status.as_str())
-                    .bind(step.priority)
-                    .bind(step.deps_remaining)
-                    .bind(dependents)
-                    .bind(step.retry.max_attempts as i64)
-                    .bind(millis(step.retry.backoff.initial))
-                    .bind(step.retry.backoff.factor)
-                    .bind(millis(step.retry.backoff.max))
-                    .bind(step.start_at.map(|t| t.timestamp_millis()))
-                    .bind(step.start_after.map(millis))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            settle::insert_event(
-                &mut tx,
-                settle::NewEvent {
-                    kind: stepwise_core::EventKind::RunCreated,
-                    run_id: Some(run.id.0),
-                    step: None,
-                    group: batch.group.as_deref(),
-                    data: serde_json::json!({"workflow": run.workflow, "version": run.version}),
-                },
-            )
-            .await?;
-            members += 1;
+            let existing: Uuid = sqlx::query_scalar(include_str!("sql/existing_runs.sql"))
+                .bind(&run.workflow)
+                .bind(&run.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
             answers.push(CreatedRun {
-                id: run.id,
-                created: true,
+                id: RunId(existing),
+                created: false,
             });
+        }
+        let members = created.len() as i64;
+        if !created.is_empty() {
+            sqlx::query(include_str!("sql/run_created_events.sql"))
+                .bind(Value::from(created).to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         if let Some(group) = &batch.group {
             sqlx::query(include_str!("sql/seal_group.sql"))

@@ -163,11 +163,24 @@ pub(super) async fn fail_for_good(
         )
         .await?;
     }
-    let mut finished = Vec::new();
-    if let Some(done) = close_steps(conn, step.run_id, skipped.len() as i64 + 1).await? {
-        finished.push(done);
+    close_steps(conn, step.run_id, skipped.len() as i64 + 1).await
+}
+
+/// A run that reached a terminal state in this transaction.
+pub(super) struct FinishedRun {
+    pub id: Uuid,
+    pub status: String,
+    pub group: Option<String>,
+}
+
+impl FinishedRun {
+    pub fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self> {
+        Ok(Self {
+            id: row.try_get(0)?,
+            status: row.try_get(1)?,
+            group: row.try_get(2)?,
+        })
     }
-    Ok(finished)
 }
 
 /// Decrements run `run_id`'s open-step counter by `closed`; at zero the run becomes
@@ -176,49 +189,52 @@ pub(super) async fn close_steps(
     conn: &mut SqliteConnection,
     run_id: Uuid,
     closed: i64,
-) -> Result<Option<(RunId, RunStatus)>> {
+) -> Result<Vec<(RunId, RunStatus)>> {
     let row = sqlx::query(include_str!("sql/close_run_steps.sql"))
         .bind(run_id)
         .bind(closed)
         .fetch_optional(&mut *conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let open: i64 = row.try_get(2)?;
-    if open != 0 {
-        return Ok(None);
-    }
-    let status: String = row.try_get(0)?;
-    let group: Option<String> = row.try_get(1)?;
-    let error: Option<String> = row.try_get(3)?;
-    let status = RunStatus::parse(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
-    insert_event(
-        conn,
-        NewEvent {
-            kind: EventKind::parse(&format!("run.{status}"))
-                .ok_or_else(|| StoreError::Corrupt(format!("run status {status}")))?,
-            run_id: Some(run_id),
-            step: None,
-            group: group.as_deref(),
-            data: match error {
-                Some(e) => json!({"error": e}),
-                None => json!({}),
-            },
-        },
-    )
-    .await?;
-    if let Some(group) = group {
-        let row = sqlx::query(include_str!("sql/close_group_runs.sql"))
-            .bind(&group)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(row) = row {
-            if row.try_get::<i64, _>(1)? == 0 {
-                complete_group(conn, &group, row.try_get(0)?).await?;
-            }
+    let mut finished = Vec::new();
+    if let Some(row) = row {
+        if row.try_get::<i64, _>(3)? == 0 {
+            finished.push(FinishedRun::from_row(&row)?);
         }
     }
-    Ok(Some((RunId(run_id), status)))
+    runs_finished(conn, finished).await
+}
+
+/// Writes the terminal event of each finished run and counts them in their groups.
+pub(super) async fn runs_finished(
+    conn: &mut SqliteConnection,
+    finished: Vec<FinishedRun>,
+) -> Result<Vec<(RunId, RunStatus)>> {
+    if finished.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<String> = finished.iter().map(|r| r.id.simple().to_string()).collect();
+    sqlx::query(include_str!("sql/run_finished_events.sql"))
+        .bind(serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .execute(&mut *conn)
+        .await?;
+    let mut answer = Vec::with_capacity(finished.len());
+    for run in finished {
+        let status = RunStatus::parse(&run.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run status {:?}", run.status)))?;
+        if let Some(group) = &run.group {
+            let row = sqlx::query(include_str!("sql/close_group_runs.sql"))
+                .bind(group)
+                .fetch_optional(&mut *conn)
+                .await?;
+            if let Some(row) = row {
+                if row.try_get::<i64, _>(1)? == 0 {
+                    complete_group(conn, group, row.try_get(0)?).await?;
+                }
+            }
+        }
+        answer.push((RunId(run.id), status));
+    }
+    Ok(answer)
 }
 
 /// Writes the one `group.completed` event, with the count of runs per status.

@@ -4,7 +4,7 @@ use super::settle::{self, AttemptRecord, NewEvent};
 use super::{time, SqliteStore};
 use crate::model::*;
 use crate::postgres::{millis, with_retries};
-use crate::{refused, Result, StepStore};
+use crate::{refused, Result, StepStore, StoreError};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::Row;
@@ -37,12 +37,18 @@ impl StepStore for SqliteStore {
     }
 }
 
-/// What a claim needs from the step's run, read once per run per batch.
+/// What a claim needs from the step's run.
 struct RunOfClaim {
+    id: Uuid,
     workflow: String,
     version: i32,
     input: Value,
-    group: Option<String>,
+}
+
+/// Step sequence numbers as the JSON array the set-based statements unnest.
+fn seq_list(seqs: impl Iterator<Item = std::result::Result<i64, sqlx::Error>>) -> Result<String> {
+    let seqs = seqs.collect::<std::result::Result<Vec<i64>, _>>()?;
+    Ok(Value::from(seqs).to_string())
 }
 
 impl SqliteStore {
@@ -67,7 +73,7 @@ impl SqliteStore {
             claimed.sort_by_key(|r| {
                 (
                     std::cmp::Reverse(r.try_get::<i64, _>(7).unwrap_or(0)),
-                    r.try_get::<i64, _>(8).unwrap_or(0),
+                    r.try_get::<i64, _>(0).unwrap_or(0),
                 )
             });
             rows.extend(claimed);
@@ -76,130 +82,100 @@ impl SqliteStore {
             tx.commit().await?;
             return Ok(vec![]);
         }
+        let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
+        sqlx::query(include_str!("sql/step_started_events.sql"))
+            .bind(&seqs)
+            .bind(request.worker.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let mut runs: HashMap<i64, RunOfClaim> = HashMap::with_capacity(rows.len());
+        for r in sqlx::query(include_str!("sql/run_of_claim.sql"))
+            .bind(&seqs)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            runs.insert(
+                r.try_get(0)?,
+                RunOfClaim {
+                    id: r.try_get(1)?,
+                    workflow: r.try_get(2)?,
+                    version: r.try_get(3)?,
+                    input: r.try_get(4)?,
+                },
+            );
+        }
         let expires_at: i64 = sqlx::query_scalar(include_str!("sql/worker_expiry.sql"))
             .bind(request.worker.0)
             .fetch_one(&mut *tx)
             .await?;
-        let mut runs: HashMap<Uuid, RunOfClaim> = HashMap::new();
+        tx.commit().await?;
         let mut steps = Vec::with_capacity(rows.len());
         for row in rows {
-            let run_id: Uuid = row.try_get(1)?;
-            if !runs.contains_key(&run_id) {
-                let r = sqlx::query(include_str!("sql/run_of_claim.sql"))
-                    .bind(run_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                runs.insert(
-                    run_id,
-                    RunOfClaim {
-                        workflow: r.try_get(0)?,
-                        version: r.try_get(1)?,
-                        input: r.try_get(2)?,
-                        group: r.try_get(3)?,
-                    },
-                );
-            }
-            let run = &runs[&run_id];
-            let step: String = row.try_get(2)?;
-            let attempt: i64 = row.try_get(4)?;
-            settle::insert_event(
-                &mut tx,
-                NewEvent {
-                    kind: EventKind::StepStarted,
-                    run_id: Some(run_id),
-                    step: Some(&step),
-                    group: run.group.as_deref(),
-                    data: json!({"attempt": attempt, "worker_id": request.worker}),
-                },
-            )
-            .await?;
+            let seq: i64 = row.try_get(0)?;
+            let run = runs
+                .remove(&seq)
+                .ok_or_else(|| StoreError::Corrupt(format!("claimed step {seq} has no run")))?;
             steps.push(ClaimedStep {
                 lease: Lease {
-                    step_id: StepId(row.try_get(0)?),
+                    step_id: StepId(row.try_get(1)?),
                     token: LeaseToken(row.try_get(6)?),
                 },
-                run_id: RunId(run_id),
-                workflow: run.workflow.clone(),
+                run_id: RunId(run.id),
+                workflow: run.workflow,
                 workflow_version: run.version,
-                step,
+                step: row.try_get(2)?,
                 queue: row.try_get(3)?,
-                attempt: attempt as u32,
+                attempt: row.try_get::<i64, _>(4)? as u32,
                 max_attempts: row.try_get::<i64, _>(5)? as u32,
-                input: run.input.clone(),
+                input: run.input,
                 lease_expires_at: time(expires_at)?,
             });
         }
-        tx.commit().await?;
         Ok(steps)
     }
 
     async fn complete_once(&self, outcomes: &[StepSuccess]) -> Result<BatchReport> {
+        let input: Vec<Value> = outcomes
+            .iter()
+            .map(|o| {
+                json!({
+                    "id": o.lease.step_id.0.simple().to_string(),
+                    "token": o.lease.token.0.simple().to_string(),
+                    "output": o.output,
+                })
+            })
+            .collect();
+        let input = Value::Array(input).to_string();
         let mut tx = self.write().await?;
-        let mut accepted = Vec::with_capacity(outcomes.len());
-        let mut closed: HashMap<Uuid, i64> = HashMap::new();
-        let mut groups: HashMap<Uuid, Option<String>> = HashMap::new();
-        for outcome in outcomes {
-            let lease = outcome.lease;
-            let Some(row) = sqlx::query(include_str!("sql/complete_steps.sql"))
-                .bind(lease.step_id.0)
-                .bind(lease.token.0)
-                .bind(&outcome.output)
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
-                continue;
-            };
-            let run_id: Uuid = row.try_get(0)?;
-            let name: String = row.try_get(1)?;
-            let attempt: i64 = row.try_get(2)?;
-            settle::record_attempt(
-                &mut tx,
-                AttemptRecord {
-                    step_id: lease.step_id.0,
-                    run_id,
-                    number: attempt,
-                    worker_id: row.try_get(3)?,
-                    token: lease.token.0,
-                    started_at: row.try_get(4)?,
-                    outcome: "completed",
-                    error: None,
-                },
-            )
+        let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
+            .bind(input)
+            .fetch_all(&mut *tx)
             .await?;
-            let dependents: String = row.try_get(5)?;
-            let dependents: Vec<Uuid> = serde_json::from_str(&dependents)
-                .map_err(|e| crate::StoreError::Corrupt(format!("dependents: {e}")))?;
-            for dependent in dependents {
-                sqlx::query(include_str!("sql/unblock_dependents.sql"))
-                    .bind(dependent)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if !groups.contains_key(&run_id) {
-                let group: Option<String> =
-                    sqlx::query_scalar(include_str!("sql/run_group_name.sql"))
-                        .bind(run_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                groups.insert(run_id, group);
-            }
-            settle::insert_event(
-                &mut tx,
-                NewEvent {
-                    kind: EventKind::StepCompleted,
-                    run_id: Some(run_id),
-                    step: Some(&name),
-                    group: groups[&run_id].as_deref(),
-                    data: json!({"attempt": attempt}),
-                },
-            )
-            .await?;
-            *closed.entry(run_id).or_default() += 1;
-            accepted.push(lease.step_id);
-        }
+        let mut accepted = Vec::with_capacity(rows.len());
         let mut finished_runs = Vec::new();
-        for (run_id, n) in closed {
-            finished_runs.extend(settle::close_steps(&mut tx, run_id, n).await?);
+        if !rows.is_empty() {
+            let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
+            for row in &rows {
+                accepted.push(StepId(row.try_get(1)?));
+            }
+            for sql in [
+                include_str!("sql/completed_history.sql"),
+                include_str!("sql/step_completed_events.sql"),
+                include_str!("sql/unblock_dependents.sql"),
+            ] {
+                sqlx::query(sql).bind(&seqs).execute(&mut *tx).await?;
+            }
+            let mut finished = Vec::new();
+            for row in sqlx::query(include_str!("sql/close_completed_runs.sql"))
+                .bind(&seqs)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                if row.try_get::<i64, _>(3)? == 0 {
+                    finished.push(settle::FinishedRun::from_row(&row)?);
+                }
+            }
+            finished_runs = settle::runs_finished(&mut tx, finished).await?;
         }
         tx.commit().await?;
         Ok(BatchReport {

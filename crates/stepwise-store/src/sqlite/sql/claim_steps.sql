@@ -15,4 +15,4 @@ WHERE seq IN (
     ORDER BY priority DESC, seq
     LIMIT ?2
 )
-RETURNING id, run_id, name, queue, attempt, max_attempts, lease_token, priority, seq
+RETURNING seq, id, name, queue, attempt, max_attempts, lease_token, priority

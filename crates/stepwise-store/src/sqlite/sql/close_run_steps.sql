@@ -5,4 +5,4 @@ SET steps_open = steps_open - ?2,
     status = CASE WHEN steps_open - ?2 = 0 THEN coalesce(halt, 'completed') ELSE status END,
     finished_at = CASE WHEN steps_open - ?2 = 0 THEN (SELECT now_ms FROM db_clock) ELSE finished_at END
 WHERE id = ?1
-RETURNING status, group_name, steps_open, error
+RETURNING id, status, group_name, steps_open

@@ -1,6 +1,12 @@
--- ?1 step id, ?2 lease token, ?3 output. Only a step still running under the named
--- lease changes (fencing).
+-- ?1 JSON array of {"id", "token"} (hex) and "output". Only steps still running
+-- under the named lease change (fencing); the caller reports the others as refused.
 UPDATE step
-SET status = 'completed', output = ?3, finished_at = (SELECT now_ms FROM db_clock)
-WHERE id = ?1 AND lease_token = ?2 AND status = 'running'
-RETURNING run_id, name, attempt, worker_id, started_at, dependents
+SET status = 'completed', output = i.output, finished_at = (SELECT now_ms FROM db_clock)
+FROM (
+    SELECT unhex(j.value ->> '$.id') AS id,
+           unhex(j.value ->> '$.token') AS token,
+           j.value -> '$.output' AS output
+    FROM json_each(?1) j
+) AS i
+WHERE step.id = i.id AND step.lease_token = i.token AND step.status = 'running'
+RETURNING step.seq, step.id

@@ -1,8 +1,14 @@
--- One new run; a taken (workflow, idempotency key) inserts nothing and the caller
--- looks the existing run up.
+-- ?1 JSON array of new runs, ?2 their group. A taken (workflow, idempotency key)
+-- inserts nothing; the caller looks the existing run up.
 INSERT INTO run (id, workflow, workflow_version, status, input, idempotency_key,
                  concurrency_key, group_name, priority, steps_total, steps_open,
                  created_at, started_at)
-VALUES (?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?8, ?9, ?9, (SELECT now_ms FROM db_clock), (SELECT now_ms FROM db_clock))
+SELECT unhex(j.value ->> '$.id'), j.value ->> '$.workflow', j.value ->> '$.version',
+       'running', j.value -> '$.input', j.value ->> '$.idempotency_key',
+       j.value ->> '$.concurrency_key', ?2, j.value ->> '$.priority',
+       j.value ->> '$.steps', j.value ->> '$.steps', (SELECT now_ms FROM db_clock), (SELECT now_ms FROM db_clock)
+FROM json_each(?1) j
+WHERE true
+ORDER BY j.key
 ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-RETURNING seq
+RETURNING id

@@ -1,6 +1,13 @@
--- Scheduled roots (delayed runs) wait for run_after: an absolute ?13 or a delay ?14.
+-- ?1 JSON array of new steps. Scheduled roots (delayed runs) wait for run_after:
+-- an absolute "at" or a "delay_ms" from now.
 INSERT INTO step (id, run_id, name, queue, status, priority, deps_remaining, dependents,
                   max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms,
                   run_after)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
-        CASE WHEN ?5 = 'scheduled' THEN coalesce(?13, (SELECT now_ms FROM db_clock) + ?14) END)
+SELECT unhex(s ->> '$.id'), unhex(s ->> '$.run_id'), s ->> '$.name', s ->> '$.queue',
+       s ->> '$.status', s ->> '$.priority', s ->> '$.deps', s -> '$.dependents',
+       s ->> '$.max_attempts', s ->> '$.b_initial', s ->> '$.b_factor', s ->> '$.b_max',
+       CASE WHEN s ->> '$.status' = 'scheduled'
+            THEN coalesce(s ->> '$.at', (SELECT now_ms FROM db_clock) + (s ->> '$.delay_ms'))
+       END
+FROM (SELECT j.key AS k, j.value AS s FROM json_each(?1) j)
+ORDER BY k
