@@ -182,7 +182,11 @@ impl WorkflowSpec {
         if self.steps.is_empty() {
             return Err(SpecError::NoSteps(self.name.clone()));
         }
-        check_policy("(defaults)", self.defaults.max_attempts, &self.defaults.backoff)?;
+        check_policy(
+            "(defaults)",
+            self.defaults.max_attempts,
+            &self.defaults.backoff,
+        )?;
         let mut index = HashMap::new();
         for (i, step) in self.steps.iter().enumerate() {
             if !valid_name(&step.name) {
@@ -196,7 +200,11 @@ impl WorkflowSpec {
         for (i, step) in self.steps.iter().enumerate() {
             let queue = step.queue.clone().unwrap_or_else(|| DEFAULT_QUEUE.into());
             if !valid_name(&queue) {
-                return Err(invalid(step, "queue", format!("{queue:?} is not a valid name")));
+                return Err(invalid(
+                    step,
+                    "queue",
+                    format!("{queue:?} is not a valid name"),
+                ));
             }
             let retry = RetryPolicy {
                 max_attempts: step.max_attempts.unwrap_or(self.defaults.max_attempts),
@@ -273,7 +281,10 @@ fn check_policy(step: &str, max_attempts: u32, backoff: &Backoff) -> Result<(), 
         return Err(field_error("backoff.factor", "must be a number >= 1"));
     }
     if backoff.max < backoff.initial {
-        return Err(field_error("backoff.max", "must not be below backoff.initial"));
+        return Err(field_error(
+            "backoff.max",
+            "must not be below backoff.initial",
+        ));
     }
     Ok(())
 }
@@ -286,7 +297,12 @@ fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
         OnPath,
         Done,
     }
-    fn visit(i: usize, plan: &[PlannedStep], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        i: usize,
+        plan: &[PlannedStep],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         marks[i] = Mark::OnPath;
         path.push(i);
         for &d in &plan[i].dependencies {
@@ -383,15 +399,25 @@ mod tests {
                 dependency: "zz".into()
             })
         );
-        let err = spec(vec![after("a", &["c"]), after("b", &["a"]), after("c", &["b"])])
-            .validate()
-            .unwrap_err();
-        assert!(matches!(err, SpecError::Cycle(ref c) if c.len() == 4), "{err:?}");
+        let err = spec(vec![
+            after("a", &["c"]),
+            after("b", &["a"]),
+            after("c", &["b"]),
+        ])
+        .validate()
+        .unwrap_err();
+        assert!(
+            matches!(err, SpecError::Cycle(ref c) if c.len() == 4),
+            "{err:?}"
+        );
         assert!(matches!(
             spec(vec![after("a", &["a"])]).validate(),
             Err(SpecError::Cycle(_))
         ));
-        assert_eq!(spec(vec![]).validate(), Err(SpecError::NoSteps("wf".into())));
+        assert_eq!(
+            spec(vec![]).validate(),
+            Err(SpecError::NoSteps("wf".into()))
+        );
         assert_eq!(
             spec(vec![after("bad name", &[])]).validate(),
             Err(SpecError::InvalidName("bad name".into()))
@@ -404,7 +430,10 @@ mod tests {
         s.max_attempts = Some(0);
         assert!(matches!(
             spec(vec![s]).validate(),
-            Err(SpecError::InvalidField { field: "max_attempts", .. })
+            Err(SpecError::InvalidField {
+                field: "max_attempts",
+                ..
+            })
         ));
         let mut s = StepSpec::handler("a", "h");
         s.backoff = Some(Backoff {
@@ -414,7 +443,10 @@ mod tests {
         });
         assert!(matches!(
             spec(vec![s]).validate(),
-            Err(SpecError::InvalidField { field: "backoff.factor", .. })
+            Err(SpecError::InvalidField {
+                field: "backoff.factor",
+                ..
+            })
         ));
     }
 

@@ -27,11 +27,12 @@
 //! file names in both, and each backend carries its own `migrations/`.
 
 mod error;
-mod plan;
 pub mod model;
+mod plan;
 pub mod postgres;
 pub mod sqlite;
 mod traits;
+mod transient;
 
 pub use error::{Result, StoreError};
 pub use model::*;

@@ -146,7 +146,10 @@ pub struct BatchReport {
 #[derive(Clone, Debug, PartialEq)]
 pub enum FailOutcome {
     /// Another attempt is due at `run_after` (database clock).
-    Retrying { attempt: u32, run_after: DateTime<Utc> },
+    Retrying {
+        attempt: u32,
+        run_after: DateTime<Utc>,
+    },
     /// Attempts are exhausted (or the error was permanent): the step failed.
     Failed,
     /// The lease was no longer current; nothing changed.
@@ -173,7 +176,9 @@ pub struct WorkerLease {
 /// The answer to a heartbeat.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Heartbeat {
-    Alive { expires_at: DateTime<Utc> },
+    Alive {
+        expires_at: DateTime<Utc>,
+    },
     /// The worker was reaped (or deregistered): its leases are void; it must kill
     /// its children and register again under a new id.
     Reaped,

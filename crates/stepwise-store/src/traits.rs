@@ -18,7 +18,11 @@ pub trait WorkflowStore: Send + Sync {
     /// unchanged one keeps its version (`changed = false`).
     async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion>;
     /// The latest version (or the given one) of a workflow.
-    async fn get_workflow(&self, name: &str, version: Option<i32>) -> Result<Option<StoredWorkflow>>;
+    async fn get_workflow(
+        &self,
+        name: &str,
+        version: Option<i32>,
+    ) -> Result<Option<StoredWorkflow>>;
     /// The latest version of every workflow.
     async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>>;
 }

@@ -17,7 +17,11 @@ use stepwise_store::{ClaimRequest, NewRun, RunBatch, StepSuccess, Store, WorkerR
 
 #[derive(Parser)]
 struct Args {
-    #[arg(long, env = "STEPWISE_DATABASE_URL", default_value = "sqlite://bench.db")]
+    #[arg(
+        long,
+        env = "STEPWISE_DATABASE_URL",
+        default_value = "sqlite://bench.db"
+    )]
     database_url: String,
     #[arg(long, default_value_t = 20_000)]
     runs: usize,

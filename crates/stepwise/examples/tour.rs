@@ -107,7 +107,11 @@ async fn main() -> anyhow::Result<()> {
         for e in &events {
             let run = e.run_id.map(|r| r.to_string()).unwrap_or_default();
             let short = run.get(run.len().saturating_sub(8)..).unwrap_or("");
-            println!("{:<16} run …{short} {}", e.kind.as_str(), e.step.clone().unwrap_or_default());
+            println!(
+                "{:<16} run …{short} {}",
+                e.kind.as_str(),
+                e.step.clone().unwrap_or_default()
+            );
         }
         if let Some(last) = events.last() {
             cursor = Some(last.cursor.clone());

@@ -5,7 +5,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "stepwise", version, about = "Durable workflows on the database you already run")]
+#[command(
+    name = "stepwise",
+    version,
+    about = "Durable workflows on the database you already run"
+)]
 struct Cli {
     /// `sqlite://PATH` (created on first use) or `postgres://...`.
     #[arg(

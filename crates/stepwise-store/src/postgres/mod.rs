@@ -18,7 +18,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,32 +57,15 @@ impl PgStore {
     }
 }
 
-/// Runs `op` again when PostgreSQL aborted it only because of a race (a deadlock
-/// between two batches, a serialization failure). Each try is a fresh transaction.
-pub(crate) async fn with_retries<T, F, Fut>(mut op: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    let mut tries = 0u32;
-    loop {
-        match op().await {
-            Err(e) if e.is_transient() && tries < 8 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(2u64 << tries.min(6))).await;
-            }
-            other => return other,
-        }
-    }
-}
-
 #[async_trait]
 impl SchemaStore for PgStore {
     async fn migrate(&self) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.stepwise.migrate'))")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.stepwise.migrate'))",
+        )
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS stepwise_schema (
                 version bigint PRIMARY KEY,
@@ -91,9 +73,10 @@ impl SchemaStore for PgStore {
         )
         .execute(&mut *tx)
         .await?;
-        let current: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM stepwise_schema")
-            .fetch_one(&mut *tx)
-            .await?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM stepwise_schema")
+                .fetch_one(&mut *tx)
+                .await?;
         if current > SCHEMA_VERSION {
             return Err(StoreError::SchemaMismatch {
                 database: current,
@@ -153,13 +136,9 @@ impl ClockStore for PgStore {
 
     async fn advance_clock(&self, by: Duration) -> Result<()> {
         sqlx::query(include_str!("sql/advance_clock.sql"))
-            .bind(millis(by))
+            .bind(crate::transient::millis(by))
             .execute(&self.pool)
             .await?;
         Ok(())
     }
-}
-
-pub(crate) fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

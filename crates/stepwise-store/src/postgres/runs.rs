@@ -1,9 +1,10 @@
 //! Workflows, run creation and the read side on PostgreSQL.
 
 use super::settle;
-use super::{millis, with_retries, PgStore};
+use super::PgStore;
 use crate::model::*;
 use crate::plan::{RunPlan, StepRow};
+use crate::transient::{millis, with_retries};
 use crate::{Result, RunStore, StoreError, WorkflowStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,7 +19,8 @@ use uuid::Uuid;
 impl WorkflowStore for PgStore {
     async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion> {
         let plan = spec.plan()?;
-        let json = serde_json::to_value(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let json =
+            serde_json::to_value(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("sql/lock_workflow_name.sql"))
             .bind(&spec.name)
@@ -55,7 +57,11 @@ impl WorkflowStore for PgStore {
         })
     }
 
-    async fn get_workflow(&self, name: &str, version: Option<i32>) -> Result<Option<StoredWorkflow>> {
+    async fn get_workflow(
+        &self,
+        name: &str,
+        version: Option<i32>,
+    ) -> Result<Option<StoredWorkflow>> {
         let mut conn = self.pool.acquire().await?;
         latest_workflow(&mut conn, name, version).await
     }
@@ -153,7 +159,10 @@ impl RunStore for PgStore {
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage> {
         let before: Option<i64> = match &filter.cursor {
             None => None,
-            Some(c) => Some(c.parse().map_err(|_| StoreError::InvalidCursor(c.clone()))?),
+            Some(c) => Some(
+                c.parse()
+                    .map_err(|_| StoreError::InvalidCursor(c.clone()))?,
+            ),
         };
         let rows = sqlx::query(include_str!("sql/list_runs.sql"))
             .bind(filter.status.map(|s| s.as_str()))
@@ -176,7 +185,11 @@ impl RunStore for PgStore {
         let more = filter.limit.is_some_and(|l| rows.len() > l as usize);
         Ok(RunPage {
             runs,
-            next_cursor: if more { last_seq.map(|s| s.to_string()) } else { None },
+            next_cursor: if more {
+                last_seq.map(|s| s.to_string())
+            } else {
+                None
+            },
         })
     }
 
@@ -260,11 +273,31 @@ impl PgStore {
         let plan = RunPlan::build(&batch.runs, &specs)?;
         let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
             .bind(plan.runs.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(plan.runs.iter().map(|r| r.workflow.clone()).collect::<Vec<_>>())
+            .bind(
+                plan.runs
+                    .iter()
+                    .map(|r| r.workflow.clone())
+                    .collect::<Vec<_>>(),
+            )
             .bind(plan.runs.iter().map(|r| r.version).collect::<Vec<_>>())
-            .bind(plan.runs.iter().map(|r| r.input.clone()).collect::<Vec<_>>())
-            .bind(plan.runs.iter().map(|r| r.idempotency_key.clone()).collect::<Vec<_>>())
-            .bind(plan.runs.iter().map(|r| r.concurrency_key.clone()).collect::<Vec<_>>())
+            .bind(
+                plan.runs
+                    .iter()
+                    .map(|r| r.input.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                plan.runs
+                    .iter()
+                    .map(|r| r.idempotency_key.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                plan.runs
+                    .iter()
+                    .map(|r| r.concurrency_key.clone())
+                    .collect::<Vec<_>>(),
+            )
             .bind(plan.runs.iter().map(|r| r.priority).collect::<Vec<_>>())
             .bind(plan.runs.iter().map(|r| r.steps).collect::<Vec<_>>())
             .bind(&batch.group)
@@ -295,9 +328,15 @@ impl PgStore {
             .iter()
             .map(|r| {
                 if inserted.contains(&r.id.0) {
-                    CreatedRun { id: r.id, created: true }
+                    CreatedRun {
+                        id: r.id,
+                        created: true,
+                    }
                 } else {
-                    let key = (r.workflow.clone(), r.idempotency_key.clone().unwrap_or_default());
+                    let key = (
+                        r.workflow.clone(),
+                        r.idempotency_key.clone().unwrap_or_default(),
+                    );
                     CreatedRun {
                         id: existing.get(&key).copied().unwrap_or(r.id),
                         created: false,
@@ -331,9 +370,19 @@ async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()>
         .bind(steps.iter().map(|s| s.priority).collect::<Vec<_>>())
         .bind(steps.iter().map(|s| s.deps_remaining).collect::<Vec<_>>())
         .bind(dependents)
-        .bind(steps.iter().map(|s| s.retry.max_attempts as i32).collect::<Vec<_>>())
+        .bind(
+            steps
+                .iter()
+                .map(|s| s.retry.max_attempts as i32)
+                .collect::<Vec<_>>(),
+        )
         .bind(col(&|s| millis(s.retry.backoff.initial)))
-        .bind(steps.iter().map(|s| s.retry.backoff.factor).collect::<Vec<_>>())
+        .bind(
+            steps
+                .iter()
+                .map(|s| s.retry.backoff.factor)
+                .collect::<Vec<_>>(),
+        )
         .bind(col(&|s| millis(s.retry.backoff.max)))
         .bind(at)
         .bind(delay)

@@ -1,8 +1,9 @@
 //! The hot path on PostgreSQL: claim, complete, fail, release.
 
 use super::settle::{self, NewEvent};
-use super::{millis, with_retries, PgStore};
+use super::PgStore;
 use crate::model::*;
+use crate::transient::{millis, with_retries};
 use crate::{refused, Result, StepStore};
 use async_trait::async_trait;
 use serde_json::{json, Value};

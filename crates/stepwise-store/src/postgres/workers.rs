@@ -1,8 +1,9 @@
 //! Workers on PostgreSQL: registration, heartbeats, the reaper.
 
 use super::settle::{self, NewEvent};
-use super::{millis, with_retries, PgStore};
+use super::PgStore;
 use crate::model::*;
+use crate::transient::{millis, with_retries};
 use crate::{Result, StepStore, WorkerStore};
 use async_trait::async_trait;
 use serde_json::json;

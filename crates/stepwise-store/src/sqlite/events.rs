@@ -13,7 +13,10 @@ impl EventStore for SqliteStore {
     async fn read_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
         let after: i64 = match &query.after {
             None => 0,
-            Some(c) => c.0.parse().map_err(|_| StoreError::InvalidCursor(c.0.clone()))?,
+            Some(c) => {
+                c.0.parse()
+                    .map_err(|_| StoreError::InvalidCursor(c.0.clone()))?
+            }
         };
         let rows = sqlx::query(include_str!("sql/read_events.sql"))
             .bind(after)

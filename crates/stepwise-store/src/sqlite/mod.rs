@@ -77,9 +77,10 @@ impl SchemaStore for SqliteStore {
         )
         .execute(&mut *tx)
         .await?;
-        let current: i64 = sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM stepwise_schema")
-            .fetch_one(&mut *tx)
-            .await?;
+        let current: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM stepwise_schema")
+                .fetch_one(&mut *tx)
+                .await?;
         if current > SCHEMA_VERSION {
             return Err(StoreError::SchemaMismatch {
                 database: current,
@@ -140,7 +141,7 @@ impl ClockStore for SqliteStore {
     async fn advance_clock(&self, by: Duration) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(include_str!("sql/advance_clock.sql"))
-            .bind(crate::postgres::millis(by))
+            .bind(crate::transient::millis(by))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

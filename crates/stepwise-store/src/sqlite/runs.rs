@@ -4,12 +4,12 @@ use super::settle;
 use super::{opt_time, time, SqliteStore};
 use crate::model::*;
 use crate::plan::RunPlan;
-use crate::postgres::{millis, with_retries};
+use crate::transient::{millis, with_retries};
 use crate::{Result, RunStore, StoreError, WorkflowStore};
 use async_trait::async_trait;
+use serde_json::{json, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
-use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use stepwise_core::{RunId, RunStatus, StepId, StepStatus, WorkerId, WorkflowSpec};
 use uuid::Uuid;
@@ -18,7 +18,8 @@ use uuid::Uuid;
 impl WorkflowStore for SqliteStore {
     async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion> {
         let plan = spec.plan()?;
-        let json = serde_json::to_string(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        let json =
+            serde_json::to_string(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
         let mut tx = self.write().await?;
         let version = match latest_workflow(&mut tx, &spec.name, None).await? {
             Some(stored) if stored.spec == *spec => {
@@ -51,7 +52,11 @@ impl WorkflowStore for SqliteStore {
         })
     }
 
-    async fn get_workflow(&self, name: &str, version: Option<i32>) -> Result<Option<StoredWorkflow>> {
+    async fn get_workflow(
+        &self,
+        name: &str,
+        version: Option<i32>,
+    ) -> Result<Option<StoredWorkflow>> {
         let mut conn = self.reader.acquire().await?;
         latest_workflow(&mut conn, name, version).await
     }
@@ -149,7 +154,10 @@ impl RunStore for SqliteStore {
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage> {
         let before: Option<i64> = match &filter.cursor {
             None => None,
-            Some(c) => Some(c.parse().map_err(|_| StoreError::InvalidCursor(c.clone()))?),
+            Some(c) => Some(
+                c.parse()
+                    .map_err(|_| StoreError::InvalidCursor(c.clone()))?,
+            ),
         };
         let rows = sqlx::query(include_str!("sql/list_runs.sql"))
             .bind(filter.status.map(|s| s.as_str()))
@@ -172,7 +180,11 @@ impl RunStore for SqliteStore {
         let more = filter.limit.is_some_and(|l| rows.len() > l as usize);
         Ok(RunPage {
             runs,
-            next_cursor: if more { last_seq.map(|s| s.to_string()) } else { None },
+            next_cursor: if more {
+                last_seq.map(|s| s.to_string())
+            } else {
+                None
+            },
         })
     }
 
@@ -281,8 +293,11 @@ impl SqliteStore {
             .iter()
             .filter(|s| inserted.contains(&s.run_id.0))
             .map(|s| {
-                let dependents: Vec<String> =
-                    s.dependents.iter().map(|d| d.0.simple().to_string()).collect();
+                let dependents: Vec<String> = s
+                    .dependents
+                    .iter()
+                    .map(|d| d.0.simple().to_string())
+                    .collect();
                 json!({
                     "id": s.id.0.simple().to_string(),
                     "run_id": s.run_id.0.simple().to_string(),

@@ -87,7 +87,10 @@ pub(super) struct AttemptRecord<'a> {
     pub error: Option<&'a str>,
 }
 
-pub(super) async fn record_attempt(conn: &mut SqliteConnection, a: AttemptRecord<'_>) -> Result<()> {
+pub(super) async fn record_attempt(
+    conn: &mut SqliteConnection,
+    a: AttemptRecord<'_>,
+) -> Result<()> {
     sqlx::query(include_str!("sql/record_attempt.sql"))
         .bind(a.step_id)
         .bind(a.run_id)
@@ -103,7 +106,11 @@ pub(super) async fn record_attempt(conn: &mut SqliteConnection, a: AttemptRecord
 }
 
 impl LockedStep {
-    pub fn attempt_record<'a>(&self, outcome: &'a str, error: Option<&'a str>) -> AttemptRecord<'a> {
+    pub fn attempt_record<'a>(
+        &self,
+        outcome: &'a str,
+        error: Option<&'a str>,
+    ) -> AttemptRecord<'a> {
         AttemptRecord {
             step_id: self.id,
             run_id: self.run_id,
@@ -238,7 +245,11 @@ pub(super) async fn runs_finished(
 }
 
 /// Writes the one `group.completed` event, with the count of runs per status.
-pub(super) async fn complete_group(conn: &mut SqliteConnection, name: &str, total: i64) -> Result<()> {
+pub(super) async fn complete_group(
+    conn: &mut SqliteConnection,
+    name: &str,
+    total: i64,
+) -> Result<()> {
     let counts = sqlx::query(include_str!("sql/group_counts.sql"))
         .bind(name)
         .fetch_all(&mut *conn)

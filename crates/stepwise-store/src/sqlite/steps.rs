@@ -3,7 +3,7 @@
 use super::settle::{self, AttemptRecord, NewEvent};
 use super::{time, SqliteStore};
 use crate::model::*;
-use crate::postgres::{millis, with_retries};
+use crate::transient::{millis, with_retries};
 use crate::{refused, Result, StepStore, StoreError};
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -195,7 +195,8 @@ impl SqliteStore {
         let decision = step
             .retry
             .after_failure(step.attempt.max(1) as u32, failure.retryable);
-        settle::record_attempt(&mut tx, step.attempt_record("failed", Some(&failure.error))).await?;
+        settle::record_attempt(&mut tx, step.attempt_record("failed", Some(&failure.error)))
+            .await?;
         let outcome = match decision {
             FailureDecision::RetryAfter(delay) => {
                 let run_after: i64 = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))

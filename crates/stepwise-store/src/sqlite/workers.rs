@@ -3,7 +3,7 @@
 use super::settle::{self, NewEvent};
 use super::{time, SqliteStore};
 use crate::model::*;
-use crate::postgres::{millis, with_retries};
+use crate::transient::{millis, with_retries};
 use crate::{Result, StepStore, StoreError, WorkerStore};
 use async_trait::async_trait;
 use serde_json::json;
