@@ -99,7 +99,7 @@ impl SchemaStore for PgStore {
 
     async fn check_schema(&self) -> Result<()> {
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT CASE WHEN to_regclass('stepwise_schema') IS NULL THEN 0 END",
+            "SELECT CASE WHEN to_regclass('stepwise_schema') IS NULL THEN 0::bigint END",
         )
         .fetch_one(&self.pool)
         .await?;

@@ -19,6 +19,8 @@ pub(super) struct LockedStep {
     pub worker_id: Option<Uuid>,
     pub started_at: Option<chrono::DateTime<chrono::Utc>>,
     pub group: Option<String>,
+    /// The run is halting: the step must not go back to the queue.
+    pub halted: bool,
 }
 
 pub(super) async fn lock_running_step(
@@ -50,6 +52,7 @@ pub(super) async fn lock_running_step(
         worker_id: row.try_get(7)?,
         started_at: row.try_get(8)?,
         group: row.try_get(9)?,
+        halted: row.try_get(10)?,
     }))
 }
 

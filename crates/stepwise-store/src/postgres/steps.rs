@@ -117,9 +117,10 @@ impl PgStore {
         else {
             return Ok(FailOutcome::Refused);
         };
-        let decision = step
-            .retry
-            .after_failure(step.attempt.max(1) as u32, failure.retryable);
+        let decision = step.retry.after_failure(
+            step.attempt.max(1) as u32,
+            failure.retryable && !step.halted,
+        );
         let outcome = match decision {
             FailureDecision::RetryAfter(delay) => {
                 settle::record_attempt(&mut tx, &step, "failed", Some(&failure.error)).await?;
@@ -170,19 +171,30 @@ impl PgStore {
         let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
         let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
         let mut tx = self.pool.begin().await?;
-        let accepted: Vec<StepId> = sqlx::query_scalar(include_str!("sql/release_steps.sql"))
+        sqlx::query(include_str!("sql/lock_leased_steps.sql"))
+            .bind(&ids)
+            .bind(&tokens)
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(include_str!("sql/release_steps.sql"))
             .bind(&ids)
             .bind(&tokens)
             .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(StepId)
-            .collect();
+            .await?;
+        let mut accepted = Vec::with_capacity(rows.len());
+        let mut skipped_runs = Vec::new();
+        for row in rows {
+            accepted.push(StepId(row.try_get(0)?));
+            if row.try_get::<String, _>(2)? == "skipped" {
+                skipped_runs.push(row.try_get::<Uuid, _>(1)?);
+            }
+        }
+        let finished_runs = settle::close_steps(&mut tx, &skipped_runs).await?;
         tx.commit().await?;
         Ok(BatchReport {
             refused: refused(leases.iter().copied(), &accepted),
             accepted,
-            finished_runs: vec![],
+            finished_runs,
         })
     }
 }

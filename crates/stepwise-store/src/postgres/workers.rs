@@ -115,7 +115,7 @@ impl PgStore {
                 continue;
             };
             settle::record_attempt(&mut tx, &step, "reaped", Some("worker lost")).await?;
-            let exhausted = step.attempt.max(0) as u32 >= step.retry.max_attempts;
+            let exhausted = step.halted || step.attempt.max(0) as u32 >= step.retry.max_attempts;
             settle::insert_event(
                 &mut tx,
                 NewEvent {

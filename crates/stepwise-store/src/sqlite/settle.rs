@@ -21,6 +21,8 @@ pub(super) struct LockedStep {
     pub worker_id: Option<Uuid>,
     pub started_at: Option<DateTime<Utc>>,
     pub group: Option<String>,
+    /// The run is halting: the step must not go back to the queue.
+    pub halted: bool,
 }
 
 pub(super) async fn lock_running_step(
@@ -52,6 +54,7 @@ pub(super) async fn lock_running_step(
         worker_id: row.try_get(7)?,
         started_at: opt_time(row.try_get(8)?)?,
         group: row.try_get(9)?,
+        halted: row.try_get(10)?,
     }))
 }
 

@@ -192,9 +192,10 @@ impl SqliteStore {
         else {
             return Ok(FailOutcome::Refused);
         };
-        let decision = step
-            .retry
-            .after_failure(step.attempt.max(1) as u32, failure.retryable);
+        let decision = step.retry.after_failure(
+            step.attempt.max(1) as u32,
+            failure.retryable && !step.halted,
+        );
         settle::record_attempt(&mut tx, step.attempt_record("failed", Some(&failure.error)))
             .await?;
         let outcome = match decision {
@@ -245,6 +246,7 @@ impl SqliteStore {
     async fn release_once(&self, leases: &[Lease]) -> Result<BatchReport> {
         let mut tx = self.write().await?;
         let mut accepted = Vec::with_capacity(leases.len());
+        let mut finished_runs = Vec::new();
         for lease in leases {
             let Some(row) = sqlx::query(include_str!("sql/release_steps.sql"))
                 .bind(lease.step_id.0)
@@ -286,13 +288,27 @@ impl SqliteStore {
                 },
             )
             .await?;
+            if row.try_get::<String, _>(5)? == "skipped" {
+                settle::insert_event(
+                    &mut tx,
+                    NewEvent {
+                        kind: EventKind::StepSkipped,
+                        run_id: Some(run_id),
+                        step: Some(&name),
+                        group: group.as_deref(),
+                        data: json!({"reason": "run failed"}),
+                    },
+                )
+                .await?;
+                finished_runs.extend(settle::close_steps(&mut tx, run_id, 1).await?);
+            }
             accepted.push(lease.step_id);
         }
         tx.commit().await?;
         Ok(BatchReport {
             refused: refused(leases.iter().copied(), &accepted),
             accepted,
-            finished_runs: vec![],
+            finished_runs,
         })
     }
 }

@@ -130,7 +130,7 @@ impl SqliteStore {
             };
             settle::record_attempt(&mut tx, step.attempt_record("reaped", Some("worker lost")))
                 .await?;
-            let exhausted = step.attempt.max(0) as u32 >= step.retry.max_attempts;
+            let exhausted = step.halted || step.attempt.max(0) as u32 >= step.retry.max_attempts;
             settle::insert_event(
                 &mut tx,
                 NewEvent {

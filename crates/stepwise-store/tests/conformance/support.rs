@@ -72,7 +72,10 @@ pub async fn create(store: &dyn Store, batch: RunBatch) -> Vec<RunId> {
     let n = batch.runs.len();
     let created = store.create_runs(batch).await.expect("create runs");
     assert_eq!(created.len(), n, "one answer per run of the batch");
-    assert!(created.iter().all(|c| c.created), "every run is new: {created:?}");
+    assert!(
+        created.iter().all(|c| c.created),
+        "every run is new: {created:?}"
+    );
     created.into_iter().map(|c| c.id).collect()
 }
 
@@ -123,7 +126,10 @@ pub fn success(c: &ClaimedStep) -> StepSuccess {
 
 pub async fn complete(store: &dyn Store, claimed: &[ClaimedStep]) -> BatchReport {
     let outcomes: Vec<StepSuccess> = claimed.iter().map(success).collect();
-    store.complete_steps(&outcomes).await.expect("complete steps")
+    store
+        .complete_steps(&outcomes)
+        .await
+        .expect("complete steps")
 }
 
 /// Completes and checks that every outcome was accepted.
@@ -230,16 +236,12 @@ pub async fn events_when(
 
 /// A run's events once its terminal event (`run.completed`, `run.failed`...) is served.
 pub async fn run_events(store: &dyn Store, run: RunId, terminal: EventKind) -> Vec<Event> {
-    events_when(store, Some(run), terminal.as_str(), |e| count(e, terminal) > 0).await
+    events_when(store, Some(run), terminal.as_str(), |e| {
+        count(e, terminal) > 0
+    })
+    .await
 }
 
 pub fn count(events: &[Event], kind: EventKind) -> usize {
     events.iter().filter(|e| e.kind == kind).count()
-}
-
-pub fn count_for(events: &[Event], run: RunId, kind: EventKind) -> usize {
-    events
-        .iter()
-        .filter(|e| e.kind == kind && e.run_id == Some(run))
-        .count()
 }

@@ -1,11 +1,16 @@
 -- $1 step ids, $2 lease tokens. Back to pending at once; the attempt is not counted.
+-- A step of a halting run is skipped instead: nothing of that run starts again.
+-- Run `lock_leased_steps.sql` first in the same transaction.
 WITH released AS (
     UPDATE step s
-    SET status = 'pending', attempt = s.attempt - 1
-    FROM unnest($1::uuid[], $2::uuid[]) AS i(id, token)
+    SET status = CASE WHEN r.halt IS NULL THEN 'pending' ELSE 'skipped' END,
+        finished_at = CASE WHEN r.halt IS NULL THEN s.finished_at ELSE stepwise_now() END,
+        attempt = s.attempt - 1
+    FROM unnest($1::uuid[], $2::uuid[]) AS i(id, token), run r
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
+      AND r.id = s.run_id
     RETURNING s.id, s.run_id, s.name, s.attempt + 1 AS number, s.worker_id,
-              s.lease_token, s.started_at
+              s.lease_token, s.started_at, s.status, r.group_name, r.halt
 ),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
@@ -15,9 +20,17 @@ history AS (
 ),
 events AS (
     INSERT INTO event (kind, run_id, step, group_name, data)
-    SELECT 'step.released', x.run_id, x.name, r.group_name,
-           jsonb_build_object('attempt', x.number)
-    FROM released x
-    JOIN run r ON r.id = x.run_id
+    SELECT e.kind, e.run_id, e.name, e.group_name, e.data
+    FROM (
+        SELECT x.id, 1 AS ord, 'step.released' AS kind, x.run_id, x.name, x.group_name,
+               jsonb_build_object('attempt', x.number) AS data
+        FROM released x
+        UNION ALL
+        SELECT x.id, 2, 'step.skipped', x.run_id, x.name, x.group_name,
+               jsonb_build_object('reason', 'run ' || x.halt)
+        FROM released x
+        WHERE x.status = 'skipped'
+    ) e
+    ORDER BY e.id, e.ord
 )
-SELECT id FROM released
+SELECT id, run_id, status FROM released

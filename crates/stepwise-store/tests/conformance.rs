@@ -1,0 +1,96 @@
+//! The storage conformance suite: every case runs on SQLite and on PostgreSQL.
+//!
+//! Each case is an `async fn` taking the store (or the [`harness::Harness`] when it
+//! needs more handles or databases); [`conformance!`] turns it into
+//! `sqlite::<case>` and `postgres::<case>` tests, each on a database of its own
+//! (a fresh SQLite file, or a fresh PostgreSQL schema).
+//!
+//! PostgreSQL comes from `STEPWISE_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`). An unreachable database fails the
+//! PostgreSQL cases with a message saying how to set it; they are never skipped.
+//!
+//! Time is moved with `advance_clock`, never slept. Event streams are read with
+//! [`support::events_when`], because PostgreSQL serves an event only once every
+//! older transaction in the database has ended.
+//!
+//! Run one backend with `cargo test -p stepwise-store --test conformance postgres::`.
+
+#[path = "conformance/claims.rs"]
+mod claims;
+#[path = "conformance/events.rs"]
+mod events;
+#[path = "conformance/harness.rs"]
+mod harness;
+#[path = "conformance/joins.rs"]
+mod joins;
+#[path = "conformance/leases.rs"]
+mod leases;
+#[path = "conformance/retries.rs"]
+mod retries;
+#[path = "conformance/runs.rs"]
+mod runs;
+#[path = "conformance/support.rs"]
+mod support;
+
+/// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),+ $(,)?) => {
+        conformance!(@backend sqlite, $($module::$case),+);
+        conformance!(@backend postgres, $($module::$case),+);
+    };
+    (@backend $backend:ident, $($module:ident :: $case:ident),+) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let harness = crate::harness::Harness::$backend().await;
+                    crate::harness::Case::run(crate::$module::$case, &harness).await;
+                    harness.finish().await;
+                }
+            )+
+        }
+    };
+}
+
+conformance!(
+    // Claiming.
+    claims::claim_is_exclusive,
+    claims::batch_claim_never_returns_more_than_limit,
+    claims::claims_follow_priority_then_age,
+    claims::dag_step_is_claimable_only_when_all_dependencies_completed,
+    // Leases, fencing, heartbeats, the reaper.
+    leases::late_writes_are_fenced_after_reclaim,
+    leases::reaper_never_reaps_its_caller,
+    leases::reaped_steps_are_claimable_again_with_a_new_lease,
+    leases::reaping_the_last_attempt_fails_the_step,
+    leases::heartbeats_keep_a_slow_step_from_being_reaped,
+    leases::batch_complete_with_one_stale_lease_commits_the_others_and_reports_it,
+    leases::deregistering_a_worker_releases_its_steps,
+    leases::a_completion_racing_the_reaper_wins_or_is_refused_never_both,
+    leases::a_heartbeat_racing_the_reaper_agrees_with_it,
+    // Failures and time.
+    retries::retries_fail_the_step_at_max_attempts,
+    retries::permanent_errors_fail_without_retrying,
+    retries::step_is_not_claimable_before_its_backoff_ends,
+    retries::a_failed_step_halts_its_run,
+    retries::a_halted_run_never_runs_a_step_again,
+    retries::a_retry_racing_a_halt_never_requeues_the_step,
+    retries::released_steps_return_to_pending_without_counting_the_attempt,
+    retries::delayed_starts_are_not_claimable_before_their_time,
+    // Counted joins.
+    joins::racing_completions_of_a_groups_last_runs_complete_it_once,
+    joins::racing_completions_of_a_join_unblock_it_exactly_once,
+    joins::run_completes_exactly_when_its_last_step_does,
+    // Events.
+    events::events_exist_iff_state_change_committed,
+    events::failed_writes_leave_no_trace,
+    events::event_reader_never_skips_beside_concurrent_writers,
+    // Runs, workflows, schema, clock.
+    runs::racing_idempotent_creates_make_one_run,
+    runs::workflows_are_versioned_by_content,
+    runs::unknown_workflows_are_refused,
+    runs::group_names_are_unique,
+    runs::list_runs_pages_newest_first,
+    runs::schema_is_checked_and_migrations_are_idempotent,
+    runs::the_clock_is_shared_by_every_handle,
+);
