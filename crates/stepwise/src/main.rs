@@ -36,8 +36,19 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// DESIGN.md's exit codes: 2 bad input, 3 conflict, 4 not found, 1 anything else.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    use stepwise_store::StoreError::*;
+    match error.downcast_ref::<stepwise_store::StoreError>() {
+        Some(UnsupportedUrl(_) | InvalidInput(_) | InvalidSpec(_) | InvalidCursor(_)) => 2,
+        Some(GroupExists(_)) => 3,
+        Some(UnknownWorkflow(_)) => 4,
+        _ => 1,
     }
 }
 

@@ -88,6 +88,11 @@ CREATE TABLE step (
     UNIQUE (run_id, name)
 ) WITH (fillfactor = 70);
 -- The claim index holds only claimable rows: backoff waits in 'scheduled'.
+-- Every claim and outcome rewrites a step row outside HOT (status is in the claim
+-- index's predicate): vacuum the hot tables early so dead tuples do not pile up.
+ALTER TABLE step SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0,
+                      autovacuum_analyze_scale_factor = 0.05);
+ALTER TABLE run SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
 CREATE INDEX step_claim ON step (queue, priority DESC, seq) WHERE status = 'pending';
 CREATE INDEX step_due ON step (run_after) WHERE status = 'scheduled';
 CREATE INDEX step_running ON step (worker_id) WHERE status = 'running';
@@ -119,6 +124,7 @@ CREATE TABLE worker (
     expires_at timestamptz NOT NULL,
     stopped_at timestamptz
 );
+ALTER TABLE worker SET (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 200);
 CREATE INDEX worker_alive ON worker (expires_at) WHERE status = 'alive';
 
 -- The transactional outbox. xid is the writing transaction: readers serve only
