@@ -113,6 +113,8 @@ pub struct ClaimedStep {
     pub input: Value,
     /// The claiming worker's lease expiry (database clock); heartbeats extend it.
     pub lease_expires_at: DateTime<Utc>,
+    /// The outputs of the steps this one depends on, by step name.
+    pub dependency_outputs: serde_json::Map<String, Value>,
 }
 
 /// A successful attempt to record.
@@ -120,6 +122,8 @@ pub struct ClaimedStep {
 pub struct StepSuccess {
     pub lease: Lease,
     pub output: Value,
+    /// The attempt's captured output (already truncated by the executor).
+    pub log: Option<String>,
 }
 
 /// A failed attempt to record.
@@ -127,6 +131,8 @@ pub struct StepSuccess {
 pub struct StepFailure {
     pub lease: Lease,
     pub error: String,
+    /// The attempt's captured output (already truncated by the executor).
+    pub log: Option<String>,
     /// False for errors that must not be retried (exit 64, HTTP 4xx, permanent).
     pub retryable: bool,
 }
@@ -340,4 +346,19 @@ impl Default for EventQuery {
             limit: 1000,
         }
     }
+}
+
+/// A queue some registered workflow uses.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueView {
+    pub name: String,
+    pub paused: bool,
+}
+
+/// The captured output of one attempt.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AttemptLog {
+    pub number: u32,
+    pub outcome: String,
+    pub log: Option<String>,
 }

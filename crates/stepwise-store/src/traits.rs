@@ -25,6 +25,8 @@ pub trait WorkflowStore: Send + Sync {
     ) -> Result<Option<StoredWorkflow>>;
     /// The latest version of every workflow.
     async fn list_workflows(&self) -> Result<Vec<StoredWorkflow>>;
+    /// Every queue a registered workflow's steps use.
+    async fn list_queues(&self) -> Result<Vec<QueueView>>;
 }
 
 /// Runs and groups.
@@ -39,6 +41,14 @@ pub trait RunStore: Send + Sync {
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage>;
     /// A group with its counts per run status.
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>>;
+    /// The captured logs of a step's finished attempts, oldest first (only `attempt`
+    /// when given).
+    async fn attempt_logs(
+        &self,
+        run: RunId,
+        step: &str,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>>;
 }
 
 /// The hot path: claiming steps and recording their outcomes.

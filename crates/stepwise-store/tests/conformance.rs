@@ -17,6 +17,8 @@
 
 #[path = "conformance/claims.rs"]
 mod claims;
+#[path = "conformance/context.rs"]
+mod context;
 #[path = "conformance/events.rs"]
 mod events;
 #[path = "conformance/harness.rs"]
@@ -81,6 +83,10 @@ conformance!(
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,
     joins::run_completes_exactly_when_its_last_step_does,
+    // What a step runs with and leaves behind.
+    context::claims_carry_the_outputs_of_their_dependencies,
+    context::attempt_logs_are_kept_per_attempt,
+    context::queues_of_registered_workflows_are_listed,
     // Events.
     events::events_exist_iff_state_change_committed,
     events::failed_writes_leave_no_trace,

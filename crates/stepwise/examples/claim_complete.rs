@@ -85,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
                     .map(|c| StepSuccess {
                         lease: c.lease,
                         output: json!(null),
+                        log: None,
                     })
                     .collect();
                 done += store.complete_steps(&outcomes).await?.accepted.len();

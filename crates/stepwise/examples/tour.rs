@@ -88,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
                         lease: step.lease,
                         error: "converter crashed".into(),
                         retryable: true,
+                        log: None,
                     })
                     .await?;
                 continue;
@@ -95,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
             done.push(StepSuccess {
                 lease: step.lease,
                 output: json!({ "step": step.step, "input": step.input }),
+                log: None,
             });
         }
         store.complete_steps(&done).await?;

@@ -72,6 +72,20 @@ impl WorkflowStore for PgStore {
             .await?;
         rows.iter().map(workflow_from_row).collect()
     }
+
+    async fn list_queues(&self) -> Result<Vec<QueueView>> {
+        let rows = sqlx::query(include_str!("sql/list_queues.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueView {
+                    name: r.try_get(0)?,
+                    paused: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
 }
 
 async fn latest_workflow(
@@ -191,6 +205,29 @@ impl RunStore for PgStore {
                 None
             },
         })
+    }
+
+    async fn attempt_logs(
+        &self,
+        run: RunId,
+        step: &str,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>> {
+        let rows = sqlx::query(include_str!("sql/attempt_logs.sql"))
+            .bind(run.0)
+            .bind(step)
+            .bind(attempt.map(|a| a.min(i32::MAX as u32) as i32))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptLog {
+                    number: r.try_get::<i32, _>(0)?.max(0) as u32,
+                    outcome: r.try_get(1)?,
+                    log: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {

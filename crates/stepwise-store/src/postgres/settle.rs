@@ -77,11 +77,17 @@ pub(super) async fn insert_event(conn: &mut PgConnection, event: NewEvent<'_>) -
 }
 
 /// Appends a finished attempt to the step's history.
+/// How an attempt ended, for its history row.
+pub(super) struct AttemptEnd<'a> {
+    pub outcome: &'a str,
+    pub error: Option<&'a str>,
+    pub log: Option<&'a str>,
+}
+
 pub(super) async fn record_attempt(
     conn: &mut PgConnection,
     step: &LockedStep,
-    outcome: &str,
-    error: Option<&str>,
+    end: AttemptEnd<'_>,
 ) -> Result<()> {
     sqlx::query(include_str!("sql/record_attempt.sql"))
         .bind(step.id)
@@ -90,8 +96,9 @@ pub(super) async fn record_attempt(
         .bind(step.worker_id)
         .bind(step.token)
         .bind(step.started_at)
-        .bind(outcome)
-        .bind(error)
+        .bind(end.outcome)
+        .bind(end.error)
+        .bind(end.log)
         .execute(conn)
         .await?;
     Ok(())

@@ -1,6 +1,6 @@
 //! The hot path on PostgreSQL: claim, complete, fail, release.
 
-use super::settle::{self, NewEvent};
+use super::settle::{self, AttemptEnd, NewEvent};
 use super::PgStore;
 use crate::model::*;
 use crate::transient::{millis, with_retries};
@@ -69,6 +69,10 @@ impl PgStore {
                     workflow_version: row.try_get(8)?,
                     input: row.try_get(9)?,
                     lease_expires_at: row.try_get(10)?,
+                    dependency_outputs: match row.try_get::<Value, _>(11)? {
+                        Value::Object(map) => map,
+                        _ => serde_json::Map::new(),
+                    },
                 });
             }
         }
@@ -80,11 +84,13 @@ impl PgStore {
         let ids: Vec<Uuid> = outcomes.iter().map(|o| o.lease.step_id.0).collect();
         let tokens: Vec<Uuid> = outcomes.iter().map(|o| o.lease.token.0).collect();
         let outputs: Vec<Value> = outcomes.iter().map(|o| o.output.clone()).collect();
+        let logs: Vec<Option<String>> = outcomes.iter().map(|o| o.log.clone()).collect();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
             .bind(&ids)
             .bind(&tokens)
             .bind(&outputs)
+            .bind(&logs)
             .fetch_all(&mut *tx)
             .await?;
         let mut accepted = Vec::with_capacity(rows.len());
@@ -123,7 +129,16 @@ impl PgStore {
         );
         let outcome = match decision {
             FailureDecision::RetryAfter(delay) => {
-                settle::record_attempt(&mut tx, &step, "failed", Some(&failure.error)).await?;
+                settle::record_attempt(
+                    &mut tx,
+                    &step,
+                    AttemptEnd {
+                        outcome: "failed",
+                        error: Some(&failure.error),
+                        log: failure.log.as_deref(),
+                    },
+                )
+                .await?;
                 let run_after = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
                     .bind(step.id)
                     .bind(millis(delay))
@@ -158,7 +173,16 @@ impl PgStore {
                 }
             }
             FailureDecision::GiveUp => {
-                settle::record_attempt(&mut tx, &step, "failed", Some(&failure.error)).await?;
+                settle::record_attempt(
+                    &mut tx,
+                    &step,
+                    AttemptEnd {
+                        outcome: "failed",
+                        error: Some(&failure.error),
+                        log: failure.log.as_deref(),
+                    },
+                )
+                .await?;
                 settle::fail_for_good(&mut tx, &step, &failure.error).await?;
                 FailOutcome::Failed
             }

@@ -114,7 +114,16 @@ impl PgStore {
             let Some(step) = settle::lock_running_step(&mut tx, id, token).await? else {
                 continue;
             };
-            settle::record_attempt(&mut tx, &step, "reaped", Some("worker lost")).await?;
+            settle::record_attempt(
+                &mut tx,
+                &step,
+                settle::AttemptEnd {
+                    outcome: "reaped",
+                    error: Some("worker lost"),
+                    log: None,
+                },
+            )
+            .await?;
             let exhausted = step.halted || step.attempt.max(0) as u32 >= step.retry.max_attempts;
             settle::insert_event(
                 &mut tx,

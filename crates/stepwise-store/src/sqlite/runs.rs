@@ -67,6 +67,20 @@ impl WorkflowStore for SqliteStore {
             .await?;
         rows.iter().map(workflow_from_row).collect()
     }
+
+    async fn list_queues(&self) -> Result<Vec<QueueView>> {
+        let rows = sqlx::query(include_str!("sql/list_queues.sql"))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueView {
+                    name: r.try_get(0)?,
+                    paused: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
 }
 
 async fn latest_workflow(
@@ -186,6 +200,29 @@ impl RunStore for SqliteStore {
                 None
             },
         })
+    }
+
+    async fn attempt_logs(
+        &self,
+        run: RunId,
+        step: &str,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>> {
+        let rows = sqlx::query(include_str!("sql/attempt_logs.sql"))
+            .bind(run.0)
+            .bind(step)
+            .bind(attempt.map(|a| a.min(i32::MAX as u32) as i64))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptLog {
+                    number: r.try_get::<i64, _>(0)?.max(0) as u32,
+                    outcome: r.try_get(1)?,
+                    log: r.try_get(2)?,
+                })
+            })
+            .collect()
     }
 
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {

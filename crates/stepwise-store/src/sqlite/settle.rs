@@ -88,6 +88,7 @@ pub(super) struct AttemptRecord<'a> {
     pub started_at: Option<i64>,
     pub outcome: &'a str,
     pub error: Option<&'a str>,
+    pub log: Option<&'a str>,
 }
 
 pub(super) async fn record_attempt(
@@ -103,6 +104,7 @@ pub(super) async fn record_attempt(
         .bind(a.started_at)
         .bind(a.outcome)
         .bind(a.error)
+        .bind(a.log)
         .execute(conn)
         .await?;
     Ok(())
@@ -123,6 +125,7 @@ impl LockedStep {
             started_at: self.started_at.map(|t| t.timestamp_millis()),
             outcome,
             error,
+            log: None,
         }
     }
 }

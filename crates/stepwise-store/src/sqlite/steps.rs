@@ -43,6 +43,7 @@ struct RunOfClaim {
     workflow: String,
     version: i32,
     input: Value,
+    dependency_outputs: Value,
 }
 
 /// Step sequence numbers as the JSON array the set-based statements unnest.
@@ -101,6 +102,7 @@ impl SqliteStore {
                     workflow: r.try_get(2)?,
                     version: r.try_get(3)?,
                     input: r.try_get(4)?,
+                    dependency_outputs: r.try_get(5)?,
                 },
             );
         }
@@ -129,6 +131,10 @@ impl SqliteStore {
                 max_attempts: row.try_get::<i64, _>(5)? as u32,
                 input: run.input,
                 lease_expires_at: time(expires_at)?,
+                dependency_outputs: match run.dependency_outputs {
+                    Value::Object(map) => map,
+                    _ => serde_json::Map::new(),
+                },
             });
         }
         Ok(steps)
@@ -142,13 +148,14 @@ impl SqliteStore {
                     "id": o.lease.step_id.0.simple().to_string(),
                     "token": o.lease.token.0.simple().to_string(),
                     "output": o.output,
+                    "log": o.log,
                 })
             })
             .collect();
         let input = Value::Array(input).to_string();
         let mut tx = self.write().await?;
         let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
-            .bind(input)
+            .bind(&input)
             .fetch_all(&mut *tx)
             .await?;
         let mut accepted = Vec::with_capacity(rows.len());
@@ -158,8 +165,12 @@ impl SqliteStore {
             for row in &rows {
                 accepted.push(StepId(row.try_get(1)?));
             }
+            sqlx::query(include_str!("sql/completed_history.sql"))
+                .bind(&input)
+                .bind(&seqs)
+                .execute(&mut *tx)
+                .await?;
             for sql in [
-                include_str!("sql/completed_history.sql"),
                 include_str!("sql/step_completed_events.sql"),
                 include_str!("sql/unblock_dependents.sql"),
             ] {
@@ -196,8 +207,14 @@ impl SqliteStore {
             step.attempt.max(1) as u32,
             failure.retryable && !step.halted,
         );
-        settle::record_attempt(&mut tx, step.attempt_record("failed", Some(&failure.error)))
-            .await?;
+        settle::record_attempt(
+            &mut tx,
+            AttemptRecord {
+                log: failure.log.as_deref(),
+                ..step.attempt_record("failed", Some(&failure.error))
+            },
+        )
+        .await?;
         let outcome = match decision {
             FailureDecision::RetryAfter(delay) => {
                 let run_after: i64 = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
@@ -270,6 +287,7 @@ impl SqliteStore {
                     started_at: row.try_get(4)?,
                     outcome: "released",
                     error: None,
+                    log: None,
                 },
             )
             .await?;

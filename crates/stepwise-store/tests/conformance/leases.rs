@@ -35,6 +35,7 @@ pub async fn late_writes_are_fenced_after_reclaim(store: Arc<dyn Store>) {
         .complete_steps(&[StepSuccess {
             lease: old.lease,
             output: json!("late"),
+            log: None,
         }])
         .await
         .unwrap();
@@ -69,6 +70,7 @@ pub async fn late_writes_are_fenced_after_reclaim(store: Arc<dyn Store>) {
         .complete_steps(&[StepSuccess {
             lease: new.lease,
             output: json!("b's"),
+            log: None,
         }])
         .await
         .unwrap();

@@ -121,6 +121,7 @@ pub fn success(c: &ClaimedStep) -> StepSuccess {
     StepSuccess {
         lease: c.lease,
         output: json!({ "step": c.step, "attempt": c.attempt }),
+        log: None,
     }
 }
 
@@ -146,6 +147,7 @@ pub async fn fail(store: &dyn Store, c: &ClaimedStep, retryable: bool, error: &s
             lease: c.lease,
             error: error.into(),
             retryable,
+            log: Some(format!("log: {error}")),
         })
         .await
         .expect("fail step")

@@ -107,7 +107,9 @@ CREATE TABLE attempt (
     started_at timestamptz,
     finished_at timestamptz NOT NULL DEFAULT stepwise_now(),
     outcome text NOT NULL,
-    error text
+    error text,
+    -- stdout and stderr of the attempt, truncated by the executor.
+    log text
 );
 CREATE INDEX attempt_by_run ON attempt (run_id);
 

@@ -37,6 +37,9 @@ started AS (
 )
 SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token,
        j.workflow, j.workflow_version, j.input,
-       (SELECT expires_at FROM worker WHERE id = $3) AS lease_expires_at
+       (SELECT expires_at FROM worker WHERE id = $3) AS lease_expires_at,
+       (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+        FROM step d
+        WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents)) AS dependency_outputs
 FROM joined j
 ORDER BY j.priority DESC, j.seq

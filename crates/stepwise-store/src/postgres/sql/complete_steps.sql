@@ -1,18 +1,18 @@
--- $1 step ids, $2 lease tokens, $3 outputs. Only rows still running under the named
+-- $1 step ids, $2 lease tokens, $3 outputs, $4 attempt logs. Only rows still running under the named
 -- lease change (fencing); the caller reports the others as refused.
 WITH done AS (
     UPDATE step s
     SET status = 'completed', output = i.output, finished_at = stepwise_now()
-    FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS i(id, token, output)
+    FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::text[]) AS i(id, token, output, log)
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
     RETURNING s.id, s.run_id, s.name, s.attempt, s.worker_id, s.lease_token,
-              s.started_at, s.finished_at, s.dependents
+              s.started_at, s.finished_at, s.dependents, i.log
 ),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
-                         finished_at, outcome)
+                         finished_at, outcome, log)
     SELECT id, run_id, attempt, worker_id, lease_token, started_at, finished_at,
-           'completed'
+           'completed', log
     FROM done
 ),
 events AS (

@@ -99,7 +99,9 @@ CREATE TABLE attempt (
     started_at INTEGER,
     finished_at INTEGER NOT NULL,
     outcome TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    -- stdout and stderr of the attempt, truncated by the executor.
+    log TEXT
 );
 CREATE INDEX attempt_by_run ON attempt (run_id);
 

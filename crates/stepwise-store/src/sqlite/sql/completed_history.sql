@@ -1,7 +1,9 @@
--- ?1 JSON array of just-completed step seqs: their attempt history rows.
+-- ?1 the JSON input of complete_steps.sql, ?2 JSON array of the seqs it accepted:
+-- their attempt history rows, with the logs from the input.
 INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
-                     finished_at, outcome)
+                     finished_at, outcome, log)
 SELECT s.id, s.run_id, s.attempt, s.worker_id, s.lease_token, s.started_at,
-       s.finished_at, 'completed'
+       s.finished_at, 'completed', j.value ->> '$.log'
 FROM json_each(?1) j
-JOIN step s ON s.seq = j.value
+JOIN step s ON s.id = unhex(j.value ->> '$.id')
+WHERE s.seq IN (SELECT value FROM json_each(?2))

@@ -1,0 +1,1 @@
+SELECT name, paused FROM queue ORDER BY name
