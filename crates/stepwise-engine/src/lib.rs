@@ -1,5 +1,25 @@
-//! The worker runtime of Stepwise (claim loops, heartbeats, reaper, executors).
+//! The worker runtime of Stepwise.
 //!
-//! Not built yet: the engine core issue only lays down the storage layer
-//! (`stepwise-store`) that this crate will drive. Kept in the workspace so the crate
-//! graph of DESIGN.md exists from the start.
+//! A [`Worker`] registers itself, runs pools of consumers fed by one claimer per
+//! pool, records outcomes through a batching completer, heartbeats its lease, reaps
+//! silent workers, and shuts down gracefully (stop claiming, wait, stop the rest and
+//! hand their steps back). Steps run through [`executor`]s: `exec` (a child process
+//! under the [`supervisor`], so it never outlives its lease), `http`, and Rust
+//! `handler`s. What the worker does is published on the lifecycle [`bus`] and
+//! counted through the `metrics` facade ([`metrics`]).
+//!
+//! The engine never decides time itself: leases, backoff and delays are the store's
+//! (the database clock). It only measures how long an attempt may run (its timeout),
+//! which is a local matter of stopping a child.
+
+pub mod bus;
+pub mod capture;
+pub mod executor;
+pub mod metrics;
+pub mod supervisor;
+pub mod worker;
+
+pub use bus::{Bus, Lifecycle};
+pub use executor::handler::{HandlerContext, HandlerError, Handlers};
+pub use executor::ExecOptions;
+pub use worker::{PoolSpec, Worker, WorkerError, WorkerOptions, ANY_QUEUE};

@@ -1,0 +1,91 @@
+//! Executors: how one attempt of a step runs, whatever its kind.
+//!
+//! An executor gets the step's context and a cancellation token and returns an
+//! [`AttemptResult`]; it never touches the store. Timeouts are applied around it by
+//! the worker, through the same token, so every kind stops the same way.
+
+pub mod exec;
+pub mod handler;
+pub mod http;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What an attempt runs with.
+#[derive(Clone, Debug)]
+pub struct AttemptInput {
+    /// `{"run_id", "workflow", "step", "attempt", "input", "steps"}`.
+    pub context: Value,
+    /// `STEPWISE_*` variables and the step's `env`.
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+}
+
+/// How an attempt ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptResult {
+    pub outcome: Result<Value, AttemptError>,
+    /// Captured output (exec: stdout and stderr), already truncated.
+    pub log: Option<String>,
+}
+
+/// A failed attempt.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct AttemptError {
+    pub message: String,
+    /// False when retrying cannot help (exit 64, HTTP 4xx, a permanent handler error).
+    pub retryable: bool,
+}
+
+impl AttemptError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// Why the worker stopped an attempt before it ended on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The per-attempt timeout passed.
+    TimedOut(Duration),
+    /// The worker is shutting down or lost its lease: the step goes back, unjudged.
+    Abandoned,
+}
+
+/// Limits an `exec` attempt works within.
+#[derive(Clone, Debug)]
+pub struct ExecOptions {
+    /// The program that runs `__supervise` (the `stepwise` binary, or an embedding
+    /// program that calls [`crate::supervisor::supervise`]).
+    pub supervisor: PathBuf,
+    /// Bytes of stdout + stderr kept as the attempt's log.
+    pub log_limit: usize,
+    /// Bytes of stdout kept for the step's output.
+    pub output_limit: usize,
+    /// How long the supervisor waits without a heartbeat from the worker.
+    pub lease: Duration,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        Self {
+            supervisor: std::env::current_exe().unwrap_or_else(|_| "stepwise".into()),
+            log_limit: 64 * 1024,
+            output_limit: 1024 * 1024,
+            lease: Duration::from_secs(30),
+        }
+    }
+}

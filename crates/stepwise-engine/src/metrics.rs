@@ -1,0 +1,16 @@
+//! The worker's metrics, through the `metrics` facade: the program that embeds the
+//! worker (or `stepwise server`) installs the exporter.
+
+pub const CLAIMS: &str = "stepwise_claims_total";
+pub const CLAIM_HITS: &str = "stepwise_claim_hits_total";
+pub const CLAIM_IDLE: &str = "stepwise_claim_idle_total";
+pub const CLAIM_ERRORS: &str = "stepwise_claim_errors_total";
+pub const STEPS_CLAIMED: &str = "stepwise_steps_claimed_total";
+pub const STEPS_COMPLETED: &str = "stepwise_steps_completed_total";
+pub const STEP_ERRORS: &str = "stepwise_step_errors_total";
+pub const STEPS_FAILED: &str = "stepwise_steps_failed_total";
+pub const STEPS_RELEASED: &str = "stepwise_steps_released_total";
+pub const WORKERS_REAPED: &str = "stepwise_workers_reaped_total";
+pub const LEASES_LOST: &str = "stepwise_leases_lost_total";
+pub const CLAIM_SECONDS: &str = "stepwise_claim_duration_seconds";
+pub const STEP_SECONDS: &str = "stepwise_step_duration_seconds";

@@ -1,0 +1,739 @@
+//! The worker: pools of consumers fed by one claimer each, a completer that records
+//! outcomes in batches, a heartbeat, a reaper, and graceful shutdown.
+//!
+//! ```text
+//!  claimer (per pool) ──claim n──▶ consumers (tasks, ≤ pool size) ──outcome──▶ completer
+//!        ▲                                                                  │
+//!        └──────────────── wake: new work may be claimable ◀────────────────┘
+//! ```
+//! One claimer per pool asks for as many steps as it has idle consumers, so
+//! consumers never race each other for rows. The completer drains whatever outcomes
+//! are waiting into one `complete_steps` call: batches grow under load and a lone
+//! outcome is written at once when idle.
+//!
+//! The worker's lease lives in its worker row; a heartbeat extends it. When a
+//! heartbeat finds the worker was reaped, every running attempt is stopped (its
+//! children killed) and the worker registers again under a new id: the old id's
+//! leases are void and its late writes are refused by the store.
+
+use crate::bus::{Bus, Lifecycle};
+use crate::executor::handler::{HandlerContext, Handlers};
+use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
+use crate::metrics as m;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stepwise_core::{Lease, RunId, StepAction, WorkerId, WorkflowSpec};
+use stepwise_store::{
+    ClaimRequest, ClaimedStep, Heartbeat, StepFailure, StepSuccess, Store, StoreError,
+    WorkerRegistration,
+};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The pool that serves every queue no other pool names.
+pub const ANY_QUEUE: &str = "*";
+
+/// Consumers serving one queue (or [`ANY_QUEUE`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub queue: String,
+    pub consumers: usize,
+}
+
+impl std::str::FromStr for PoolSpec {
+    type Err = String;
+
+    /// `QUEUE=N`, e.g. `parse=4` or `*=8`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (queue, n) = s
+            .split_once('=')
+            .ok_or_else(|| format!("pool {s:?} must look like QUEUE=N, e.g. parse=4 or '*=8'"))?;
+        let consumers: usize = n
+            .parse()
+            .map_err(|_| format!("pool {s:?}: {n:?} is not a number of consumers"))?;
+        if consumers == 0 || consumers > 10_000 {
+            return Err(format!("pool {s:?}: consumers must be between 1 and 10000"));
+        }
+        if queue != ANY_QUEUE && !stepwise_core::spec::valid_name(queue) {
+            return Err(format!("pool {s:?}: {queue:?} is not a valid queue name"));
+        }
+        Ok(Self {
+            queue: queue.to_string(),
+            consumers,
+        })
+    }
+}
+
+/// How a worker runs.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Shown by `stepwise workers`, e.g. `host:pid`.
+    pub name: String,
+    pub pools: Vec<PoolSpec>,
+    pub lease: Duration,
+    /// How long graceful shutdown waits for running attempts before it stops them
+    /// and hands their steps back.
+    pub shutdown_timeout: Duration,
+    /// How often an idle claimer looks for work another process created.
+    pub poll_interval: Duration,
+    pub exec: ExecOptions,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            name: format!("worker:{}", std::process::id()),
+            pools: vec![PoolSpec {
+                queue: ANY_QUEUE.into(),
+                consumers: 8,
+            }],
+            lease: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(200),
+            exec: ExecOptions::default(),
+        }
+    }
+}
+
+/// Why a worker stopped other than being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid worker options: {0}")]
+    Options(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A worker process's runtime. Build it, then [`Worker::run`] until shutdown.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    heartbeat_store: Arc<dyn Store>,
+    handlers: Handlers,
+    options: WorkerOptions,
+    bus: Bus,
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn Store>, options: WorkerOptions) -> Self {
+        Self {
+            heartbeat_store: store.clone(),
+            store,
+            handlers: Handlers::default(),
+            options,
+            bus: Bus::default(),
+        }
+    }
+
+    /// A separate store handle (its own connections) for heartbeats, so a busy pool
+    /// cannot starve them.
+    pub fn heartbeat_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.heartbeat_store = store;
+        self
+    }
+
+    pub fn handlers(mut self, handlers: Handlers) -> Self {
+        self.handlers = handlers;
+        self
+    }
+
+    /// The lifecycle bus this worker publishes on.
+    pub fn bus(&self) -> Bus {
+        self.bus.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops claiming, waits up to the
+    /// shutdown timeout for running attempts, stops the rest, hands their steps back
+    /// and deregisters.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        if self.options.pools.is_empty() {
+            return Err(WorkerError::Options("no pools".into()));
+        }
+        if self.options.lease < Duration::from_secs(1) {
+            return Err(WorkerError::Options("the lease must be at least 1s".into()));
+        }
+        let lease = self.register().await?;
+        let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            store: self.store,
+            heartbeat_store: self.heartbeat_store,
+            handlers: self.handlers,
+            http: reqwest::Client::new(),
+            bus: self.bus,
+            options: self.options,
+            identity: Mutex::new(Identity {
+                id: lease,
+                generation: CancellationToken::new(),
+            }),
+            wake: Notify::new(),
+            specs: Mutex::new(HashMap::new()),
+        });
+        let background = CancellationToken::new();
+        let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(background.clone()));
+        let reaper = tokio::spawn(inner.clone().reaper_loop(background.clone()));
+        let completer = tokio::spawn(inner.clone().completer_loop(outcomes_rx));
+
+        let tracker = TaskTracker::new();
+        let named: HashSet<String> = inner
+            .options
+            .pools
+            .iter()
+            .filter(|p| p.queue != ANY_QUEUE)
+            .map(|p| p.queue.clone())
+            .collect();
+        let mut claimers = Vec::new();
+        for pool in inner.options.pools.clone() {
+            let claimer = Claimer {
+                pool,
+                named: named.clone(),
+                tracker: tracker.clone(),
+                shutdown: shutdown.clone(),
+                outcomes: outcomes_tx.clone(),
+            };
+            claimers.push(tokio::spawn(inner.clone().claimer_loop(claimer)));
+        }
+        // The consumers hold the only senders: the completer ends after the last one.
+        drop(outcomes_tx);
+        shutdown.cancelled().await;
+        for c in claimers {
+            let _ = c.await;
+        }
+        tracker.close();
+        let grace = inner.options.shutdown_timeout;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(
+                "shutdown timeout passed: stopping running attempts and releasing their steps"
+            );
+            inner.identity().generation.cancel();
+            tracker.wait().await;
+        }
+        let _ = completer.await;
+        background.cancel();
+        let _ = heartbeat.await;
+        let _ = reaper.await;
+        let id = inner.identity().id;
+        inner.store.deregister_worker(id).await?;
+        Ok(())
+    }
+
+    async fn register(&self) -> Result<WorkerId, StoreError> {
+        register(&*self.store, &self.options).await
+    }
+}
+
+async fn register(store: &dyn Store, options: &WorkerOptions) -> Result<WorkerId, StoreError> {
+    let lease = store
+        .register_worker(&WorkerRegistration {
+            name: options.name.clone(),
+            queues: options.pools.iter().map(|p| p.queue.clone()).collect(),
+            lease: options.lease,
+        })
+        .await?;
+    tracing::info!(worker = %lease.id, "worker registered");
+    Ok(lease.id)
+}
+
+struct Identity {
+    id: WorkerId,
+    /// Cancelled when this identity's leases are void (reaped, or shutdown ran out):
+    /// every attempt started under it stops.
+    generation: CancellationToken,
+}
+
+/// How one attempt ended, as the completer records it.
+enum Finished {
+    Succeeded {
+        step: ClaimedStep,
+        output: Value,
+        log: Option<String>,
+    },
+    Failed {
+        step: ClaimedStep,
+        error: String,
+        retryable: bool,
+        log: Option<String>,
+    },
+    /// Stopped without a verdict (shutdown, lost lease): the step goes back.
+    Abandoned { step: ClaimedStep },
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    heartbeat_store: Arc<dyn Store>,
+    handlers: Handlers,
+    http: reqwest::Client,
+    bus: Bus,
+    options: WorkerOptions,
+    identity: Mutex<Identity>,
+    wake: Notify,
+    specs: Mutex<HashMap<(String, i32), Arc<WorkflowSpec>>>,
+}
+
+/// What one pool's claimer works with.
+struct Claimer {
+    pool: PoolSpec,
+    /// Queues that other pools name, which a `*` pool leaves to them.
+    named: HashSet<String>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    outcomes: mpsc::UnboundedSender<Finished>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Inner {
+    fn identity(&self) -> std::sync::MutexGuard<'_, Identity> {
+        lock(&self.identity)
+    }
+
+    async fn claimer_loop(self: Arc<Self>, claimer: Claimer) {
+        let Claimer {
+            pool,
+            named,
+            tracker,
+            shutdown,
+            outcomes,
+        } = claimer;
+        let slots = Arc::new(Semaphore::new(pool.consumers));
+        let mut queues: Vec<String> = vec![];
+        let mut queues_read = None::<Instant>;
+        loop {
+            let first = tokio::select! {
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                _ = shutdown.cancelled() => return,
+            };
+            let mut permits = vec![first];
+            while let Ok(p) = slots.clone().try_acquire_owned() {
+                permits.push(p);
+            }
+            if pool.queue != ANY_QUEUE {
+                queues = vec![pool.queue.clone()];
+            } else if queues_read.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                match self.store.list_queues().await {
+                    Ok(all) => {
+                        queues = all
+                            .into_iter()
+                            .map(|q| q.name)
+                            .filter(|q| !named.contains(q))
+                            .collect();
+                        queues_read = Some(Instant::now());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot list queues"),
+                }
+            }
+            let (worker, generation) = {
+                let identity = self.identity();
+                (identity.id, identity.generation.clone())
+            };
+            let claimed = if queues.is_empty() {
+                Ok(vec![])
+            } else {
+                let started = Instant::now();
+                metrics::counter!(m::CLAIMS).increment(1);
+                let r = self
+                    .store
+                    .claim_steps(&ClaimRequest {
+                        worker,
+                        queues: queues.clone(),
+                        limit: permits.len() as u32,
+                    })
+                    .await;
+                metrics::histogram!(m::CLAIM_SECONDS).record(started.elapsed().as_secs_f64());
+                r
+            };
+            let claimed = match claimed {
+                Ok(c) => c,
+                Err(e) => {
+                    metrics::counter!(m::CLAIM_ERRORS).increment(1);
+                    tracing::warn!(error = %e, "claim failed");
+                    vec![]
+                }
+            };
+            if claimed.is_empty() {
+                metrics::counter!(m::CLAIM_IDLE).increment(1);
+                drop(permits);
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                continue;
+            }
+            metrics::counter!(m::CLAIM_HITS).increment(1);
+            metrics::counter!(m::STEPS_CLAIMED).increment(claimed.len() as u64);
+            for (step, permit) in claimed.into_iter().zip(permits.drain(..)) {
+                let inner = self.clone();
+                let generation = generation.clone();
+                let outcomes = outcomes.clone();
+                tracker.spawn(async move {
+                    let finished = inner.execute(step, generation).await;
+                    drop(permit);
+                    let _ = outcomes.send(finished);
+                });
+            }
+        }
+    }
+
+    async fn spec(&self, workflow: &str, version: i32) -> Result<Arc<WorkflowSpec>, String> {
+        let key = (workflow.to_string(), version);
+        if let Some(spec) = lock(&self.specs).get(&key) {
+            return Ok(spec.clone());
+        }
+        let stored = self
+            .store
+            .get_workflow(workflow, Some(version))
+            .await
+            .map_err(|e| format!("cannot read workflow {workflow} v{version}: {e}"))?
+            .ok_or_else(|| format!("workflow {workflow} v{version} is not registered"))?;
+        let spec = Arc::new(stored.spec);
+        lock(&self.specs).insert(key, spec.clone());
+        Ok(spec)
+    }
+
+    async fn execute(&self, step: ClaimedStep, generation: CancellationToken) -> Finished {
+        self.bus.publish(Lifecycle::StepStarted {
+            run_id: step.run_id,
+            step: step.step.clone(),
+            attempt: step.attempt,
+        });
+        let spec = match self.spec(&step.workflow, step.workflow_version).await {
+            Ok(spec) => spec,
+            Err(error) => return failed(step, error, true, None),
+        };
+        let Some(step_spec) = spec.steps.iter().find(|s| s.name == step.step) else {
+            let error = format!("step {:?} is not in workflow {}", step.step, step.workflow);
+            return failed(step, error, false, None);
+        };
+        let input = attempt_input(&step, step_spec.env.clone(), step_spec.cwd.as_deref());
+        let stop = generation.child_token();
+        let timeout = spec.step_timeout(step_spec);
+        let timer = timeout.map(|t| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                stop.cancel();
+            })
+        });
+        let started = Instant::now();
+        let result = match &step_spec.action {
+            StepAction::Exec { argv } => {
+                let options = ExecOptions {
+                    lease: self.options.lease,
+                    ..self.options.exec.clone()
+                };
+                exec::run(argv, &input, &options, &stop).await
+            }
+            StepAction::Http { url, method } => {
+                http::run(&self.http, url, method, &input, &stop).await
+            }
+            StepAction::Handler { name } => {
+                let cx = HandlerContext {
+                    context: input.context.clone(),
+                    stop: stop.clone(),
+                };
+                self.handlers.run(name, cx).await
+            }
+        };
+        if let Some(timer) = timer {
+            timer.abort();
+        }
+        metrics::histogram!(m::STEP_SECONDS).record(started.elapsed().as_secs_f64());
+        if generation.is_cancelled() {
+            return Finished::Abandoned { step };
+        }
+        let AttemptResult { outcome, log } = result;
+        match (outcome, stop.is_cancelled()) {
+            (_, true) => {
+                let t = timeout.unwrap_or_default();
+                failed(step, format!("timed out after {}", human(t)), true, log)
+            }
+            (Ok(output), false) => Finished::Succeeded { step, output, log },
+            (Err(e), false) => failed(step, e.message, e.retryable, log),
+        }
+    }
+
+    async fn completer_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>) {
+        let mut batch = Vec::new();
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < 500 {
+                match rx.try_recv() {
+                    Ok(f) => batch.push(f),
+                    Err(_) => break,
+                }
+            }
+            self.record(std::mem::take(&mut batch)).await;
+            self.wake.notify_waiters();
+        }
+    }
+
+    async fn record(&self, batch: Vec<Finished>) {
+        let mut successes = Vec::new();
+        let mut succeeded = Vec::new();
+        let mut abandoned = Vec::new();
+        for finished in batch {
+            match finished {
+                Finished::Succeeded { step, output, log } => {
+                    successes.push(StepSuccess {
+                        lease: step.lease,
+                        output: output.clone(),
+                        log,
+                    });
+                    succeeded.push((step, output));
+                }
+                Finished::Failed {
+                    step,
+                    error,
+                    retryable,
+                    log,
+                } => {
+                    self.record_failure(step, error, retryable, log).await;
+                }
+                Finished::Abandoned { step } => abandoned.push(step),
+            }
+        }
+        if !successes.is_empty() {
+            match retry_store(|| self.store.complete_steps(&successes)).await {
+                Ok(report) => {
+                    let refused: HashSet<Lease> = report.refused.iter().copied().collect();
+                    for (step, output) in succeeded {
+                        if refused.contains(&step.lease) {
+                            self.lease_lost(&step);
+                        } else {
+                            metrics::counter!(m::STEPS_COMPLETED).increment(1);
+                            self.bus.publish(Lifecycle::StepCompleted {
+                                run_id: step.run_id,
+                                step: step.step,
+                                attempt: step.attempt,
+                                output,
+                            });
+                        }
+                    }
+                    for (run_id, status) in report.finished_runs {
+                        self.bus.publish(Lifecycle::RunFinished { run_id, status });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot record completed steps; their leases will expire and they will run again")
+                }
+            }
+        }
+        if !abandoned.is_empty() {
+            let leases: Vec<Lease> = abandoned.iter().map(|s| s.lease).collect();
+            match retry_store(|| self.store.release_steps(&leases)).await {
+                Ok(report) => {
+                    metrics::counter!(m::STEPS_RELEASED).increment(report.accepted.len() as u64);
+                    let refused: HashSet<Lease> = report.refused.iter().copied().collect();
+                    for step in abandoned {
+                        if refused.contains(&step.lease) {
+                            self.lease_lost(&step);
+                        } else {
+                            self.bus.publish(Lifecycle::StepReleased {
+                                run_id: step.run_id,
+                                step: step.step,
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot release steps; their leases will expire")
+                }
+            }
+        }
+    }
+
+    async fn record_failure(
+        &self,
+        step: ClaimedStep,
+        error: String,
+        retryable: bool,
+        log: Option<String>,
+    ) {
+        metrics::counter!(m::STEP_ERRORS).increment(1);
+        let failure = StepFailure {
+            lease: step.lease,
+            error: error.clone(),
+            retryable,
+            log,
+        };
+        match retry_store(|| self.store.fail_step(&failure)).await {
+            Ok(stepwise_store::FailOutcome::Refused) => self.lease_lost(&step),
+            Ok(outcome) => {
+                let final_attempt = outcome == stepwise_store::FailOutcome::Failed;
+                if final_attempt {
+                    metrics::counter!(m::STEPS_FAILED).increment(1);
+                }
+                self.bus.publish(Lifecycle::StepFailed {
+                    run_id: step.run_id,
+                    step: step.step,
+                    attempt: step.attempt,
+                    error,
+                    final_attempt,
+                });
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a failed attempt; its lease will expire")
+            }
+        }
+    }
+
+    fn lease_lost(&self, step: &ClaimedStep) {
+        metrics::counter!(m::LEASES_LOST).increment(1);
+        tracing::warn!(run = %step.run_id, step = %step.step, "outcome refused: the lease was no longer ours");
+        self.bus.publish(Lifecycle::LeaseLost {
+            run_id: step.run_id,
+            step: step.step.clone(),
+        });
+    }
+
+    async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
+        let every = self.options.lease / 3;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.cancelled() => return,
+            }
+            let id = self.identity().id;
+            match self.heartbeat_store.heartbeat(id).await {
+                Ok(Heartbeat::Alive { .. }) => {}
+                Ok(Heartbeat::Reaped) => {
+                    tracing::warn!(worker = %id, "this worker was reaped: stopping its attempts and registering again");
+                    self.identity().generation.cancel();
+                    match register(&*self.heartbeat_store, &self.options).await {
+                        Ok(new_id) => {
+                            *self.identity() = Identity {
+                                id: new_id,
+                                generation: CancellationToken::new(),
+                            };
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot register again"),
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn reaper_loop(self: Arc<Self>, stop: CancellationToken) {
+        let every = self.options.lease / 2;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.cancelled() => return,
+            }
+            let id = self.identity().id;
+            match self.store.reap(id).await {
+                Ok(report) => {
+                    if !report.workers.is_empty() {
+                        metrics::counter!(m::WORKERS_REAPED).increment(report.workers.len() as u64);
+                        tracing::warn!(
+                            workers = report.workers.len(),
+                            retried = report.steps_retried.len(),
+                            "reaped silent workers"
+                        );
+                        self.wake.notify_waiters();
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+            }
+        }
+    }
+}
+
+fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>) -> Finished {
+    Finished::Failed {
+        step,
+        error,
+        retryable,
+        log,
+    }
+}
+
+/// The JSON context and environment of one attempt (DESIGN.md "Workflow files").
+pub fn attempt_input(
+    step: &ClaimedStep,
+    mut env: BTreeMap<String, String>,
+    cwd: Option<&str>,
+) -> AttemptInput {
+    let context = json!({
+        "run_id": step.run_id,
+        "workflow": step.workflow,
+        "step": step.step,
+        "attempt": step.attempt,
+        "input": step.input,
+        "steps": step.dependency_outputs,
+    });
+    env.insert("STEPWISE_RUN_ID".into(), step.run_id.to_string());
+    env.insert("STEPWISE_STEP".into(), step.step.clone());
+    env.insert("STEPWISE_ATTEMPT".into(), step.attempt.to_string());
+    env.insert(
+        "STEPWISE_IDEMPOTENCY_KEY".into(),
+        idempotency_key(step.run_id, &step.step),
+    );
+    AttemptInput {
+        context,
+        env,
+        cwd: cwd.map(PathBuf::from),
+    }
+}
+
+/// The key a step's side effects can be made idempotent with: the same for every
+/// attempt of the step.
+pub fn idempotency_key(run: RunId, step: &str) -> String {
+    format!("{run}:{step}")
+}
+
+/// Retries a store call a few times (the database may be restarting) before giving
+/// up; an outcome that is never recorded is not lost: its lease expires and the step
+/// runs again.
+async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 0..5 {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "store call failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    op().await
+}
+
+fn human(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pools_parse_and_refuse_nonsense() {
+        assert_eq!(
+            "parse=4".parse::<PoolSpec>().unwrap(),
+            PoolSpec {
+                queue: "parse".into(),
+                consumers: 4
+            }
+        );
+        assert_eq!("*=8".parse::<PoolSpec>().unwrap().queue, "*");
+        for bad in ["parse", "parse=0", "parse=x", "bad name=2", "=3"] {
+            assert!(bad.parse::<PoolSpec>().is_err(), "{bad}");
+        }
+    }
+}
