@@ -10,17 +10,28 @@
 //! - [`retry`]: the retry budget and exponential backoff. The *delay* is decided here,
 //!   the *instant* is always computed by the database clock (`now() + delay`).
 //! - [`spec`]: a workflow definition as data, with validation (duplicate names,
-//!   unknown or cyclic dependencies) and the plan a run is built from.
+//!   unknown or cyclic dependencies, actions, templates) and the plan a run is built
+//!   from.
+//! - [`file`](mod@file): workflow files (TOML) parsed into a [`WorkflowSpec`], with errors that
+//!   name the file, line, column and field at fault.
+//! - [`template`]: the `{{ input.x }}` templates of concurrency keys and resource
+//!   locks, checked when a workflow is applied and rendered strictly per run.
 //! - [`event`]: the lifecycle event kinds written to the transactional outbox.
 
 pub mod event;
+pub mod file;
 pub mod ids;
 pub mod retry;
 pub mod spec;
 pub mod state;
+pub mod template;
 
 pub use event::EventKind;
+pub use file::{parse_workflow_file, WorkflowFile, WorkflowFileError};
 pub use ids::{Lease, LeaseToken, RunId, StepId, WorkerId};
 pub use retry::{Backoff, FailureDecision, RetryPolicy};
-pub use spec::{SpecError, StepAction, StepSpec, WorkflowSpec};
+pub use spec::{
+    ConcurrencySpec, RunPolicy, SpecError, StepAction, StepDefaults, StepSpec, WorkflowSpec,
+};
 pub use state::{RunStatus, StepStatus};
+pub use template::{Template, TemplateError};

@@ -1,10 +1,11 @@
 //! A workflow definition as data, its validation, and the plan a run is built from.
 //!
-//! Parsing TOML files into a [`WorkflowSpec`] belongs to the CLI; this module only
+//! Parsing TOML files into a [`WorkflowSpec`] lives in [`crate::file`](mod@crate::file); this module
 //! knows the shape and the rules, so that every way in (file, HTTP, library) is
-//! checked the same way.
+//! checked the same way by [`WorkflowSpec::validate`] / [`WorkflowSpec::plan`].
 
 use crate::retry::{Backoff, RetryPolicy};
+use crate::template::{Template, TemplateError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -58,6 +59,7 @@ pub struct RunPolicy {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConcurrencySpec {
+    /// A [`Template`] over the run's input, e.g. `"{{ input.tenant }}"`.
     pub key: String,
     pub limit: u32,
 }
@@ -81,10 +83,15 @@ pub struct StepSpec {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// A resource lock held while the step runs: a [`Template`] over the run's
+    /// input, e.g. `"rag:{{ input.db }}"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
+    /// Extra environment of an `exec` child (the step's and its compensation's).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Working directory of an `exec` child; it applies to the compensation too.
+    /// A workflow file sets it to the file's directory unless the step names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,12 +145,28 @@ pub enum SpecError {
     UnknownDependency { step: String, dependency: String },
     #[error("steps form a cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
+    /// `step` is a step's name, or `(defaults)` / `(run)` for the workflow's
+    /// `[defaults]` and `[run]` tables.
     #[error("step {step:?}: {field} {problem}")]
     InvalidField {
         step: String,
         field: &'static str,
         problem: String,
     },
+    /// A concurrency key (`step: None`, `field: "run.concurrency.key"`) or a step's
+    /// `resource` is not a valid [`Template`].
+    #[error("{}{field} is not a valid template: {error}", step_prefix(.step))]
+    InvalidTemplate {
+        step: Option<String>,
+        field: &'static str,
+        error: TemplateError,
+    },
+}
+
+fn step_prefix(step: &Option<String>) -> String {
+    step.as_ref()
+        .map(|s| format!("step {s:?}: "))
+        .unwrap_or_default()
 }
 
 /// One step of a run as it will be stored: its position and its wiring.
@@ -187,6 +210,8 @@ impl WorkflowSpec {
             self.defaults.max_attempts,
             &self.defaults.backoff,
         )?;
+        check_timeout("(defaults)", "timeout", self.defaults.timeout_ms)?;
+        check_run(&self.run)?;
         let mut index = HashMap::new();
         for (i, step) in self.steps.iter().enumerate() {
             if !valid_name(&step.name) {
@@ -211,6 +236,7 @@ impl WorkflowSpec {
                 backoff: step.backoff.unwrap_or(self.defaults.backoff),
             };
             check_policy(&step.name, retry.max_attempts, &retry.backoff)?;
+            check_step(step)?;
             let dependencies = match &step.after {
                 None if i == 0 => vec![],
                 None => vec![i - 1],
@@ -260,6 +286,115 @@ impl WorkflowSpec {
     }
 }
 
+/// Whole-run checks: the deadline, the concurrency limit and key template.
+fn check_run(run: &RunPolicy) -> Result<(), SpecError> {
+    check_timeout("(run)", "deadline", run.deadline_ms)?;
+    if let Some(concurrency) = &run.concurrency {
+        if concurrency.limit == 0 {
+            return Err(SpecError::InvalidField {
+                step: "(run)".into(),
+                field: "concurrency.limit",
+                problem: "must be at least 1".into(),
+            });
+        }
+        Template::parse(&concurrency.key).map_err(|error| SpecError::InvalidTemplate {
+            step: None,
+            field: "run.concurrency.key",
+            error,
+        })?;
+    }
+    Ok(())
+}
+
+/// Per-step checks beyond names, policies and the graph: actions, templates, env.
+fn check_step(step: &StepSpec) -> Result<(), SpecError> {
+    check_action(step, &step.action, false)?;
+    if let Some(compensate) = &step.compensate {
+        check_action(step, compensate, true)?;
+    }
+    check_timeout(&step.name, "timeout", step.timeout_ms)?;
+    if let Some(resource) = &step.resource {
+        Template::parse(resource).map_err(|error| SpecError::InvalidTemplate {
+            step: Some(step.name.clone()),
+            field: "resource",
+            error,
+        })?;
+    }
+    for (key, value) in &step.env {
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err(invalid(
+                step,
+                "env",
+                format!("has an invalid variable name {key:?}"),
+            ));
+        }
+        if value.contains('\0') {
+            return Err(invalid(
+                step,
+                "env",
+                format!("variable {key:?} contains a NUL character"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_action(step: &StepSpec, action: &StepAction, compensate: bool) -> Result<(), SpecError> {
+    let field = |plain: &'static str, comp: &'static str| if compensate { comp } else { plain };
+    match action {
+        StepAction::Exec { argv } => match argv.first() {
+            None => Err(invalid(
+                step,
+                field("exec", "compensate.exec"),
+                "must name a program to run".into(),
+            )),
+            Some(program) if program.is_empty() => Err(invalid(
+                step,
+                field("exec", "compensate.exec"),
+                "has an empty program name".into(),
+            )),
+            Some(_) => Ok(()),
+        },
+        StepAction::Http { url, method } => {
+            let rest = url
+                .strip_prefix("http://")
+                .or_else(|| url.strip_prefix("https://"));
+            if rest.is_none_or(str::is_empty) {
+                return Err(invalid(
+                    step,
+                    field("http.url", "compensate.http.url"),
+                    format!("must be an http:// or https:// URL, not {url:?}"),
+                ));
+            }
+            if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(invalid(
+                    step,
+                    field("http.method", "compensate.http.method"),
+                    format!("must be an HTTP method such as \"POST\", not {method:?}"),
+                ));
+            }
+            Ok(())
+        }
+        StepAction::Handler { name } if name.is_empty() => Err(invalid(
+            step,
+            field("handler", "compensate.handler"),
+            "must name a registered handler".into(),
+        )),
+        StepAction::Handler { .. } => Ok(()),
+    }
+}
+
+fn check_timeout(step: &str, field: &'static str, ms: Option<u64>) -> Result<(), SpecError> {
+    if ms == Some(0) {
+        return Err(SpecError::InvalidField {
+            step: step.to_string(),
+            field,
+            problem: "must be longer than zero".into(),
+        });
+    }
+    Ok(())
+}
+
 fn invalid(step: &StepSpec, field: &'static str, problem: String) -> SpecError {
     SpecError::InvalidField {
         step: step.name.clone(),
@@ -278,7 +413,10 @@ fn check_policy(step: &str, max_attempts: u32, backoff: &Backoff) -> Result<(), 
         return Err(field_error("max_attempts", "must be at least 1"));
     }
     if !backoff.factor.is_finite() || backoff.factor < 1.0 {
-        return Err(field_error("backoff.factor", "must be a number >= 1"));
+        return Err(field_error(
+            "backoff.factor",
+            "must be a number of at least 1",
+        ));
     }
     if backoff.max < backoff.initial {
         return Err(field_error(
@@ -338,123 +476,4 @@ fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(steps: Vec<StepSpec>) -> WorkflowSpec {
-        WorkflowSpec {
-            name: "wf".into(),
-            defaults: StepDefaults::default(),
-            run: RunPolicy::default(),
-            steps,
-        }
-    }
-
-    fn after(name: &str, deps: &[&str]) -> StepSpec {
-        let mut s = StepSpec::handler(name, "h");
-        s.after = Some(deps.iter().map(|d| d.to_string()).collect());
-        s
-    }
-
-    #[test]
-    fn steps_without_after_form_a_pipeline() {
-        let plan = spec(vec![
-            StepSpec::handler("a", "h"),
-            StepSpec::handler("b", "h"),
-            StepSpec::handler("c", "h"),
-        ])
-        .plan()
-        .unwrap();
-        assert_eq!(plan[0].dependencies, Vec::<usize>::new());
-        assert_eq!(plan[1].dependencies, vec![0]);
-        assert_eq!(plan[2].dependencies, vec![1]);
-        assert_eq!(plan[0].dependents, vec![1]);
-        assert_eq!(plan[2].queue, DEFAULT_QUEUE);
-    }
-
-    #[test]
-    fn a_diamond_is_wired_both_ways() {
-        let plan = spec(vec![
-            after("a", &[]),
-            after("b", &["a"]),
-            after("c", &["a"]),
-            after("d", &["b", "c", "b"]),
-        ])
-        .plan()
-        .unwrap();
-        assert_eq!(plan[3].dependencies, vec![1, 2]);
-        assert_eq!(plan[0].dependents, vec![1, 2]);
-    }
-
-    #[test]
-    fn bad_graphs_are_refused_with_the_step_named() {
-        assert_eq!(
-            spec(vec![after("a", &[]), after("a", &[])]).validate(),
-            Err(SpecError::DuplicateStep("a".into()))
-        );
-        assert_eq!(
-            spec(vec![after("a", &["zz"])]).validate(),
-            Err(SpecError::UnknownDependency {
-                step: "a".into(),
-                dependency: "zz".into()
-            })
-        );
-        let err = spec(vec![
-            after("a", &["c"]),
-            after("b", &["a"]),
-            after("c", &["b"]),
-        ])
-        .validate()
-        .unwrap_err();
-        assert!(
-            matches!(err, SpecError::Cycle(ref c) if c.len() == 4),
-            "{err:?}"
-        );
-        assert!(matches!(
-            spec(vec![after("a", &["a"])]).validate(),
-            Err(SpecError::Cycle(_))
-        ));
-        assert_eq!(
-            spec(vec![]).validate(),
-            Err(SpecError::NoSteps("wf".into()))
-        );
-        assert_eq!(
-            spec(vec![after("bad name", &[])]).validate(),
-            Err(SpecError::InvalidName("bad name".into()))
-        );
-    }
-
-    #[test]
-    fn bad_policies_are_refused() {
-        let mut s = StepSpec::handler("a", "h");
-        s.max_attempts = Some(0);
-        assert!(matches!(
-            spec(vec![s]).validate(),
-            Err(SpecError::InvalidField {
-                field: "max_attempts",
-                ..
-            })
-        ));
-        let mut s = StepSpec::handler("a", "h");
-        s.backoff = Some(Backoff {
-            initial: Duration::from_secs(1),
-            factor: f64::NAN,
-            max: Duration::from_secs(2),
-        });
-        assert!(matches!(
-            spec(vec![s]).validate(),
-            Err(SpecError::InvalidField {
-                field: "backoff.factor",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn spec_round_trips_through_json() {
-        let s = spec(vec![after("a", &[]), StepSpec::handler("b", "h")]);
-        let json = serde_json::to_value(&s).unwrap();
-        let back: WorkflowSpec = serde_json::from_value(json).unwrap();
-        assert_eq!(back, s);
-    }
-}
+mod tests;

@@ -1,38 +1,40 @@
 //! The `stepwise` command line. It talks to the database directly, like River's CLI.
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
+mod cli;
+mod commands;
+
+use clap::Parser;
+use cli::{Cli, Command, RunsCommand};
+use commands::CliError;
 use std::process::ExitCode;
+use stepwise_engine::supervisor::{supervise, SUPERVISE_COMMAND};
 
-#[derive(Parser)]
-#[command(
-    name = "stepwise",
-    version,
-    about = "Durable workflows on the database you already run"
-)]
-struct Cli {
-    /// `sqlite://PATH` (created on first use) or `postgres://...`.
-    #[arg(
-        long,
-        global = true,
-        env = "STEPWISE_DATABASE_URL",
-        default_value = "sqlite://stepwise.db"
-    )]
-    database_url: String,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Create or upgrade the schema (under a lock, safe to run from several places).
-    Migrate,
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A worker runs each `exec` child under this same binary as its supervisor; it
+    // needs no async runtime and must start fast.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(SUPERVISE_COMMAND) {
+        return ExitCode::from(supervise(&args[2..]).clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
-    match run(cli).await {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STEPWISE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -44,6 +46,9 @@ async fn main() -> ExitCode {
 /// DESIGN.md's exit codes: 2 bad input, 3 conflict, 4 not found, 1 anything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
     use stepwise_store::StoreError::*;
+    if let Some(e) = error.downcast_ref::<CliError>() {
+        return e.code;
+    }
     match error.downcast_ref::<stepwise_store::StoreError>() {
         Some(UnsupportedUrl(_) | InvalidInput(_) | InvalidSpec(_) | InvalidCursor(_)) => 2,
         Some(GroupExists(_)) => 3,
@@ -53,14 +58,58 @@ fn exit_code(error: &anyhow::Error) -> u8 {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let store = stepwise_store::connect(&cli.database_url)
-        .await
-        .with_context(|| format!("cannot open {}", cli.database_url))?;
-    match cli.command {
-        Command::Migrate => {
-            let version = store.migrate().await?;
-            eprintln!("schema at version {version} ({})", store.backend());
-        }
+    let url = cli.database_url;
+    if let Command::Migrate = cli.command {
+        let store = stepwise_store::connect(&url).await?;
+        let version = store.migrate().await?;
+        eprintln!("schema at version {version} ({})", store.backend());
+        return Ok(());
     }
-    Ok(())
+    let store = commands::open(&url).await?;
+    match cli.command {
+        Command::Migrate => unreachable!("handled above"),
+        Command::Apply { files } => commands::apply::apply(&*store, &files).await,
+        Command::Run(args) => commands::run::run(store, &args).await,
+        Command::Runs { command } => match command {
+            RunsCommand::List {
+                status,
+                workflow,
+                group,
+                limit,
+                json,
+            } => {
+                let filter = stepwise_store::RunFilter {
+                    status: status
+                        .as_deref()
+                        .map(commands::runs::parse_status)
+                        .transpose()?,
+                    workflow,
+                    group,
+                    limit,
+                    cursor: None,
+                };
+                commands::runs::list(&*store, filter, json).await
+            }
+            RunsCommand::Show { id, json } => commands::runs::show(&*store, &id, json).await,
+        },
+        Command::Logs { run, step, attempt } => {
+            commands::runs::logs(&*store, &run, &step, attempt).await
+        }
+        Command::Events {
+            follow,
+            run,
+            after,
+            json,
+        } => {
+            let args = commands::events::EventsArgs {
+                follow,
+                run,
+                after,
+                json,
+            };
+            commands::events::events(&*store, args).await
+        }
+        Command::Worker(args) => commands::worker::worker(&url, store, &args).await,
+        Command::Workers { json } => commands::worker::workers(&*store, json).await,
+    }
 }

@@ -1,0 +1,145 @@
+//! The command line as DESIGN.md names it.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "stepwise",
+    version,
+    about = "Durable workflows on the database you already run"
+)]
+pub struct Cli {
+    /// `sqlite://PATH` (created on first use) or `postgres://...`.
+    #[arg(
+        long,
+        global = true,
+        env = "STEPWISE_DATABASE_URL",
+        default_value = "sqlite://stepwise.db"
+    )]
+    pub database_url: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create or upgrade the schema (under a lock, safe to run from several places).
+    Migrate,
+    /// Register or update workflow definitions from TOML files.
+    Apply {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Start runs of a workflow (by name, or a TOML file, which is applied first).
+    Run(RunArgs),
+    /// Inspect runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// A step's captured output.
+    Logs {
+        run: String,
+        step: String,
+        #[arg(long)]
+        attempt: Option<u32>,
+    },
+    /// The event stream.
+    Events {
+        /// Keep waiting for new events.
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        run: Option<String>,
+        /// Start after this cursor (from an earlier `--json` line).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a worker process.
+    Worker(WorkerArgs),
+    /// Live and recently dead workers.
+    Workers {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// A registered workflow's name, or a workflow file.
+    pub workflow: String,
+    /// The run's input (JSON).
+    #[arg(long, conflicts_with = "inputs")]
+    pub input: Option<String>,
+    /// One run per line of this JSON-lines file.
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// Idempotency key: a second `run` with it returns the first run.
+    #[arg(long)]
+    pub key: Option<String>,
+    #[arg(long)]
+    pub concurrency_key: Option<String>,
+    /// With `--inputs`: the runs form one sealed group of this name.
+    #[arg(long)]
+    pub group: Option<String>,
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub priority: i32,
+    /// Start after this long (e.g. `10m`).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+    /// Start at this time (RFC 3339, e.g. `2026-12-01T08:00:00Z`).
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Show progress and exit non-zero unless every run completes.
+    #[arg(long)]
+    pub wait: bool,
+    /// Also run a worker in this process until the runs end (implies --wait).
+    #[arg(long)]
+    pub local: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run with its steps and attempts.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// `QUEUE=N` consumers for a queue; `*` serves every queue no other pool names.
+    #[arg(long = "pool", default_value = "*=8")]
+    pub pools: Vec<stepwise_engine::PoolSpec>,
+    /// How long a silent worker keeps its steps (heartbeats every third of it).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub lease: Duration,
+    /// How long SIGTERM waits for running steps before handing them back.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub shutdown_timeout: Duration,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 30s or 5m: {e}"))
+}

@@ -1,0 +1,137 @@
+//! `stepwise runs list|show` and `stepwise logs`.
+
+use super::{parse_run_id, CliError};
+use stepwise_core::RunStatus;
+use stepwise_store::{RunFilter, RunView, Store};
+
+pub async fn list(store: &dyn Store, filter: RunFilter, json: bool) -> anyhow::Result<()> {
+    let mut filter = filter;
+    let mut runs = Vec::new();
+    let wanted = filter.limit;
+    // Page through everything unless a limit was asked for.
+    if wanted.is_none() {
+        filter.limit = Some(1000);
+    }
+    loop {
+        let page = store.list_runs(filter.clone()).await?;
+        runs.extend(page.runs);
+        match page.next_cursor {
+            Some(c) if wanted.is_none() => filter.cursor = Some(c),
+            _ => break,
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&runs)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<20}  {:<19}  {:>9}  CREATED",
+        "ID", "WORKFLOW", "STATUS", "STEPS"
+    );
+    for r in runs {
+        println!(
+            "{:<36}  {:<20}  {:<19}  {:>9}  {}",
+            r.id,
+            r.workflow,
+            r.status.as_str(),
+            format!("{}/{}", r.progress.done, r.progress.total),
+            r.created_at.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(())
+}
+
+pub fn parse_status(s: &str) -> anyhow::Result<RunStatus> {
+    RunStatus::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+        CliError::input(format!(
+            "unknown status {s:?}; use one of {}",
+            all.join(", ")
+        ))
+    })
+}
+
+pub async fn get(store: &dyn Store, id: &str) -> anyhow::Result<RunView> {
+    let id = parse_run_id(id)?;
+    store
+        .get_run(id)
+        .await?
+        .ok_or_else(|| CliError::not_found(format!("no run {id}")))
+}
+
+pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()> {
+    let run = get(store, id).await?;
+    if json {
+        println!("{}", serde_json::to_string(&run)?);
+        return Ok(());
+    }
+    println!("run       {}", run.id);
+    println!("workflow  {} v{}", run.workflow, run.workflow_version);
+    println!("status    {}", run.status);
+    println!(
+        "progress  {}/{} steps",
+        run.progress.done, run.progress.total
+    );
+    if let Some(g) = &run.group {
+        println!("group     {g}");
+    }
+    println!("created   {}", run.created_at.to_rfc3339());
+    if let Some(f) = run.finished_at {
+        println!("finished  {}", f.to_rfc3339());
+    }
+    if let Some(e) = &run.error {
+        println!("error     {e}");
+    }
+    println!();
+    println!(
+        "{:<24}  {:<10}  {:>8}  DETAIL",
+        "STEP", "STATUS", "ATTEMPTS"
+    );
+    for s in &run.steps {
+        let detail = match (&s.error, s.run_after) {
+            (Some(e), _) if s.status.as_str() != "completed" => {
+                e.lines().next().unwrap_or("").to_string()
+            }
+            (_, Some(t)) if s.status.as_str() == "pending" => {
+                format!("next attempt at {}", t.to_rfc3339())
+            }
+            _ => String::new(),
+        };
+        println!(
+            "{:<24}  {:<10}  {:>8}  {}",
+            s.name,
+            s.status.as_str(),
+            format!("{}/{}", s.attempts, s.max_attempts),
+            detail
+        );
+    }
+    Ok(())
+}
+
+pub async fn logs(
+    store: &dyn Store,
+    run: &str,
+    step: &str,
+    attempt: Option<u32>,
+) -> anyhow::Result<()> {
+    let view = get(store, run).await?;
+    if !view.steps.iter().any(|s| s.name == step) {
+        return Err(CliError::not_found(format!(
+            "run {} has no step {step:?}",
+            view.id
+        )));
+    }
+    let logs = store.attempt_logs(view.id, step, attempt).await?;
+    if logs.is_empty() {
+        return Err(CliError::not_found(match attempt {
+            Some(n) => format!("step {step:?} has no finished attempt {n}"),
+            None => format!("step {step:?} has no finished attempt yet"),
+        }));
+    }
+    for l in logs {
+        eprintln!("--- attempt {} ({}) ---", l.number, l.outcome);
+        print!("{}", l.log.unwrap_or_default());
+        println!();
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! `stepwise worker` and `stepwise workers`.
+
+use crate::cli::WorkerArgs;
+use std::sync::Arc;
+use stepwise_engine::{ExecOptions, Worker, WorkerOptions};
+use stepwise_store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// `host:pid`, as `stepwise workers` shows it.
+pub fn worker_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Cancels the returned token on SIGTERM or SIGINT (graceful shutdown); a second
+/// signal exits at once.
+pub fn shutdown_on_signals() -> anyhow::Result<CancellationToken> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let token = CancellationToken::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let t = token.clone();
+    tokio::spawn(async move {
+        for n in 0.. {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            if n > 0 {
+                eprintln!("stepwise: second signal, exiting now");
+                std::process::exit(130);
+            }
+            eprintln!("stepwise: shutting down (running steps finish or are handed back)");
+            t.cancel();
+        }
+    });
+    Ok(token)
+}
+
+pub fn options(args: &WorkerArgs) -> anyhow::Result<WorkerOptions> {
+    Ok(WorkerOptions {
+        name: worker_name(),
+        pools: args.pools.clone(),
+        lease: args.lease,
+        shutdown_timeout: args.shutdown_timeout,
+        exec: ExecOptions {
+            supervisor: std::env::current_exe()?,
+            lease: args.lease,
+            ..ExecOptions::default()
+        },
+        ..WorkerOptions::default()
+    })
+}
+
+pub async fn worker(url: &str, store: Arc<dyn Store>, args: &WorkerArgs) -> anyhow::Result<()> {
+    if args.lease < std::time::Duration::from_secs(1) {
+        return Err(super::CliError::input("--lease must be at least 1s"));
+    }
+    // Heartbeats get connections of their own, so a busy pool cannot starve them.
+    let heartbeat_store = stepwise_store::connect(url).await?;
+    let shutdown = shutdown_on_signals()?;
+    eprintln!(
+        "stepwise worker {} serving {}",
+        worker_name(),
+        args.pools
+            .iter()
+            .map(|p| format!("{}={}", p.queue, p.consumers))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Worker::new(store, options(args)?)
+        .heartbeat_store(heartbeat_store)
+        .run(shutdown)
+        .await?;
+    Ok(())
+}
+
+pub async fn workers(store: &dyn Store, json: bool) -> anyhow::Result<()> {
+    let workers = store.list_workers().await?;
+    if json {
+        println!("{}", serde_json::to_string(&workers)?);
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<24}  {:<7}  {:>7}  {:<19}  POOLS",
+        "ID", "NAME", "STATUS", "RUNNING", "LAST HEARTBEAT"
+    );
+    for w in workers {
+        println!(
+            "{:<36}  {:<24}  {:<7}  {:>7}  {:<19}  {}",
+            w.id,
+            w.name,
+            w.status,
+            w.running_steps,
+            w.heartbeat_at.format("%Y-%m-%d %H:%M:%S"),
+            w.queues.join(" ")
+        );
+    }
+    Ok(())
+}
