@@ -74,7 +74,9 @@ impl Handlers {
         self.by_name.contains_key(name)
     }
 
-    pub(crate) async fn run(&self, name: &str, cx: HandlerContext) -> AttemptResult {
+    /// Runs the handler named `name`; an unknown name is a retryable error (another
+    /// worker may have it).
+    pub async fn run(&self, name: &str, cx: HandlerContext) -> AttemptResult {
         let Some(handler) = self.by_name.get(name) else {
             return AttemptResult {
                 outcome: Err(AttemptError::retryable(format!(

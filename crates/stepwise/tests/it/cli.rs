@@ -1,9 +1,10 @@
 //! The `stepwise` binary as a user runs it.
 
+use crate::support::bin;
 use std::process::Command;
 
 fn stepwise(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_stepwise"))
+    Command::new(bin())
         .args(args)
         .env_remove("STEPWISE_DATABASE_URL")
         .output()

@@ -1,0 +1,9 @@
+//! Integration tests of the `stepwise` binary and the worker, driven from outside
+//! as a user (or a crash) would: real processes, real databases.
+//!
+//! One test binary for the crate; each area is a module.
+
+mod cli;
+mod crash;
+mod executors;
+mod support;
