@@ -1,0 +1,135 @@
+//! Shared helpers: the binary under test, scratch directories, and a database per
+//! test on either backend.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `stepwise` binary built for these tests.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stepwise")
+}
+
+/// A unique name for scratch directories and databases.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+/// A scratch directory, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(unique("stepwise-it"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh Stepwise database for one test: a SQLite file in `scratch`, or a new
+/// PostgreSQL database (dropped when this is dropped).
+pub struct TestDb {
+    pub url: String,
+    pg_name: Option<String>,
+}
+
+fn pg_base() -> String {
+    std::env::var("STEPWISE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(pg_base())
+        .args(["-qAtc", sql])
+        .output()
+        .expect("psql must be installed to run the PostgreSQL tests");
+    assert!(
+        out.status.success(),
+        "psql {sql:?} failed (is PostgreSQL up at STEPWISE_TEST_DATABASE_URL?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl TestDb {
+    pub fn new(backend: Backend, scratch: &Scratch) -> Self {
+        match backend {
+            Backend::Sqlite => TestDb {
+                url: format!("sqlite://{}", scratch.path().join("stepwise.db").display()),
+                pg_name: None,
+            },
+            Backend::Postgres => {
+                let name = unique("sw_it");
+                psql(&format!("CREATE DATABASE {name}"));
+                let base = pg_base();
+                let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
+                TestDb {
+                    url: format!("{root}/{name}"),
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name {
+            let _ = Command::new("psql")
+                .arg(pg_base())
+                .args(["-qAtc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .output();
+        }
+    }
+}
+
+/// Runs `stepwise ARGS` against `url` and waits.
+pub fn stepwise(url: &str, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("STEPWISE_DATABASE_URL", url)
+        .output()
+        .expect("run the stepwise binary")
+}
+
+/// Like [`stepwise`], asserting success; returns stdout.
+pub fn ok(url: &str, args: &[&str]) -> String {
+    let out = stepwise(url, args);
+    assert!(
+        out.status.success(),
+        "stepwise {args:?} failed with {:?}:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
