@@ -403,6 +403,11 @@ fn invalid(step: &StepSpec, field: &'static str, problem: String) -> SpecError {
     }
 }
 
+/// More attempts than this is a mistake (and would not fit every database column).
+pub const MAX_ATTEMPTS: u32 = 1_000_000;
+/// Longer waits overflow interval arithmetic and are a mistake anyway.
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
 fn check_policy(step: &str, max_attempts: u32, backoff: &Backoff) -> Result<(), SpecError> {
     let field_error = |field, problem: &str| SpecError::InvalidField {
         step: step.to_string(),
@@ -411,6 +416,12 @@ fn check_policy(step: &str, max_attempts: u32, backoff: &Backoff) -> Result<(), 
     };
     if max_attempts == 0 {
         return Err(field_error("max_attempts", "must be at least 1"));
+    }
+    if max_attempts > MAX_ATTEMPTS {
+        return Err(field_error("max_attempts", "must be at most 1000000"));
+    }
+    if backoff.max > MAX_BACKOFF {
+        return Err(field_error("backoff.max", "must be at most 365 days"));
     }
     if !backoff.factor.is_finite() || backoff.factor < 1.0 {
         return Err(field_error(

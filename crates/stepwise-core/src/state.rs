@@ -127,6 +127,8 @@ impl StepStatus {
             // cancelled (run cancelled or timed out); a running one may be cancelled.
             (Blocked | Pending | Scheduled, Skipped | Cancelled) => true,
             (Running, Cancelled) => true,
+            // Released or reaped while its run halts: it never runs again.
+            (Running, Skipped) => true,
             _ => false,
         }
     }

@@ -30,6 +30,7 @@ mod error;
 pub mod model;
 mod plan;
 pub mod postgres;
+mod sanitize;
 pub mod sqlite;
 mod traits;
 mod transient;
@@ -58,11 +59,25 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
-/// The leases among `asked` whose step is not in `accepted`: the refused writes.
+/// The leases among `asked` that are not in `accepted`: the refused writes. Whole
+/// leases are compared, so an old lease of a step is refused even when the same
+/// batch also holds the step's current lease.
 pub(crate) fn refused(
     asked: impl Iterator<Item = stepwise_core::Lease>,
-    accepted: &[stepwise_core::StepId],
+    accepted: &std::collections::HashSet<stepwise_core::Lease>,
 ) -> Vec<stepwise_core::Lease> {
-    let accepted: std::collections::HashSet<_> = accepted.iter().copied().collect();
-    asked.filter(|l| !accepted.contains(&l.step_id)).collect()
+    let mut seen = std::collections::HashSet::new();
+    asked
+        .filter(|l| !accepted.contains(l) && seen.insert(*l))
+        .collect()
+}
+
+/// The outcomes of a batch with repeated leases dropped (the first one wins), so a
+/// lease is recorded at most once.
+pub(crate) fn first_per_lease<T>(
+    items: &[T],
+    lease: impl Fn(&T) -> stepwise_core::Lease,
+) -> Vec<&T> {
+    let mut seen = std::collections::HashSet::new();
+    items.iter().filter(|i| seen.insert(lease(i))).collect()
 }

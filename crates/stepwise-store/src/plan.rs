@@ -43,6 +43,23 @@ pub(crate) struct RunPlan {
 }
 
 const MAX_KEY_LEN: usize = 512;
+/// Ten years: anything longer is a mistake, and overflows interval arithmetic.
+const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A worker's lease: long enough to heartbeat, short enough to mean something.
+pub(crate) fn check_lease(lease: Duration) -> Result<()> {
+    if lease < Duration::from_millis(100) || lease > Duration::from_secs(86_400) {
+        return Err(StoreError::InvalidInput(
+            "a worker lease must be between 100ms and 24h".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Group names follow the rules of idempotency keys.
+pub(crate) fn check_group(group: &Option<String>) -> Result<()> {
+    check_key("group name", group)
+}
 
 fn check_key(what: &str, key: &Option<String>) -> Result<()> {
     match key {
@@ -68,6 +85,15 @@ impl RunPlan {
         for run in runs {
             check_key("idempotency key", &run.idempotency_key)?;
             check_key("concurrency key", &run.concurrency_key)?;
+            crate::sanitize::refuse_nul("the run's input", &run.input)?;
+            if let crate::model::StartAt::After(d) = run.start {
+                if d > MAX_DELAY {
+                    return Err(StoreError::InvalidInput(format!(
+                        "a start delay must be at most {} days",
+                        MAX_DELAY.as_secs() / 86_400
+                    )));
+                }
+            }
             let (version, steps) = plans
                 .get(run.workflow.as_str())
                 .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;

@@ -39,6 +39,9 @@ pub trait RunStore: Send + Sync {
     async fn get_run(&self, id: RunId) -> Result<Option<RunView>>;
     /// Runs, newest first (by database sequence), without their steps.
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage>;
+    /// Deletes up to `limit` terminal runs that finished more than `older_than` ago
+    /// (database clock), with their steps, attempts and events; returns how many.
+    async fn prune_runs(&self, older_than: Duration, limit: u32) -> Result<u64>;
     /// A group with its counts per run status.
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>>;
     /// The captured logs of a step's finished attempts, oldest first (only `attempt`

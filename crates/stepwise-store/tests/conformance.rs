@@ -29,6 +29,8 @@ mod joins;
 mod leases;
 #[path = "conformance/retries.rs"]
 mod retries;
+#[path = "conformance/review.rs"]
+mod review;
 #[path = "conformance/runs.rs"]
 mod runs;
 #[path = "conformance/support.rs"]
@@ -99,4 +101,11 @@ conformance!(
     runs::list_runs_pages_newest_first,
     runs::schema_is_checked_and_migrations_are_idempotent,
     runs::the_clock_is_shared_by_every_handle,
+    // From the store review.
+    review::a_stale_lease_beside_the_current_one_in_a_batch_is_refused,
+    review::a_duplicated_outcome_in_a_batch_is_one_attempt,
+    review::a_nul_character_in_an_outcome_does_not_fail_the_batch,
+    review::max_attempts_is_kept_whole,
+    review::a_worker_past_its_lease_claims_nothing,
+    review::deregistering_a_claiming_worker_strands_no_step,
 );

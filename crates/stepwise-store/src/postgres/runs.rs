@@ -21,6 +21,7 @@ impl WorkflowStore for PgStore {
         let plan = spec.plan()?;
         let json =
             serde_json::to_value(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        crate::sanitize::refuse_nul("the workflow", &json)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(include_str!("sql/lock_workflow_name.sql"))
             .bind(&spec.name)
@@ -118,7 +119,11 @@ impl RunStore for PgStore {
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunView>> {
-        let mut conn = self.pool.acquire().await?;
+        // One snapshot for the run, its steps and its attempts.
+        let mut conn = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *conn)
+            .await?;
         let Some(row) = sqlx::query(include_str!("sql/get_run.sql"))
             .bind(id.0)
             .fetch_optional(&mut *conn)
@@ -230,6 +235,15 @@ impl RunStore for PgStore {
             .collect()
     }
 
+    async fn prune_runs(&self, older_than: std::time::Duration, limit: u32) -> Result<u64> {
+        let done = sqlx::query(include_str!("sql/prune_runs.sql"))
+            .bind(millis(older_than))
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {
         let Some(row) = sqlx::query(include_str!("sql/get_group.sql"))
             .bind(name)
@@ -288,6 +302,7 @@ fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
 
 impl PgStore {
     async fn create_runs_once(&self, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
+        crate::plan::check_group(&batch.group)?;
         let mut tx = self.pool.begin().await?;
         let mut specs = HashMap::new();
         for run in &batch.runs {

@@ -3,11 +3,13 @@
 use super::settle::{self, AttemptEnd, NewEvent};
 use super::PgStore;
 use crate::model::*;
+use crate::sanitize;
 use crate::transient::{millis, with_retries};
-use crate::{refused, Result, StepStore};
+use crate::{first_per_lease, refused, Result, StepStore};
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use sqlx::Row;
+use sqlx::{PgConnection, Row};
+use std::collections::HashSet;
 use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId};
 use uuid::Uuid;
 
@@ -80,11 +82,15 @@ impl PgStore {
         Ok(claimed)
     }
 
-    async fn complete_once(&self, outcomes: &[StepSuccess]) -> Result<BatchReport> {
+    async fn complete_once(&self, all: &[StepSuccess]) -> Result<BatchReport> {
+        let outcomes = first_per_lease(all, |o| o.lease);
         let ids: Vec<Uuid> = outcomes.iter().map(|o| o.lease.step_id.0).collect();
         let tokens: Vec<Uuid> = outcomes.iter().map(|o| o.lease.token.0).collect();
-        let outputs: Vec<Value> = outcomes.iter().map(|o| o.output.clone()).collect();
-        let logs: Vec<Option<String>> = outcomes.iter().map(|o| o.log.clone()).collect();
+        let outputs: Vec<Value> = outcomes.iter().map(|o| sanitize::json(&o.output)).collect();
+        let logs: Vec<Option<String>> = outcomes
+            .iter()
+            .map(|o| sanitize::opt_text(&o.log))
+            .collect();
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
             .bind(&ids)
@@ -94,14 +100,24 @@ impl PgStore {
             .fetch_all(&mut *tx)
             .await?;
         let mut accepted = Vec::with_capacity(rows.len());
+        let mut leases = HashSet::with_capacity(rows.len());
         let mut runs = Vec::with_capacity(rows.len());
         let mut dependents = Vec::new();
         for row in rows {
-            accepted.push(StepId(row.try_get(0)?));
+            let step_id = StepId(row.try_get(0)?);
+            accepted.push(step_id);
+            leases.insert(Lease {
+                step_id,
+                token: LeaseToken(row.try_get(3)?),
+            });
             runs.push(row.try_get::<Uuid, _>(1)?);
             dependents.extend(row.try_get::<Vec<Uuid>, _>(2)?);
         }
         if !dependents.is_empty() {
+            sqlx::query(include_str!("sql/lock_runs.sql"))
+                .bind(&runs)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(include_str!("sql/unblock_dependents.sql"))
                 .bind(&dependents)
                 .execute(&mut *tx)
@@ -110,7 +126,7 @@ impl PgStore {
         let finished_runs = settle::close_steps(&mut tx, &runs).await?;
         tx.commit().await?;
         Ok(BatchReport {
-            refused: refused(outcomes.iter().map(|o| o.lease), &accepted),
+            refused: refused(all.iter().map(|o| o.lease), &leases),
             accepted,
             finished_runs,
         })
@@ -123,6 +139,8 @@ impl PgStore {
         else {
             return Ok(FailOutcome::Refused);
         };
+        let error = sanitize::text(&failure.error).into_owned();
+        let log = sanitize::opt_text(&failure.log);
         let decision = step.retry.after_failure(
             step.attempt.max(1) as u32,
             failure.retryable && !step.halted,
@@ -134,21 +152,21 @@ impl PgStore {
                     &step,
                     AttemptEnd {
                         outcome: "failed",
-                        error: Some(&failure.error),
-                        log: failure.log.as_deref(),
+                        error: Some(&error),
+                        log: log.as_deref(),
                     },
                 )
                 .await?;
                 let run_after = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
                     .bind(step.id)
                     .bind(millis(delay))
-                    .bind(&failure.error)
+                    .bind(&error)
                     .fetch_one(&mut *tx)
                     .await?;
                 for (kind, data) in [
                     (
                         EventKind::StepFailed,
-                        json!({"attempt": step.attempt, "error": failure.error, "final": false}),
+                        json!({"attempt": step.attempt, "error": error, "final": false}),
                     ),
                     (
                         EventKind::StepRetrying,
@@ -178,12 +196,12 @@ impl PgStore {
                     &step,
                     AttemptEnd {
                         outcome: "failed",
-                        error: Some(&failure.error),
-                        log: failure.log.as_deref(),
+                        error: Some(&error),
+                        log: log.as_deref(),
                     },
                 )
                 .await?;
-                settle::fail_for_good(&mut tx, &step, &failure.error).await?;
+                settle::fail_for_good(&mut tx, &step, &error).await?;
                 FailOutcome::Failed
             }
         };
@@ -191,34 +209,47 @@ impl PgStore {
         Ok(outcome)
     }
 
-    async fn release_once(&self, leases: &[Lease]) -> Result<BatchReport> {
-        let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
-        let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
+    async fn release_once(&self, all: &[Lease]) -> Result<BatchReport> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(include_str!("sql/lock_leased_steps.sql"))
-            .bind(&ids)
-            .bind(&tokens)
-            .execute(&mut *tx)
-            .await?;
-        let rows = sqlx::query(include_str!("sql/release_steps.sql"))
-            .bind(&ids)
-            .bind(&tokens)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut accepted = Vec::with_capacity(rows.len());
-        let mut skipped_runs = Vec::new();
-        for row in rows {
-            accepted.push(StepId(row.try_get(0)?));
-            if row.try_get::<String, _>(2)? == "skipped" {
-                skipped_runs.push(row.try_get::<Uuid, _>(1)?);
-            }
-        }
-        let finished_runs = settle::close_steps(&mut tx, &skipped_runs).await?;
+        let report = release_in(&mut tx, all).await?;
         tx.commit().await?;
-        Ok(BatchReport {
-            refused: refused(leases.iter().copied(), &accepted),
-            accepted,
-            finished_runs,
-        })
+        Ok(report)
     }
+}
+
+/// Hands running steps back within the caller's transaction (release, deregister).
+pub(super) async fn release_in(conn: &mut PgConnection, all: &[Lease]) -> Result<BatchReport> {
+    let leases = first_per_lease(all, |l| *l);
+    let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
+    let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
+    sqlx::query(include_str!("sql/lock_leased_steps.sql"))
+        .bind(&ids)
+        .bind(&tokens)
+        .execute(&mut *conn)
+        .await?;
+    let rows = sqlx::query(include_str!("sql/release_steps.sql"))
+        .bind(&ids)
+        .bind(&tokens)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut accepted = Vec::with_capacity(rows.len());
+    let mut held = HashSet::with_capacity(rows.len());
+    let mut skipped_runs = Vec::new();
+    for row in rows {
+        let step_id = StepId(row.try_get(0)?);
+        accepted.push(step_id);
+        held.insert(Lease {
+            step_id,
+            token: LeaseToken(row.try_get(3)?),
+        });
+        if row.try_get::<String, _>(2)? == "skipped" {
+            skipped_runs.push(row.try_get::<Uuid, _>(1)?);
+        }
+    }
+    let finished_runs = settle::close_steps(conn, &skipped_runs).await?;
+    Ok(BatchReport {
+        refused: refused(all.iter().copied(), &held),
+        accepted,
+        finished_runs,
+    })
 }

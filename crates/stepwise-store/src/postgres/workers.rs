@@ -4,7 +4,7 @@ use super::settle::{self, NewEvent};
 use super::PgStore;
 use crate::model::*;
 use crate::transient::{millis, with_retries};
-use crate::{Result, StepStore, WorkerStore};
+use crate::{Result, WorkerStore};
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 #[async_trait]
 impl WorkerStore for PgStore {
     async fn register_worker(&self, registration: &WorkerRegistration) -> Result<WorkerLease> {
+        crate::plan::check_lease(registration.lease)?;
         let id = WorkerId::new();
         let expires_at = sqlx::query_scalar(include_str!("sql/register_worker.sql"))
             .bind(id.0)
@@ -37,23 +38,7 @@ impl WorkerStore for PgStore {
     }
 
     async fn deregister_worker(&self, worker: WorkerId) -> Result<BatchReport> {
-        let rows = sqlx::query(include_str!("sql/running_steps_of_worker.sql"))
-            .bind(worker.0)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut leases = Vec::with_capacity(rows.len());
-        for row in rows {
-            leases.push(Lease {
-                step_id: StepId(row.try_get(0)?),
-                token: LeaseToken(row.try_get(1)?),
-            });
-        }
-        let report = self.release_steps(&leases).await?;
-        sqlx::query(include_str!("sql/deregister_worker.sql"))
-            .bind(worker.0)
-            .execute(&self.pool)
-            .await?;
-        Ok(report)
+        with_retries(|| self.deregister_once(worker)).await
     }
 
     async fn reap(&self, caller: WorkerId) -> Result<ReapReport> {
@@ -82,6 +67,31 @@ impl WorkerStore for PgStore {
 }
 
 impl PgStore {
+    /// Stops the worker first (its row lock orders this after any reap of it), then
+    /// hands back whatever it still runs, in one transaction: no claim can slip in
+    /// between and leave a step under a stopped worker unnoticed.
+    async fn deregister_once(&self, worker: WorkerId) -> Result<BatchReport> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/deregister_worker.sql"))
+            .bind(worker.0)
+            .execute(&mut *tx)
+            .await?;
+        let rows = sqlx::query(include_str!("sql/running_steps_of_worker.sql"))
+            .bind(worker.0)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut leases = Vec::with_capacity(rows.len());
+        for row in rows {
+            leases.push(Lease {
+                step_id: StepId(row.try_get(0)?),
+                token: LeaseToken(row.try_get(1)?),
+            });
+        }
+        let report = super::steps::release_in(&mut tx, &leases).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
     async fn reap_once(&self, caller: WorkerId) -> Result<ReapReport> {
         let mut tx = self.pool.begin().await?;
         let mut report = ReapReport::default();

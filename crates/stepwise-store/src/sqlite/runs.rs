@@ -19,7 +19,9 @@ impl WorkflowStore for SqliteStore {
     async fn register_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion> {
         let plan = spec.plan()?;
         let json =
-            serde_json::to_string(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+            serde_json::to_value(spec).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        crate::sanitize::refuse_nul("the workflow", &json)?;
+        let json = json.to_string();
         let mut tx = self.write().await?;
         let version = match latest_workflow(&mut tx, &spec.name, None).await? {
             Some(stored) if stored.spec == *spec => {
@@ -113,7 +115,8 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_run(&self, id: RunId) -> Result<Option<RunView>> {
-        let mut conn = self.reader.acquire().await?;
+        // One read transaction: one snapshot for the run, its steps and its attempts.
+        let mut conn = self.reader.begin().await?;
         let Some(row) = sqlx::query(include_str!("sql/get_run.sql"))
             .bind(id.0)
             .fetch_optional(&mut *conn)
@@ -225,6 +228,32 @@ impl RunStore for SqliteStore {
             .collect()
     }
 
+    async fn prune_runs(&self, older_than: std::time::Duration, limit: u32) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let cutoff: i64 = sqlx::query_scalar(include_str!("sql/prune_cutoff.sql"))
+            .bind(millis(older_than))
+            .fetch_one(&mut *tx)
+            .await?;
+        for sql in [
+            include_str!("sql/prune_events.sql"),
+            include_str!("sql/prune_attempts.sql"),
+            include_str!("sql/prune_steps.sql"),
+        ] {
+            sqlx::query(sql)
+                .bind(cutoff)
+                .bind(i64::from(limit))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let runs = sqlx::query(include_str!("sql/prune_runs.sql"))
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(runs.rows_affected())
+    }
+
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {
         let Some(row) = sqlx::query(include_str!("sql/get_group.sql"))
             .bind(name)
@@ -283,6 +312,7 @@ fn run_from_row(row: &SqliteRow) -> Result<(i64, RunView)> {
 
 impl SqliteStore {
     async fn create_runs_once(&self, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
+        crate::plan::check_group(&batch.group)?;
         let mut tx = self.write().await?;
         let mut specs = HashMap::new();
         for run in &batch.runs {

@@ -3,12 +3,14 @@
 use super::settle::{self, AttemptRecord, NewEvent};
 use super::{time, SqliteStore};
 use crate::model::*;
+use crate::sanitize;
 use crate::transient::{millis, with_retries};
-use crate::{refused, Result, StepStore, StoreError};
+use crate::{first_per_lease, refused, Result, StepStore, StoreError};
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use sqlx::Row;
+use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
+use std::collections::HashSet;
 use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId};
 use uuid::Uuid;
 
@@ -140,15 +142,15 @@ impl SqliteStore {
         Ok(steps)
     }
 
-    async fn complete_once(&self, outcomes: &[StepSuccess]) -> Result<BatchReport> {
-        let input: Vec<Value> = outcomes
-            .iter()
+    async fn complete_once(&self, all: &[StepSuccess]) -> Result<BatchReport> {
+        let input: Vec<Value> = first_per_lease(all, |o| o.lease)
+            .into_iter()
             .map(|o| {
                 json!({
                     "id": o.lease.step_id.0.simple().to_string(),
                     "token": o.lease.token.0.simple().to_string(),
-                    "output": o.output,
-                    "log": o.log,
+                    "output": sanitize::json(&o.output),
+                    "log": sanitize::opt_text(&o.log),
                 })
             })
             .collect();
@@ -159,11 +161,17 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         let mut accepted = Vec::with_capacity(rows.len());
+        let mut leases = HashSet::with_capacity(rows.len());
         let mut finished_runs = Vec::new();
         if !rows.is_empty() {
             let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
             for row in &rows {
-                accepted.push(StepId(row.try_get(1)?));
+                let step_id = StepId(row.try_get(1)?);
+                accepted.push(step_id);
+                leases.insert(Lease {
+                    step_id,
+                    token: LeaseToken(row.try_get(2)?),
+                });
             }
             sqlx::query(include_str!("sql/completed_history.sql"))
                 .bind(&input)
@@ -190,7 +198,7 @@ impl SqliteStore {
         }
         tx.commit().await?;
         Ok(BatchReport {
-            refused: refused(outcomes.iter().map(|o| o.lease), &accepted),
+            refused: refused(all.iter().map(|o| o.lease), &leases),
             accepted,
             finished_runs,
         })
@@ -203,6 +211,8 @@ impl SqliteStore {
         else {
             return Ok(FailOutcome::Refused);
         };
+        let error = sanitize::text(&failure.error).into_owned();
+        let log = sanitize::opt_text(&failure.log);
         let decision = step.retry.after_failure(
             step.attempt.max(1) as u32,
             failure.retryable && !step.halted,
@@ -210,8 +220,8 @@ impl SqliteStore {
         settle::record_attempt(
             &mut tx,
             AttemptRecord {
-                log: failure.log.as_deref(),
-                ..step.attempt_record("failed", Some(&failure.error))
+                log: log.as_deref(),
+                ..step.attempt_record("failed", Some(&error))
             },
         )
         .await?;
@@ -220,14 +230,14 @@ impl SqliteStore {
                 let run_after: i64 = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
                     .bind(step.id)
                     .bind(millis(delay))
-                    .bind(&failure.error)
+                    .bind(&error)
                     .fetch_one(&mut *tx)
                     .await?;
                 let run_after = time(run_after)?;
                 for (kind, data) in [
                     (
                         EventKind::StepFailed,
-                        json!({"attempt": step.attempt, "error": failure.error, "final": false}),
+                        json!({"attempt": step.attempt, "error": error, "final": false}),
                     ),
                     (
                         EventKind::StepRetrying,
@@ -252,7 +262,7 @@ impl SqliteStore {
                 }
             }
             FailureDecision::GiveUp => {
-                settle::fail_for_good(&mut tx, &step, &failure.error).await?;
+                settle::fail_for_good(&mut tx, &step, &error).await?;
                 FailOutcome::Failed
             }
         };
@@ -260,73 +270,82 @@ impl SqliteStore {
         Ok(outcome)
     }
 
-    async fn release_once(&self, leases: &[Lease]) -> Result<BatchReport> {
+    async fn release_once(&self, all: &[Lease]) -> Result<BatchReport> {
         let mut tx = self.write().await?;
-        let mut accepted = Vec::with_capacity(leases.len());
-        let mut finished_runs = Vec::new();
-        for lease in leases {
-            let Some(row) = sqlx::query(include_str!("sql/release_steps.sql"))
-                .bind(lease.step_id.0)
-                .bind(lease.token.0)
-                .fetch_optional(&mut *tx)
-                .await?
-            else {
-                continue;
-            };
-            let run_id: Uuid = row.try_get(0)?;
-            let name: String = row.try_get(1)?;
-            let number: i64 = row.try_get(2)?;
-            settle::record_attempt(
-                &mut tx,
-                AttemptRecord {
-                    step_id: lease.step_id.0,
-                    run_id,
-                    number,
-                    worker_id: row.try_get(3)?,
-                    token: lease.token.0,
-                    started_at: row.try_get(4)?,
-                    outcome: "released",
-                    error: None,
-                    log: None,
-                },
-            )
+        let report = release_in(&mut tx, all).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// Hands running steps back within the caller's transaction (release, deregister).
+pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Result<BatchReport> {
+    let leases = first_per_lease(all, |l| *l);
+    let mut accepted = Vec::with_capacity(leases.len());
+    let mut held = HashSet::with_capacity(leases.len());
+    let mut finished_runs = Vec::new();
+    for lease in leases {
+        let Some(row) = sqlx::query(include_str!("sql/release_steps.sql"))
+            .bind(lease.step_id.0)
+            .bind(lease.token.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            continue;
+        };
+        let run_id: Uuid = row.try_get(0)?;
+        let name: String = row.try_get(1)?;
+        let number: i64 = row.try_get(2)?;
+        settle::record_attempt(
+            conn,
+            AttemptRecord {
+                step_id: lease.step_id.0,
+                run_id,
+                number,
+                worker_id: row.try_get(3)?,
+                token: lease.token.0,
+                started_at: row.try_get(4)?,
+                outcome: "released",
+                error: None,
+                log: None,
+            },
+        )
+        .await?;
+        let group: Option<String> = sqlx::query_scalar(include_str!("sql/run_group_name.sql"))
+            .bind(run_id)
+            .fetch_one(&mut *conn)
             .await?;
-            let group: Option<String> = sqlx::query_scalar(include_str!("sql/run_group_name.sql"))
-                .bind(run_id)
-                .fetch_one(&mut *tx)
-                .await?;
+        settle::insert_event(
+            conn,
+            NewEvent {
+                kind: EventKind::StepReleased,
+                run_id: Some(run_id),
+                step: Some(&name),
+                group: group.as_deref(),
+                data: json!({"attempt": number}),
+            },
+        )
+        .await?;
+        if row.try_get::<String, _>(5)? == "skipped" {
             settle::insert_event(
-                &mut tx,
+                conn,
                 NewEvent {
-                    kind: EventKind::StepReleased,
+                    kind: EventKind::StepSkipped,
                     run_id: Some(run_id),
                     step: Some(&name),
                     group: group.as_deref(),
-                    data: json!({"attempt": number}),
+                    data: json!({"reason": "run failed"}),
                 },
             )
             .await?;
-            if row.try_get::<String, _>(5)? == "skipped" {
-                settle::insert_event(
-                    &mut tx,
-                    NewEvent {
-                        kind: EventKind::StepSkipped,
-                        run_id: Some(run_id),
-                        step: Some(&name),
-                        group: group.as_deref(),
-                        data: json!({"reason": "run failed"}),
-                    },
-                )
-                .await?;
-                finished_runs.extend(settle::close_steps(&mut tx, run_id, 1).await?);
-            }
-            accepted.push(lease.step_id);
+            finished_runs.extend(settle::close_steps(conn, run_id, 1).await?);
         }
-        tx.commit().await?;
-        Ok(BatchReport {
-            refused: refused(leases.iter().copied(), &accepted),
-            accepted,
-            finished_runs,
-        })
+        accepted.push(lease.step_id);
+        held.insert(*lease);
     }
+    Ok(BatchReport {
+        refused: refused(all.iter().copied(), &held),
+        accepted,
+        finished_runs,
+    })
 }

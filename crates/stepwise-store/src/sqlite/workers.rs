@@ -4,7 +4,7 @@ use super::settle::{self, NewEvent};
 use super::{time, SqliteStore};
 use crate::model::*;
 use crate::transient::{millis, with_retries};
-use crate::{Result, StepStore, StoreError, WorkerStore};
+use crate::{Result, StoreError, WorkerStore};
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
@@ -14,6 +14,7 @@ use uuid::Uuid;
 #[async_trait]
 impl WorkerStore for SqliteStore {
     async fn register_worker(&self, registration: &WorkerRegistration) -> Result<WorkerLease> {
+        crate::plan::check_lease(registration.lease)?;
         let id = WorkerId::new();
         let queues = serde_json::to_string(&registration.queues)
             .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
@@ -47,10 +48,16 @@ impl WorkerStore for SqliteStore {
         })
     }
 
+    /// Stops the worker, then hands back whatever it still runs, in one transaction.
     async fn deregister_worker(&self, worker: WorkerId) -> Result<BatchReport> {
+        let mut tx = self.write().await?;
+        sqlx::query(include_str!("sql/deregister_worker.sql"))
+            .bind(worker.0)
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query(include_str!("sql/running_steps_of_worker.sql"))
             .bind(worker.0)
-            .fetch_all(&self.reader)
+            .fetch_all(&mut *tx)
             .await?;
         let mut leases = Vec::with_capacity(rows.len());
         for row in rows {
@@ -59,12 +66,7 @@ impl WorkerStore for SqliteStore {
                 token: LeaseToken(row.try_get(1)?),
             });
         }
-        let report = self.release_steps(&leases).await?;
-        let mut tx = self.write().await?;
-        sqlx::query(include_str!("sql/deregister_worker.sql"))
-            .bind(worker.0)
-            .execute(&mut *tx)
-            .await?;
+        let report = super::steps::release_in(&mut tx, &leases).await?;
         tx.commit().await?;
         Ok(report)
     }

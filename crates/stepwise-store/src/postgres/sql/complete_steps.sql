@@ -22,4 +22,4 @@ events AS (
     FROM done d
     JOIN run r ON r.id = d.run_id
 )
-SELECT id, run_id, dependents FROM done
+SELECT id, run_id, dependents, lease_token FROM done

@@ -33,4 +33,4 @@ events AS (
     ) e
     ORDER BY e.id, e.ord
 )
-SELECT id, run_id, status FROM released
+SELECT id, run_id, status, lease_token FROM released

@@ -11,7 +11,9 @@ WHERE seq IN (
     SELECT seq FROM step
     WHERE status = 'pending'
       AND queue = ?1
-      AND EXISTS (SELECT 1 FROM worker w WHERE w.id = ?3 AND w.status = 'alive')
+      AND EXISTS (SELECT 1 FROM worker w
+                  WHERE w.id = ?3 AND w.status = 'alive'
+                    AND w.expires_at > (SELECT now_ms FROM db_clock))
     ORDER BY priority DESC, seq
     LIMIT ?2
 )

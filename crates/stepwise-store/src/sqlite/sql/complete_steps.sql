@@ -9,4 +9,4 @@ FROM (
     FROM json_each(?1) j
 ) AS i
 WHERE step.id = i.id AND step.lease_token = i.token AND step.status = 'running'
-RETURNING step.seq, step.id
+RETURNING step.seq, step.id, step.lease_token

@@ -5,5 +5,5 @@ INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at
 SELECT s.id, s.run_id, s.attempt, s.worker_id, s.lease_token, s.started_at,
        s.finished_at, 'completed', j.value ->> '$.log'
 FROM json_each(?1) j
-JOIN step s ON s.id = unhex(j.value ->> '$.id')
+JOIN step s ON s.id = unhex(j.value ->> '$.id') AND s.lease_token = unhex(j.value ->> '$.token')
 WHERE s.seq IN (SELECT value FROM json_each(?2))

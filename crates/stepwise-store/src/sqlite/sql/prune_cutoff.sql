@@ -1,0 +1,1 @@
+SELECT now_ms - ?1 FROM db_clock
