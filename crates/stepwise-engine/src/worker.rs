@@ -80,6 +80,8 @@ pub struct WorkerOptions {
     pub shutdown_timeout: Duration,
     /// How often an idle claimer looks for work another process created.
     pub poll_interval: Duration,
+    /// Prune terminal runs older than this (none when `None`).
+    pub retention: Option<Duration>,
     pub exec: ExecOptions,
 }
 
@@ -94,6 +96,7 @@ impl Default for WorkerOptions {
             lease: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
             poll_interval: Duration::from_millis(200),
+            retention: None,
             exec: ExecOptions::default(),
         }
     }
@@ -174,6 +177,10 @@ impl Worker {
         let background = CancellationToken::new();
         let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(background.clone()));
         let reaper = tokio::spawn(inner.clone().reaper_loop(background.clone()));
+        let pruner = inner
+            .options
+            .retention
+            .map(|age| tokio::spawn(inner.clone().retention_loop(age, background.clone())));
         let completer = tokio::spawn(inner.clone().completer_loop(outcomes_rx));
 
         let tracker = TaskTracker::new();
@@ -214,6 +221,9 @@ impl Worker {
         background.cancel();
         let _ = heartbeat.await;
         let _ = reaper.await;
+        if let Some(pruner) = pruner {
+            let _ = pruner.await;
+        }
         let id = inner.identity().id;
         inner.store.deregister_worker(id).await?;
         Ok(())
@@ -615,6 +625,28 @@ impl Inner {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+        }
+    }
+
+    async fn retention_loop(self: Arc<Self>, age: Duration, stop: CancellationToken) {
+        loop {
+            loop {
+                match self.store.prune_runs(age, 1000).await {
+                    Ok(0) => break,
+                    Ok(n) => tracing::info!(runs = n, "pruned terminal runs past retention"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning failed");
+                        break;
+                    }
+                }
+                if stop.is_cancelled() {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                _ = stop.cancelled() => return,
             }
         }
     }

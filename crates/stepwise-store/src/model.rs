@@ -362,3 +362,12 @@ pub struct AttemptLog {
     pub outcome: String,
     pub log: Option<String>,
 }
+
+/// When a workflow's steps ran: for measuring throughput from the database's own
+/// timestamps (`stepwise bench`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct StepActivity {
+    pub completed: i64,
+    pub first_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+}

@@ -39,6 +39,8 @@ pub trait RunStore: Send + Sync {
     async fn get_run(&self, id: RunId) -> Result<Option<RunView>>;
     /// Runs, newest first (by database sequence), without their steps.
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage>;
+    /// How many steps of `workflow`'s runs completed, and the span they ran in.
+    async fn step_activity(&self, workflow: &str) -> Result<StepActivity>;
     /// Deletes up to `limit` terminal runs that finished more than `older_than` ago
     /// (database clock), with their steps, attempts and events; returns how many.
     async fn prune_runs(&self, older_than: Duration, limit: u32) -> Result<u64>;

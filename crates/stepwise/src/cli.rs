@@ -66,6 +66,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete terminal runs (with their steps, attempts and events) older than D.
+    Prune {
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Duration,
+    },
+    /// Built-in load generator (see BENCHMARKS.md).
+    Bench(crate::commands::bench::BenchArgs),
+    /// A bench worker process (started by `stepwise bench`).
+    #[command(name = "__bench-worker", hide = true)]
+    BenchWorker {
+        #[arg(long, default_value_t = 24)]
+        pool: usize,
+    },
 }
 
 #[derive(Args)]
@@ -138,6 +151,9 @@ pub struct WorkerArgs {
     /// How long SIGTERM waits for running steps before handing them back.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub shutdown_timeout: Duration,
+    /// Prune terminal runs older than this, every few minutes (off when not given).
+    #[arg(long, value_parser = parse_duration)]
+    pub retention: Option<Duration>,
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

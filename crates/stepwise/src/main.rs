@@ -111,5 +111,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker(args) => commands::worker::worker(&url, store, &args).await,
         Command::Workers { json } => commands::worker::workers(&*store, json).await,
+        Command::Prune { older_than } => {
+            let mut total = 0;
+            loop {
+                let n = store.prune_runs(older_than, 5000).await?;
+                total += n;
+                if n == 0 {
+                    break;
+                }
+            }
+            eprintln!("pruned {total} runs");
+            Ok(())
+        }
+        Command::Bench(args) => commands::bench::bench(&url, store, args).await,
+        Command::BenchWorker { pool } => commands::bench::worker_process(store, pool).await,
     }
 }

@@ -235,6 +235,18 @@ impl RunStore for PgStore {
             .collect()
     }
 
+    async fn step_activity(&self, workflow: &str) -> Result<StepActivity> {
+        let row = sqlx::query(include_str!("sql/step_activity.sql"))
+            .bind(workflow)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(StepActivity {
+            completed: row.try_get(0)?,
+            first_started: row.try_get(1)?,
+            last_finished: row.try_get(2)?,
+        })
+    }
+
     async fn prune_runs(&self, older_than: std::time::Duration, limit: u32) -> Result<u64> {
         let done = sqlx::query(include_str!("sql/prune_runs.sql"))
             .bind(millis(older_than))

@@ -228,6 +228,18 @@ impl RunStore for SqliteStore {
             .collect()
     }
 
+    async fn step_activity(&self, workflow: &str) -> Result<StepActivity> {
+        let row = sqlx::query(include_str!("sql/step_activity.sql"))
+            .bind(workflow)
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(StepActivity {
+            completed: row.try_get(0)?,
+            first_started: opt_time(row.try_get(1)?)?,
+            last_finished: opt_time(row.try_get(2)?)?,
+        })
+    }
+
     async fn prune_runs(&self, older_than: std::time::Duration, limit: u32) -> Result<u64> {
         let mut tx = self.write().await?;
         let cutoff: i64 = sqlx::query_scalar(include_str!("sql/prune_cutoff.sql"))

@@ -3,6 +3,7 @@
 //! code DESIGN.md gives the situation.
 
 pub mod apply;
+pub mod bench;
 pub mod events;
 pub mod run;
 pub mod runs;

@@ -76,6 +76,7 @@ pub async fn run(store: Arc<dyn Store>, args: &RunArgs) -> anyhow::Result<()> {
             }],
             lease: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            retention: None,
         })?;
         let worker = Worker::new(store.clone(), options);
         let s = shutdown.clone();

@@ -48,6 +48,7 @@ pub fn options(args: &WorkerArgs) -> anyhow::Result<WorkerOptions> {
         pools: args.pools.clone(),
         lease: args.lease,
         shutdown_timeout: args.shutdown_timeout,
+        retention: args.retention,
         exec: ExecOptions {
             supervisor: std::env::current_exe()?,
             lease: args.lease,

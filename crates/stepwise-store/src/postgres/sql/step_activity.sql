@@ -1,0 +1,4 @@
+SELECT count(*) FILTER (WHERE s.status = 'completed'), min(s.started_at), max(s.finished_at)
+FROM step s
+JOIN run r ON r.id = s.run_id
+WHERE r.workflow = $1
