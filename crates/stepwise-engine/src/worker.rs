@@ -30,7 +30,7 @@ use stepwise_store::{
     ClaimRequest, ClaimedStep, Heartbeat, StepFailure, StepSuccess, Store, StoreError,
     WorkerRegistration,
 };
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -171,7 +171,7 @@ impl Worker {
                 id: lease,
                 generation: CancellationToken::new(),
             }),
-            wake: Notify::new(),
+            wake: watch::channel(0).0,
             specs: Mutex::new(HashMap::new()),
         });
         let background = CancellationToken::new();
@@ -278,7 +278,9 @@ struct Inner {
     bus: Bus,
     options: WorkerOptions,
     identity: Mutex<Identity>,
-    wake: Notify,
+    /// Bumped whenever new work may be claimable; each claimer sees every bump made
+    /// since it last looked, even one made while it was busy claiming.
+    wake: watch::Sender<u64>,
     specs: Mutex<HashMap<(String, i32), Arc<WorkflowSpec>>>,
 }
 
@@ -310,6 +312,7 @@ impl Inner {
             outcomes,
         } = claimer;
         let slots = Arc::new(Semaphore::new(pool.consumers));
+        let mut wake = self.wake.subscribe();
         let mut queues: Vec<String> = vec![];
         let mut queues_read = None::<Instant>;
         loop {
@@ -318,6 +321,8 @@ impl Inner {
                 _ = shutdown.cancelled() => return,
             };
             let mut permits = vec![first];
+            // Bumps from here on are news to the next wait.
+            wake.borrow_and_update();
             while let Ok(p) = slots.clone().try_acquire_owned() {
                 permits.push(p);
             }
@@ -368,7 +373,7 @@ impl Inner {
                 metrics::counter!(m::CLAIM_IDLE).increment(1);
                 drop(permits);
                 tokio::select! {
-                    _ = self.wake.notified() => {}
+                    _ = wake.changed() => {}
                     _ = tokio::time::sleep(self.options.poll_interval) => {}
                     _ = shutdown.cancelled() => return,
                 }
@@ -478,7 +483,7 @@ impl Inner {
                 }
             }
             self.record(std::mem::take(&mut batch)).await;
-            self.wake.notify_waiters();
+            self.wake.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -668,7 +673,7 @@ impl Inner {
                             retried = report.steps_retried.len(),
                             "reaped silent workers"
                         );
-                        self.wake.notify_waiters();
+                        self.wake.send_modify(|n| *n = n.wrapping_add(1));
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
