@@ -174,6 +174,14 @@ impl Worker {
             wake: watch::channel(0).0,
             specs: Mutex::new(HashMap::new()),
         });
+        // Wake-ups from other processes; polling covers a lost or missing signal.
+        let signal = match inner.store.work_signal().await {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::warn!(error = %e, "no wake-up signal from the database; polling only");
+                None
+            }
+        };
         let background = CancellationToken::new();
         let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(background.clone()));
         let reaper = tokio::spawn(inner.clone().reaper_loop(background.clone()));
@@ -199,6 +207,7 @@ impl Worker {
                 tracker: tracker.clone(),
                 shutdown: shutdown.clone(),
                 outcomes: outcomes_tx.clone(),
+                signal: signal.clone(),
             };
             claimers.push(tokio::spawn(inner.clone().claimer_loop(claimer)));
         }
@@ -292,6 +301,7 @@ struct Claimer {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     outcomes: mpsc::UnboundedSender<Finished>,
+    signal: Option<watch::Receiver<u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -310,6 +320,7 @@ impl Inner {
             tracker,
             shutdown,
             outcomes,
+            mut signal,
         } = claimer;
         let slots = Arc::new(Semaphore::new(pool.consumers));
         let mut wake = self.wake.subscribe();
@@ -323,6 +334,9 @@ impl Inner {
             let mut permits = vec![first];
             // Bumps from here on are news to the next wait.
             wake.borrow_and_update();
+            if let Some(s) = signal.as_mut() {
+                s.borrow_and_update();
+            }
             while let Ok(p) = slots.clone().try_acquire_owned() {
                 permits.push(p);
             }
@@ -374,6 +388,11 @@ impl Inner {
                 drop(permits);
                 tokio::select! {
                     _ = wake.changed() => {}
+                    changed = async { signal.as_mut().expect("guarded").changed().await }, if signal.is_some() => {
+                        if changed.is_err() {
+                            signal = None;
+                        }
+                    }
                     _ = tokio::time::sleep(self.options.poll_interval) => {}
                     _ = shutdown.cancelled() => return,
                 }

@@ -72,6 +72,11 @@ pub trait StepStore: Send + Sync {
     /// Hands running steps back to `pending` without counting the attempt
     /// (graceful shutdown).
     async fn release_steps(&self, leases: &[Lease]) -> Result<BatchReport>;
+    /// A counter that moves when another process may have made work claimable
+    /// (PostgreSQL: LISTEN/NOTIFY on enqueue, release and reap; SQLite: the file's
+    /// `data_version` changed). A hint to stop sleeping, never a promise: claimers
+    /// still poll.
+    async fn work_signal(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
 }
 
 /// Workers, heartbeats and the reaper.

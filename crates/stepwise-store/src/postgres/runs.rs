@@ -374,6 +374,11 @@ impl PgStore {
             .filter(|s| inserted.contains(&s.run_id.0))
             .collect();
         insert_steps(&mut tx, &steps).await?;
+        if !steps.is_empty() {
+            sqlx::query(include_str!("sql/notify_work.sql"))
+                .execute(&mut *tx)
+                .await?;
+        }
         let existing = existing_runs(&mut tx, &plan, &inserted).await?;
         if let Some(group) = &batch.group {
             let members = inserted.len() as i32;

@@ -36,6 +36,50 @@ impl StepStore for PgStore {
         }
         with_retries(|| self.release_once(leases)).await
     }
+
+    async fn work_signal(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
+        let channel: String = sqlx::query_scalar(include_str!("sql/work_channel.sql"))
+            .fetch_one(&self.pool)
+            .await?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(&channel).await?;
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            loop {
+                // recv() reconnects by itself after a lost connection.
+                match listener.recv().await {
+                    Ok(_) => {
+                        if tx.send_modify_if_open() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection failed; polling only");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        if tx.is_closed() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// Bumps a wake-up counter; true when nobody listens any more.
+trait Bump {
+    fn send_modify_if_open(&self) -> bool;
+}
+
+impl Bump for tokio::sync::watch::Sender<u64> {
+    fn send_modify_if_open(&self) -> bool {
+        if self.is_closed() {
+            return true;
+        }
+        self.send_modify(|n| *n = n.wrapping_add(1));
+        false
+    }
 }
 
 impl PgStore {
@@ -212,6 +256,11 @@ impl PgStore {
     async fn release_once(&self, all: &[Lease]) -> Result<BatchReport> {
         let mut tx = self.pool.begin().await?;
         let report = release_in(&mut tx, all).await?;
+        if !report.accepted.is_empty() {
+            sqlx::query(include_str!("sql/notify_work.sql"))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(report)
     }

@@ -158,6 +158,11 @@ impl PgStore {
                 report.steps_retried.push(StepId(id));
             }
         }
+        if !report.steps_retried.is_empty() {
+            sqlx::query(include_str!("sql/notify_work.sql"))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(report)
     }

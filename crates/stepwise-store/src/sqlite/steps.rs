@@ -37,6 +37,35 @@ impl StepStore for SqliteStore {
         }
         with_retries(|| self.release_once(leases)).await
     }
+
+    async fn work_signal(&self) -> Result<tokio::sync::watch::Receiver<u64>> {
+        // data_version changes when another connection (of any process) commits to
+        // the file; one pooled connection keeps watching it.
+        let mut conn = self.reader.acquire().await?.detach();
+        let (tx, rx) = tokio::sync::watch::channel(0u64);
+        tokio::spawn(async move {
+            let mut last: Option<i64> = None;
+            while !tx.is_closed() {
+                match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                    .fetch_one(&mut conn)
+                    .await
+                {
+                    Ok(v) => {
+                        if last.is_some_and(|l| l != v) {
+                            tx.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                        last = Some(v);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "data_version polling failed");
+                        return;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+        Ok(rx)
+    }
 }
 
 /// What a claim needs from the step's run.

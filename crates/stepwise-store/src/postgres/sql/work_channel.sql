@@ -1,0 +1,1 @@
+SELECT 'stepwise_work_' || current_schema()
