@@ -34,6 +34,9 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How long a busy claimer waits for more consumers to free up before claiming.
+const CLAIM_LINGER: Duration = Duration::from_millis(2);
+
 /// The pool that serves every queue no other pool names.
 pub const ANY_QUEUE: &str = "*";
 
@@ -326,11 +329,17 @@ impl Inner {
         let mut wake = self.wake.subscribe();
         let mut queues: Vec<String> = vec![];
         let mut queues_read = None::<Instant>;
+        let mut busy = false;
         loop {
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
                 _ = shutdown.cancelled() => return,
             };
+            if busy && slots.available_permits() + 1 < pool.consumers / 2 {
+                // Under load consumers free up one by one; a moment's wait turns many
+                // one-step claims into one claim of several.
+                tokio::time::sleep(CLAIM_LINGER).await;
+            }
             let mut permits = vec![first];
             // Bumps from here on are news to the next wait.
             wake.borrow_and_update();
@@ -383,6 +392,7 @@ impl Inner {
                     vec![]
                 }
             };
+            busy = !claimed.is_empty();
             if claimed.is_empty() {
                 metrics::counter!(m::CLAIM_IDLE).increment(1);
                 drop(permits);
