@@ -39,6 +39,8 @@ pub use error::{Result, StoreError};
 pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+/// For [`PgStore::create_runs_in`]: the caller's transaction.
+pub use sqlx::PgConnection;
 pub use traits::*;
 
 use std::sync::Arc;

@@ -1,8 +1,237 @@
 //! Stepwise: durable workflows on the database you already run.
 //!
-//! This facade re-exports the layers an embedding program uses. Today that is the
-//! domain vocabulary ([`core`]) and the storage seam ([`store`]); the worker runtime
-//! and the `Engine` API arrive with the runtime issue.
+//! The facade an embedding program uses:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use stepwise::{Engine, HandlerContext};
+//! use serde_json::json;
+//!
+//! stepwise::supervise_if_requested(); // first thing in main: runs `exec` children
+//! let engine = Engine::connect("sqlite://app.db").await?;
+//! let run = engine.start("ingest", json!({"doc": "a.pdf"})).idempotency_key("a.pdf").send().await?;
+//! let worker = engine
+//!     .worker()
+//!     .pool("default", 8)
+//!     .handler("parse", |cx: HandlerContext| async move { Ok(json!({"pages": 3})) })
+//!     .build()
+//!     .await?;
+//! let shutdown = stepwise::CancellationToken::new();
+//! worker.run(shutdown).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! On PostgreSQL, [`Start::send_in`] enqueues inside the caller's own transaction, so
+//! a run exists if and only if the caller's business change commits.
+//!
+//! The layers underneath are re-exported: [`core`] (vocabulary, specs),
+//! [`store`] (the storage seam) and [`engine`] (the worker runtime).
 
 pub use stepwise_core as core;
+pub use stepwise_engine as engine;
 pub use stepwise_store as store;
+
+pub use stepwise_engine::{HandlerContext, HandlerError, Lifecycle, Worker};
+pub use tokio_util::sync::CancellationToken;
+
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use stepwise_core::{RunId, WorkflowSpec};
+use stepwise_engine::{ExecOptions, Handlers, PoolSpec, WorkerOptions};
+use stepwise_store::{NewRun, RunBatch, StartAt, Store, StoreError, WorkflowVersion};
+
+/// Runs the `exec` supervisor and exits when this process was started as one
+/// (`PROGRAM __supervise ...`); returns at once otherwise. Call it first in `main`
+/// of a program whose worker runs `exec` steps.
+pub fn supervise_if_requested() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(stepwise_engine::supervisor::SUPERVISE_COMMAND) {
+        std::process::exit(stepwise_engine::supervisor::supervise(&args[2..]));
+    }
+}
+
+/// A connection to a Stepwise database.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    url: String,
+}
+
+impl Engine {
+    /// Connects to `sqlite://PATH` or `postgres://...`. An empty database gets the
+    /// schema; a schema of another version is refused.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = stepwise_store::connect(url).await?;
+        match store.check_schema().await {
+            Ok(()) => {}
+            Err(StoreError::SchemaMismatch { database: 0, .. }) => {
+                store.migrate().await?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(Self {
+            store,
+            url: url.to_string(),
+        })
+    }
+
+    /// The storage seam, for everything the facade does not wrap.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Registers (or updates) a workflow definition.
+    pub async fn register(&self, spec: &WorkflowSpec) -> Result<WorkflowVersion, StoreError> {
+        self.store.register_workflow(spec).await
+    }
+
+    /// Starts a run of `workflow` with `input`; set options, then `.send().await`.
+    pub fn start(&self, workflow: impl Into<String>, input: Value) -> Start<'_> {
+        Start {
+            engine: self,
+            run: NewRun::new(workflow, input),
+        }
+    }
+
+    /// A worker with handlers and pools.
+    pub fn worker(&self) -> WorkerBuilder {
+        WorkerBuilder {
+            engine: self.clone(),
+            options: WorkerOptions {
+                pools: vec![],
+                ..WorkerOptions::default()
+            },
+            handlers: Handlers::default(),
+        }
+    }
+}
+
+/// A run about to be started.
+pub struct Start<'a> {
+    engine: &'a Engine,
+    run: NewRun,
+}
+
+impl Start<'_> {
+    /// A second start with the same key returns the first run.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.run.idempotency_key = Some(key.into());
+        self
+    }
+
+    pub fn concurrency_key(mut self, key: impl Into<String>) -> Self {
+        self.run.concurrency_key = Some(key.into());
+        self
+    }
+
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.run.priority = priority;
+        self
+    }
+
+    /// Claimable only after `delay` on the database clock.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.run.start = StartAt::After(delay);
+        self
+    }
+
+    /// Creates the run (committed before this returns).
+    pub async fn send(self) -> Result<RunId, StoreError> {
+        let created = self
+            .engine
+            .store
+            .create_runs(RunBatch {
+                group: None,
+                runs: vec![self.run],
+            })
+            .await?;
+        first(created)
+    }
+
+    /// Creates the run inside the caller's PostgreSQL transaction: it exists if and
+    /// only if the caller commits. (PostgreSQL only; the engine's own URL is not used.)
+    pub async fn send_in(
+        self,
+        conn: &mut stepwise_store::PgConnection,
+    ) -> Result<RunId, StoreError> {
+        let created = stepwise_store::PgStore::create_runs_in(
+            conn,
+            &RunBatch {
+                group: None,
+                runs: vec![self.run],
+            },
+        )
+        .await?;
+        first(created)
+    }
+}
+
+fn first(created: Vec<stepwise_store::CreatedRun>) -> Result<RunId, StoreError> {
+    created
+        .first()
+        .map(|c| c.id)
+        .ok_or_else(|| StoreError::Corrupt("no run created".into()))
+}
+
+/// Builds a [`Worker`].
+pub struct WorkerBuilder {
+    engine: Engine,
+    options: WorkerOptions,
+    handlers: Handlers,
+}
+
+impl WorkerBuilder {
+    /// `consumers` consumers for `queue` (`"*"`: every queue no other pool names).
+    pub fn pool(mut self, queue: impl Into<String>, consumers: usize) -> Self {
+        self.options.pools.push(PoolSpec {
+            queue: queue.into(),
+            consumers,
+        });
+        self
+    }
+
+    /// Registers the handler run by steps with `handler = "name"`.
+    pub fn handler<F, Fut>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        F: Fn(HandlerContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
+    {
+        self.handlers.register(name, f);
+        self
+    }
+
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.options.lease = lease;
+        self.options.exec.lease = lease;
+        self
+    }
+
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.options.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The program `exec` steps run under (default: this executable, which must call
+    /// [`supervise_if_requested`] first in `main`).
+    pub fn exec_options(mut self, exec: ExecOptions) -> Self {
+        self.options.exec = exec;
+        self
+    }
+
+    /// Opens the worker's heartbeat connection and builds it; run it with
+    /// [`Worker::run`].
+    pub async fn build(mut self) -> Result<Worker, StoreError> {
+        if self.options.pools.is_empty() {
+            self.options.pools.push(PoolSpec {
+                queue: stepwise_engine::ANY_QUEUE.into(),
+                consumers: 8,
+            });
+        }
+        let heartbeats = stepwise_store::connect(&self.engine.url).await?;
+        Ok(Worker::new(self.engine.store.clone(), self.options)
+            .heartbeat_store(heartbeats)
+            .handlers(self.handlers))
+    }
+}

@@ -314,106 +314,122 @@ fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
 
 impl PgStore {
     async fn create_runs_once(&self, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
-        crate::plan::check_group(&batch.group)?;
         let mut tx = self.pool.begin().await?;
-        let mut specs = HashMap::new();
-        for run in &batch.runs {
-            if !specs.contains_key(&run.workflow) {
-                let stored = latest_workflow(&mut tx, &run.workflow, None)
-                    .await?
-                    .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
-                specs.insert(run.workflow.clone(), stored);
-            }
-        }
-        if let Some(group) = &batch.group {
-            let created: Option<String> = sqlx::query_scalar(include_str!("sql/insert_group.sql"))
-                .bind(group)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if created.is_none() {
-                return Err(StoreError::GroupExists(group.clone()));
-            }
-        }
-        let plan = RunPlan::build(&batch.runs, &specs)?;
-        let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
-            .bind(plan.runs.iter().map(|r| r.id.0).collect::<Vec<_>>())
-            .bind(
-                plan.runs
-                    .iter()
-                    .map(|r| r.workflow.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(plan.runs.iter().map(|r| r.version).collect::<Vec<_>>())
-            .bind(
-                plan.runs
-                    .iter()
-                    .map(|r| r.input.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                plan.runs
-                    .iter()
-                    .map(|r| r.idempotency_key.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                plan.runs
-                    .iter()
-                    .map(|r| r.concurrency_key.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(plan.runs.iter().map(|r| r.priority).collect::<Vec<_>>())
-            .bind(plan.runs.iter().map(|r| r.steps).collect::<Vec<_>>())
-            .bind(&batch.group)
-            .fetch_all(&mut *tx)
-            .await?;
-        let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-        let steps: Vec<&StepRow> = plan
-            .steps
-            .iter()
-            .filter(|s| inserted.contains(&s.run_id.0))
-            .collect();
-        insert_steps(&mut tx, &steps).await?;
-        if !steps.is_empty() {
-            sqlx::query(include_str!("sql/notify_work.sql"))
-                .execute(&mut *tx)
-                .await?;
-        }
-        let existing = existing_runs(&mut tx, &plan, &inserted).await?;
-        if let Some(group) = &batch.group {
-            let members = inserted.len() as i32;
-            sqlx::query(include_str!("sql/seal_group.sql"))
-                .bind(group)
-                .bind(members)
-                .execute(&mut *tx)
-                .await?;
-            if members == 0 {
-                settle::complete_group(&mut tx, group, 0).await?;
-            }
-        }
+        let created = create_runs_in(&mut tx, batch).await?;
         tx.commit().await?;
-        Ok(plan
-            .runs
-            .iter()
-            .map(|r| {
-                if inserted.contains(&r.id.0) {
-                    CreatedRun {
-                        id: r.id,
-                        created: true,
-                    }
-                } else {
-                    let key = (
-                        r.workflow.clone(),
-                        r.idempotency_key.clone().unwrap_or_default(),
-                    );
-                    CreatedRun {
-                        id: existing.get(&key).copied().unwrap_or(r.id),
-                        created: false,
-                    }
-                }
-            })
-            .collect())
+        Ok(created)
     }
+
+    /// Creates runs inside the caller's transaction: they exist if and only if the
+    /// caller commits (transactional enqueue, `Engine::start_in`). PostgreSQL only;
+    /// the caller's transaction must be READ COMMITTED or stricter and may be rolled
+    /// back freely.
+    pub async fn create_runs_in(
+        conn: &mut PgConnection,
+        batch: &RunBatch,
+    ) -> Result<Vec<CreatedRun>> {
+        create_runs_in(conn, batch).await
+    }
+}
+
+async fn create_runs_in(tx: &mut PgConnection, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
+    crate::plan::check_group(&batch.group)?;
+    let mut specs = HashMap::new();
+    for run in &batch.runs {
+        if !specs.contains_key(&run.workflow) {
+            let stored = latest_workflow(tx, &run.workflow, None)
+                .await?
+                .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
+            specs.insert(run.workflow.clone(), stored);
+        }
+    }
+    if let Some(group) = &batch.group {
+        let created: Option<String> = sqlx::query_scalar(include_str!("sql/insert_group.sql"))
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if created.is_none() {
+            return Err(StoreError::GroupExists(group.clone()));
+        }
+    }
+    let plan = RunPlan::build(&batch.runs, &specs)?;
+    let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
+        .bind(plan.runs.iter().map(|r| r.id.0).collect::<Vec<_>>())
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.workflow.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(plan.runs.iter().map(|r| r.version).collect::<Vec<_>>())
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.input.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.idempotency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.concurrency_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(plan.runs.iter().map(|r| r.priority).collect::<Vec<_>>())
+        .bind(plan.runs.iter().map(|r| r.steps).collect::<Vec<_>>())
+        .bind(&batch.group)
+        .fetch_all(&mut *tx)
+        .await?;
+    let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+    let steps: Vec<&StepRow> = plan
+        .steps
+        .iter()
+        .filter(|s| inserted.contains(&s.run_id.0))
+        .collect();
+    insert_steps(tx, &steps).await?;
+    if !steps.is_empty() {
+        sqlx::query(include_str!("sql/notify_work.sql"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let existing = existing_runs(tx, &plan, &inserted).await?;
+    if let Some(group) = &batch.group {
+        let members = inserted.len() as i32;
+        sqlx::query(include_str!("sql/seal_group.sql"))
+            .bind(group)
+            .bind(members)
+            .execute(&mut *tx)
+            .await?;
+        if members == 0 {
+            settle::complete_group(tx, group, 0).await?;
+        }
+    }
+    Ok(plan
+        .runs
+        .iter()
+        .map(|r| {
+            if inserted.contains(&r.id.0) {
+                CreatedRun {
+                    id: r.id,
+                    created: true,
+                }
+            } else {
+                let key = (
+                    r.workflow.clone(),
+                    r.idempotency_key.clone().unwrap_or_default(),
+                );
+                CreatedRun {
+                    id: existing.get(&key).copied().unwrap_or(r.id),
+                    created: false,
+                }
+            }
+        })
+        .collect())
 }
 
 async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()> {

@@ -6,4 +6,5 @@
 mod cli;
 mod crash;
 mod executors;
+mod library;
 mod support;
