@@ -15,6 +15,7 @@
 pub mod bus;
 pub mod capture;
 pub mod executor;
+pub mod lease;
 pub mod metrics;
 pub mod supervisor;
 pub mod worker;
@@ -22,4 +23,5 @@ pub mod worker;
 pub use bus::{Bus, Lifecycle};
 pub use executor::handler::{HandlerContext, HandlerError, Handlers};
 pub use executor::ExecOptions;
+pub use lease::LeaseValidity;
 pub use worker::{PoolSpec, Worker, WorkerError, WorkerOptions, ANY_QUEUE};

@@ -1,7 +1,7 @@
 //! The supervisor that stands between a worker and an `exec` child, so that a
 //! child never outlives its lease.
 //!
-//! The worker starts `<program> __supervise --lease-ms N -- ARGV...` with pipes. The
+//! The worker starts `<program> __supervise --silence-ms N -- ARGV...` with pipes. The
 //! supervisor reads one line (the step context) from its stdin and hands it to the
 //! child's stdin, starts the child in a process group of its own with the
 //! supervisor's stdout and stderr (the worker's pipes), then keeps reading its stdin:
@@ -9,8 +9,9 @@
 //! the whole process group when
 //! - its stdin reaches end of file: the worker died (`kill -9` included), since the
 //!   kernel closes the pipe with the process;
-//! - no heartbeat came for the lease: the worker is stopped (`SIGSTOP`) or hung, and
-//!   another worker may already be running the step;
+//! - no heartbeat came for N ms: the worker is stopped (`SIGSTOP`), hung, or can no
+//!   longer vouch for its lease (see [`crate::lease`]), and another worker may soon
+//!   run the step;
 //! - the worker asks (attempt timeout, cancellation, shutdown);
 //! - the child exits: grandchildren left in the group must not outlive the attempt.
 //!
@@ -34,9 +35,9 @@ pub const SUPERVISE_COMMAND: &str = "__supervise";
 pub const EXIT_CANNOT_START: i32 = 127;
 
 /// Runs the supervisor with the arguments that follow [`SUPERVISE_COMMAND`]
-/// (`--lease-ms N -- ARGV...`); returns the process exit code.
+/// (`--silence-ms N -- ARGV...`); returns the process exit code.
 pub fn supervise(args: &[String]) -> i32 {
-    let (lease, argv) = match parse_args(args) {
+    let (silence, argv) = match parse_args(args) {
         Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("stepwise supervisor: {message}");
@@ -107,7 +108,7 @@ pub fn supervise(args: &[String]) -> i32 {
             }
         }
         let silent_for = started.elapsed().as_millis() as u64 - last_beat.load(Ordering::SeqCst);
-        if stop.load(Ordering::SeqCst) || silent_for > lease.as_millis() as u64 {
+        if stop.load(Ordering::SeqCst) || silent_for > silence.as_millis() as u64 {
             let _ = killpg(group, Signal::SIGKILL);
             let status = child.wait();
             return status
@@ -120,14 +121,14 @@ pub fn supervise(args: &[String]) -> i32 {
 }
 
 fn parse_args(args: &[String]) -> Result<(Duration, Vec<String>), String> {
-    let mut lease = None;
+    let mut silence = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--lease-ms" => {
-                let v = args.get(i + 1).ok_or("--lease-ms needs a value")?;
-                lease = Some(Duration::from_millis(
-                    v.parse().map_err(|_| format!("bad --lease-ms {v:?}"))?,
+            "--silence-ms" => {
+                let v = args.get(i + 1).ok_or("--silence-ms needs a value")?;
+                silence = Some(Duration::from_millis(
+                    v.parse().map_err(|_| format!("bad --silence-ms {v:?}"))?,
                 ));
                 i += 2;
             }
@@ -136,7 +137,7 @@ fn parse_args(args: &[String]) -> Result<(Duration, Vec<String>), String> {
                 if argv.is_empty() {
                     return Err("no command after --".into());
                 }
-                return Ok((lease.ok_or("--lease-ms is required")?, argv));
+                return Ok((silence.ok_or("--silence-ms is required")?, argv));
             }
             other => return Err(format!("unexpected argument {other:?}")),
         }

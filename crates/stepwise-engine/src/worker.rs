@@ -19,6 +19,7 @@
 use crate::bus::{Bus, Lifecycle};
 use crate::executor::handler::{HandlerContext, Handlers};
 use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
+use crate::lease::LeaseValidity;
 use crate::metrics as m;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -161,7 +162,9 @@ impl Worker {
         if self.options.lease < Duration::from_secs(1) {
             return Err(WorkerError::Options("the lease must be at least 1s".into()));
         }
+        let sent = Instant::now();
         let lease = self.register().await?;
+        let validity = Arc::new(LeaseValidity::new(self.options.lease, sent));
         let (outcomes_tx, outcomes_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             store: self.store,
@@ -175,6 +178,7 @@ impl Worker {
                 generation: CancellationToken::new(),
             }),
             wake: watch::channel(0).0,
+            validity,
             specs: Mutex::new(HashMap::new()),
         });
         // Wake-ups from other processes; polling covers a lost or missing signal.
@@ -293,6 +297,8 @@ struct Inner {
     /// Bumped whenever new work may be claimable; each claimer sees every bump made
     /// since it last looked, even one made while it was busy claiming.
     wake: watch::Sender<u64>,
+    /// How long this worker may still act on its lease (see [`crate::lease`]).
+    validity: Arc<LeaseValidity>,
     specs: Mutex<HashMap<(String, i32), Arc<WorkflowSpec>>>,
 }
 
@@ -368,7 +374,7 @@ impl Inner {
                 let identity = self.identity();
                 (identity.id, identity.generation.clone())
             };
-            let claimed = if queues.is_empty() {
+            let claimed = if queues.is_empty() || !self.validity.is_valid() {
                 Ok(vec![])
             } else {
                 let started = Instant::now();
@@ -467,7 +473,7 @@ impl Inner {
         let result = match &step_spec.action {
             StepAction::Exec { argv } => {
                 let options = ExecOptions {
-                    lease: self.options.lease,
+                    validity: self.validity.clone(),
                     ..self.options.exec.clone()
                 };
                 exec::run(argv, &input, &options, &stop).await
@@ -637,19 +643,28 @@ impl Inner {
 
     async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
         let every = self.options.lease / 3;
+        let mut lapsed = false;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stop.cancelled() => return,
             }
             let id = self.identity().id;
-            match self.heartbeat_store.heartbeat(id).await {
-                Ok(Heartbeat::Alive { .. }) => {}
-                Ok(Heartbeat::Reaped) => {
+            let sent = Instant::now();
+            // A database that does not answer must not hold the worker past its lease.
+            match tokio::time::timeout(every, self.heartbeat_store.heartbeat(id)).await {
+                Ok(Ok(Heartbeat::Alive { .. })) => {
+                    self.validity.renewed(sent);
+                    lapsed = false;
+                }
+                Ok(Ok(Heartbeat::Reaped)) => {
                     tracing::warn!(worker = %id, "this worker was reaped: stopping its attempts and registering again");
                     self.identity().generation.cancel();
+                    let sent = Instant::now();
                     match register(&*self.heartbeat_store, &self.options).await {
                         Ok(new_id) => {
+                            self.validity.renewed(sent);
+                            lapsed = false;
                             *self.identity() = Identity {
                                 id: new_id,
                                 generation: CancellationToken::new(),
@@ -658,7 +673,17 @@ impl Inner {
                         Err(e) => tracing::error!(error = %e, "cannot register again"),
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+                Err(_) => tracing::warn!("heartbeat timed out"),
+            }
+            if !lapsed && !self.validity.is_valid() {
+                // Another worker may take our steps soon: stop them now (exec
+                // children are already being killed by their supervisors).
+                lapsed = true;
+                tracing::error!("the lease lapsed without a heartbeat: stopping running attempts");
+                let mut identity = self.identity();
+                identity.generation.cancel();
+                identity.generation = CancellationToken::new();
             }
         }
     }

@@ -204,7 +204,6 @@ impl WorkerBuilder {
 
     pub fn lease(mut self, lease: Duration) -> Self {
         self.options.lease = lease;
-        self.options.exec.lease = lease;
         self
     }
 

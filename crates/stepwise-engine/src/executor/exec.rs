@@ -10,16 +10,12 @@ use crate::supervisor::{EXIT_CANNOT_START, SUPERVISE_COMMAND};
 use serde_json::Value;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code with which a step says "do not retry me".
 pub const EXIT_DO_NOT_RETRY: i32 = 64;
-
-/// How often the worker tells the supervisor it is alive.
-const SUPERVISOR_HEARTBEAT: Duration = Duration::from_millis(500);
 
 pub async fn run(
     argv: &[String],
@@ -40,8 +36,8 @@ pub async fn run(
     let mut command = Command::new(&options.supervisor);
     command
         .arg(SUPERVISE_COMMAND)
-        .arg("--lease-ms")
-        .arg(options.lease.as_millis().to_string())
+        .arg("--silence-ms")
+        .arg(options.validity.supervisor_window().as_millis().to_string())
         .arg("--")
         .args(argv)
         .envs(&input.env)
@@ -78,12 +74,16 @@ pub async fn run(
     let status = if stdin.write_all(&line).await.is_err() {
         child.wait().await
     } else {
-        let mut beat = tokio::time::interval(SUPERVISOR_HEARTBEAT);
+        let mut beat = tokio::time::interval(options.validity.beat_interval());
         loop {
             tokio::select! {
                 status = child.wait() => break status,
                 _ = beat.tick() => {
-                    let _ = stdin.write_all(b"h").await;
+                    // A worker that can no longer vouch for its lease falls silent,
+                    // and the supervisor kills the child before the lease ends.
+                    if options.validity.is_valid() {
+                        let _ = stdin.write_all(b"h").await;
+                    }
                 }
                 _ = stop.cancelled(), if !stopped => {
                     stopped = true;

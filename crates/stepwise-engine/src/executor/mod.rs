@@ -75,8 +75,9 @@ pub struct ExecOptions {
     pub log_limit: usize,
     /// Bytes of stdout kept for the step's output.
     pub output_limit: usize,
-    /// How long the supervisor waits without a heartbeat from the worker.
-    pub lease: Duration,
+    /// Whether the worker may still act on its lease: supervisors are beaten only
+    /// while it holds, and kill their children soon after it lapses.
+    pub validity: std::sync::Arc<crate::lease::LeaseValidity>,
 }
 
 impl Default for ExecOptions {
@@ -85,7 +86,7 @@ impl Default for ExecOptions {
             supervisor: std::env::current_exe().unwrap_or_else(|_| "stepwise".into()),
             log_limit: 64 * 1024,
             output_limit: 1024 * 1024,
-            lease: Duration::from_secs(30),
+            validity: std::sync::Arc::new(crate::lease::LeaseValidity::forever()),
         }
     }
 }

@@ -51,7 +51,6 @@ pub fn options(args: &WorkerArgs) -> anyhow::Result<WorkerOptions> {
         retention: args.retention,
         exec: ExecOptions {
             supervisor: std::env::current_exe()?,
-            lease: args.lease,
             ..ExecOptions::default()
         },
         ..WorkerOptions::default()

@@ -14,7 +14,7 @@ fn options() -> ExecOptions {
         supervisor: bin().into(),
         log_limit: 4096,
         output_limit: 64 * 1024,
-        lease: Duration::from_secs(30),
+        ..ExecOptions::default()
     }
 }
 
@@ -178,7 +178,7 @@ async fn the_supervisor_kills_the_child_when_the_worker_stops_heartbeating() {
     let mut sup = tokio::process::Command::new(bin())
         .args([
             "__supervise",
-            "--lease-ms",
+            "--silence-ms",
             "1000",
             "--",
             "sh",

@@ -107,7 +107,10 @@ impl Drop for TestDb {
         if let Some(name) = &self.pg_name {
             let _ = Command::new("psql")
                 .arg(pg_base())
-                .args(["-qAtc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .args([
+                    "-qAtc",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
                 .output();
         }
     }
@@ -132,4 +135,114 @@ pub fn ok(url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// A `stepwise` process left running in the background (a worker), its stdout and
+/// stderr in files of the scratch directory; killed (SIGKILL) when dropped.
+pub struct Background {
+    pub child: std::process::Child,
+    pub stderr: PathBuf,
+}
+
+impl Background {
+    /// Starts `stepwise ARGS` against `url`; `name` names its log files in `scratch`.
+    pub fn spawn(url: &str, args: &[&str], scratch: &Scratch, name: &str) -> Self {
+        let stdout = scratch.path().join(format!("{name}.stdout"));
+        let stderr = scratch.path().join(format!("{name}.stderr"));
+        let child = Command::new(bin())
+            .args(args)
+            .env("STEPWISE_DATABASE_URL", url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("start the stepwise binary");
+        Background { child, stderr }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal)
+            .unwrap_or_else(|e| panic!("cannot send {signal} to {}: {e}", self.pid()));
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `within`;
+/// panics naming `what` when time runs out.
+pub fn eventually<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Whether a process exists and is not a zombie (Linux: `/proc/PID/stat`).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// `stepwise runs list --json`.
+pub fn runs_json(url: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&ok(url, &["runs", "list", "--json"])).unwrap()
+}
+
+/// `stepwise runs show ID --json`.
+pub fn run_json(url: &str, id: &str) -> serde_json::Value {
+    serde_json::from_str(&ok(url, &["runs", "show", id, "--json"])).unwrap()
+}
+
+/// `stepwise events --json`, one value per event.
+pub fn events_json(url: &str) -> Vec<serde_json::Value> {
+    ok(url, &["events", "--json"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
