@@ -17,29 +17,8 @@ pub struct HandlerContext {
     pub stop: CancellationToken,
 }
 
-/// A handler's error: retryable unless it says otherwise.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{message}")]
-pub struct HandlerError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl HandlerError {
-    pub fn retryable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-}
+/// A handler's error: [`AttemptError::retryable`] or [`AttemptError::permanent`].
+pub use super::AttemptError as HandlerError;
 
 type BoxedHandler = Arc<
     dyn Fn(HandlerContext) -> Pin<Box<dyn Future<Output = Result<Value, HandlerError>> + Send>>
@@ -87,7 +66,7 @@ impl Handlers {
         };
         let stop = cx.stop.clone();
         let outcome = tokio::select! {
-            r = handler(cx) => r.map_err(|e| AttemptError { message: e.message, retryable: e.retryable }),
+            r = handler(cx) => r,
             _ = stop.cancelled() => Err(AttemptError::retryable("stopped by the worker")),
         };
         AttemptResult { outcome, log: None }

@@ -16,6 +16,9 @@
 //! children killed) and the worker registers again under a new id: the old id's
 //! leases are void and its late writes are refused by the store.
 
+mod completer;
+mod upkeep;
+
 use crate::bus::{Bus, Lifecycle};
 use crate::executor::handler::{HandlerContext, Handlers};
 use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
@@ -26,11 +29,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stepwise_core::{Lease, RunId, StepAction, WorkerId, WorkflowSpec};
-use stepwise_store::{
-    ClaimRequest, ClaimedStep, Heartbeat, StepFailure, StepSuccess, Store, StoreError,
-    WorkerRegistration,
-};
+use stepwise_core::{RunId, StepAction, WorkerId, WorkflowSpec};
+use stepwise_store::{ClaimRequest, ClaimedStep, Store, StoreError, WorkerRegistration};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -506,234 +506,6 @@ impl Inner {
             (Err(e), false) => failed(step, e.message, e.retryable, log),
         }
     }
-
-    async fn completer_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>) {
-        let mut batch = Vec::new();
-        while let Some(first) = rx.recv().await {
-            batch.push(first);
-            while batch.len() < 500 {
-                match rx.try_recv() {
-                    Ok(f) => batch.push(f),
-                    Err(_) => break,
-                }
-            }
-            self.record(std::mem::take(&mut batch)).await;
-            self.wake.send_modify(|n| *n = n.wrapping_add(1));
-        }
-    }
-
-    async fn record(&self, batch: Vec<Finished>) {
-        let mut successes = Vec::new();
-        let mut succeeded = Vec::new();
-        let mut abandoned = Vec::new();
-        for finished in batch {
-            match finished {
-                Finished::Succeeded { step, output, log } => {
-                    successes.push(StepSuccess {
-                        lease: step.lease,
-                        output: output.clone(),
-                        log,
-                    });
-                    succeeded.push((step, output));
-                }
-                Finished::Failed {
-                    step,
-                    error,
-                    retryable,
-                    log,
-                } => {
-                    self.record_failure(step, error, retryable, log).await;
-                }
-                Finished::Abandoned { step } => abandoned.push(step),
-            }
-        }
-        if !successes.is_empty() {
-            match retry_store(|| self.store.complete_steps(&successes)).await {
-                Ok(report) => {
-                    let refused: HashSet<Lease> = report.refused.iter().copied().collect();
-                    for (step, output) in succeeded {
-                        if refused.contains(&step.lease) {
-                            self.lease_lost(&step);
-                        } else {
-                            metrics::counter!(m::STEPS_COMPLETED).increment(1);
-                            self.bus.publish(Lifecycle::StepCompleted {
-                                run_id: step.run_id,
-                                step: step.step,
-                                attempt: step.attempt,
-                                output,
-                            });
-                        }
-                    }
-                    for (run_id, status) in report.finished_runs {
-                        self.bus.publish(Lifecycle::RunFinished { run_id, status });
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot record completed steps; their leases will expire and they will run again")
-                }
-            }
-        }
-        if !abandoned.is_empty() {
-            let leases: Vec<Lease> = abandoned.iter().map(|s| s.lease).collect();
-            match retry_store(|| self.store.release_steps(&leases)).await {
-                Ok(report) => {
-                    metrics::counter!(m::STEPS_RELEASED).increment(report.accepted.len() as u64);
-                    let refused: HashSet<Lease> = report.refused.iter().copied().collect();
-                    for step in abandoned {
-                        if refused.contains(&step.lease) {
-                            self.lease_lost(&step);
-                        } else {
-                            self.bus.publish(Lifecycle::StepReleased {
-                                run_id: step.run_id,
-                                step: step.step,
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot release steps; their leases will expire")
-                }
-            }
-        }
-    }
-
-    async fn record_failure(
-        &self,
-        step: ClaimedStep,
-        error: String,
-        retryable: bool,
-        log: Option<String>,
-    ) {
-        metrics::counter!(m::STEP_ERRORS).increment(1);
-        let failure = StepFailure {
-            lease: step.lease,
-            error: error.clone(),
-            retryable,
-            log,
-        };
-        match retry_store(|| self.store.fail_step(&failure)).await {
-            Ok(stepwise_store::FailOutcome::Refused) => self.lease_lost(&step),
-            Ok(outcome) => {
-                let final_attempt = outcome == stepwise_store::FailOutcome::Failed;
-                if final_attempt {
-                    metrics::counter!(m::STEPS_FAILED).increment(1);
-                }
-                self.bus.publish(Lifecycle::StepFailed {
-                    run_id: step.run_id,
-                    step: step.step,
-                    attempt: step.attempt,
-                    error,
-                    final_attempt,
-                });
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record a failed attempt; its lease will expire")
-            }
-        }
-    }
-
-    fn lease_lost(&self, step: &ClaimedStep) {
-        metrics::counter!(m::LEASES_LOST).increment(1);
-        tracing::warn!(run = %step.run_id, step = %step.step, "outcome refused: the lease was no longer ours");
-        self.bus.publish(Lifecycle::LeaseLost {
-            run_id: step.run_id,
-            step: step.step.clone(),
-        });
-    }
-
-    async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
-        let every = self.options.lease / 3;
-        let mut lapsed = false;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.cancelled() => return,
-            }
-            let id = self.identity().id;
-            let sent = Instant::now();
-            // A database that does not answer must not hold the worker past its lease.
-            match tokio::time::timeout(every, self.heartbeat_store.heartbeat(id)).await {
-                Ok(Ok(Heartbeat::Alive { .. })) => {
-                    self.validity.renewed(sent);
-                    lapsed = false;
-                }
-                Ok(Ok(Heartbeat::Reaped)) => {
-                    tracing::warn!(worker = %id, "this worker was reaped: stopping its attempts and registering again");
-                    self.identity().generation.cancel();
-                    let sent = Instant::now();
-                    match register(&*self.heartbeat_store, &self.options).await {
-                        Ok(new_id) => {
-                            self.validity.renewed(sent);
-                            lapsed = false;
-                            *self.identity() = Identity {
-                                id: new_id,
-                                generation: CancellationToken::new(),
-                            };
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot register again"),
-                    }
-                }
-                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
-                Err(_) => tracing::warn!("heartbeat timed out"),
-            }
-            if !lapsed && !self.validity.is_valid() {
-                // Another worker may take our steps soon: stop them now (exec
-                // children are already being killed by their supervisors).
-                lapsed = true;
-                tracing::error!("the lease lapsed without a heartbeat: stopping running attempts");
-                let mut identity = self.identity();
-                identity.generation.cancel();
-                identity.generation = CancellationToken::new();
-            }
-        }
-    }
-
-    async fn retention_loop(self: Arc<Self>, age: Duration, stop: CancellationToken) {
-        loop {
-            loop {
-                match self.store.prune_runs(age, 1000).await {
-                    Ok(0) => break,
-                    Ok(n) => tracing::info!(runs = n, "pruned terminal runs past retention"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning failed");
-                        break;
-                    }
-                }
-                if stop.is_cancelled() {
-                    return;
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(300)) => {}
-                _ = stop.cancelled() => return,
-            }
-        }
-    }
-
-    async fn reaper_loop(self: Arc<Self>, stop: CancellationToken) {
-        let every = self.options.lease / 2;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = stop.cancelled() => return,
-            }
-            let id = self.identity().id;
-            match self.store.reap(id).await {
-                Ok(report) => {
-                    if !report.workers.is_empty() {
-                        metrics::counter!(m::WORKERS_REAPED).increment(report.workers.len() as u64);
-                        tracing::warn!(
-                            workers = report.workers.len(),
-                            retried = report.steps_retried.len(),
-                            "reaped silent workers"
-                        );
-                        self.wake.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
-            }
-        }
-    }
 }
 
 fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>) -> Finished {
@@ -777,28 +549,6 @@ pub fn attempt_input(
 /// attempt of the step.
 pub fn idempotency_key(run: RunId, step: &str) -> String {
     format!("{run}:{step}")
-}
-
-/// Retries a store call a few times (the database may be restarting) before giving
-/// up; an outcome that is never recorded is not lost: its lease expires and the step
-/// runs again.
-async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut delay = Duration::from_millis(100);
-    for _ in 0..5 {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::warn!(error = %e, "store call failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
-    op().await
 }
 
 fn human(d: Duration) -> String {
