@@ -49,9 +49,10 @@ impl StepStore for PgStore {
                 // recv() reconnects by itself after a lost connection.
                 match listener.recv().await {
                     Ok(_) => {
-                        if tx.send_modify_if_open() {
+                        if tx.is_closed() {
                             return;
                         }
+                        tx.send_modify(|n| *n = n.wrapping_add(1));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection failed; polling only");
@@ -64,21 +65,6 @@ impl StepStore for PgStore {
             }
         });
         Ok(rx)
-    }
-}
-
-/// Bumps a wake-up counter; true when nobody listens any more.
-trait Bump {
-    fn send_modify_if_open(&self) -> bool;
-}
-
-impl Bump for tokio::sync::watch::Sender<u64> {
-    fn send_modify_if_open(&self) -> bool {
-        if self.is_closed() {
-            return true;
-        }
-        self.send_modify(|n| *n = n.wrapping_add(1));
-        false
     }
 }
 

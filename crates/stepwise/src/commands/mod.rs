@@ -11,7 +11,7 @@ pub mod worker;
 
 use std::sync::Arc;
 use stepwise_core::RunId;
-use stepwise_store::{Store, StoreError};
+use stepwise_store::Store;
 
 /// An error with the exit code it should end the process with.
 #[derive(Debug, thiserror::Error)]
@@ -54,15 +54,7 @@ impl CliError {
 /// (a new SQLite file, an empty PostgreSQL database) is migrated, so the first
 /// command on a fresh machine works; a schema of another version is refused.
 pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let store = stepwise_store::connect(url).await?;
-    match store.check_schema().await {
-        Ok(()) => {}
-        Err(StoreError::SchemaMismatch { database: 0, .. }) => {
-            store.migrate().await?;
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(store)
+    Ok(stepwise::Engine::connect(url).await?.store())
 }
 
 pub fn parse_run_id(s: &str) -> anyhow::Result<RunId> {

@@ -151,37 +151,29 @@ async fn stream_inputs(
         // A group is sealed in one transaction; without one, stream in chunks so a
         // huge file runs in bounded memory.
         if args.group.is_none() && batch.len() >= CHUNK {
-            create(store, None, std::mem::take(&mut batch), args, ids).await?;
+            ids.extend(create(store, None, std::mem::take(&mut batch), args).await?);
         }
     }
     if !batch.is_empty() || args.group.is_some() {
-        create(store, args.group.clone(), batch, args, ids).await?;
+        ids.extend(create(store, args.group.clone(), batch, args).await?);
     }
     Ok(())
 }
 
+/// Creates one batch; returns the ids to wait for (none unless `--wait`/`--local`).
 async fn create(
     store: &dyn Store,
     group: Option<String>,
     runs: Vec<NewRun>,
     args: &RunArgs,
-    ids: &mut Vec<RunId>,
-) -> anyhow::Result<()> {
-    let created = store
-        .create_runs(RunBatch { group, runs })
-        .await
-        .map_err(|e| match e {
-            stepwise_store::StoreError::GroupExists(g) => anyhow::Error::from(super::CliError {
-                code: 3,
-                message: format!("group {g:?} already exists"),
-            }),
-            other => other.into(),
-        })?;
+) -> anyhow::Result<Vec<RunId>> {
+    let created = store.create_runs(RunBatch { group, runs }).await?;
     print_created(&created, args.json);
-    if args.wait || args.local {
-        ids.extend(created.iter().map(|c| c.id));
-    }
-    Ok(())
+    Ok(if args.wait || args.local {
+        created.iter().map(|c| c.id).collect()
+    } else {
+        vec![]
+    })
 }
 
 fn print_created(created: &[CreatedRun], json: bool) {
