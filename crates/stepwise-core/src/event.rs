@@ -51,6 +51,7 @@ event_kinds! {
     RunCompensating => "run.compensating",
     RunCompensated => "run.compensated",
     RunCompensationFailed => "run.compensation_failed",
+    RunRetried => "run.retried",
     GroupCompleted => "group.completed",
     LockAcquired => "lock.acquired",
     LockReleased => "lock.released",

@@ -29,6 +29,7 @@
 mod error;
 pub mod model;
 mod plan;
+mod retry_plan;
 pub mod postgres;
 mod sanitize;
 pub mod sqlite;
@@ -46,7 +47,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or

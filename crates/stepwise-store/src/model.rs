@@ -115,6 +115,24 @@ pub struct ClaimedStep {
     pub lease_expires_at: DateTime<Utc>,
     /// The outputs of the steps this one depends on, by step name.
     pub dependency_outputs: serde_json::Map<String, Value>,
+    /// Set when this step is a compensation: what it undoes.
+    pub compensating: Option<Compensating>,
+}
+
+/// The prefix of a compensation step's name: `compensate:store` undoes `store`. A
+/// colon is not allowed in step names, so it cannot clash with a workflow's step.
+pub const COMPENSATION_PREFIX: &str = "compensate:";
+
+/// What a compensation undoes (DESIGN.md "Workflow files": the `compensating` part
+/// of the context).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Compensating {
+    /// The forward step being undone.
+    pub step: String,
+    /// That step's output.
+    pub output: Value,
+    /// Why the run is being undone (the failure, cancellation or deadline).
+    pub error: Option<String>,
 }
 
 /// A successful attempt to record.
@@ -160,6 +178,54 @@ pub enum FailOutcome {
     Failed,
     /// The lease was no longer current; nothing changed.
     Refused,
+    /// The run was cancelled or timed out while the attempt ran (its lease was
+    /// revoked): the failure is not recorded as such and the step is cancelled.
+    Stopped,
+}
+
+/// Cancel a run (`stepwise runs cancel`).
+#[derive(Clone, Debug)]
+pub struct CancelRequest {
+    pub run: RunId,
+    /// Undo the completed steps (the default); false for `--no-compensate`, which
+    /// also stops a compensation in progress.
+    pub compensate: bool,
+}
+
+/// What cancelling did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CancelOutcome {
+    NotFound,
+    /// Unstarted steps were cancelled and running ones had their leases revoked;
+    /// `status` is the run's status after the transaction (still `running` while
+    /// revoked steps wind down).
+    Cancelled { status: RunStatus, revoked: u32 },
+    /// The run had already ended; nothing changed.
+    AlreadyEnded(RunStatus),
+    /// The run is compensating and the caller did not give up compensation.
+    Compensating,
+}
+
+/// Reopen a run that ended badly (`stepwise runs retry`).
+#[derive(Clone, Debug)]
+pub struct RetryRequest {
+    pub run: RunId,
+    /// Reset this step and everything downstream of it (besides every step that
+    /// did not complete). Not allowed for a `compensation_failed` run, whose retry
+    /// resumes its compensation.
+    pub from: Option<String>,
+}
+
+/// What retrying did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RetryOutcome {
+    NotFound,
+    /// The run is `running` (or `compensating`) again; `steps` were reset, in
+    /// workflow order.
+    Retried { status: RunStatus, steps: Vec<String> },
+    /// Only `failed`, `cancelled`, `timed_out` and `compensation_failed` runs can be
+    /// retried.
+    NotRetryable(RunStatus),
 }
 
 /// A worker announcing itself.
@@ -246,6 +312,8 @@ pub struct RunView {
 pub struct StepView {
     pub id: StepId,
     pub name: String,
+    /// For a compensation step: the forward step it undoes.
+    pub compensates: Option<String>,
     pub queue: String,
     /// As people see it: `scheduled` is shown as `pending` with `run_after`.
     pub status: StepStatus,
@@ -269,7 +337,7 @@ pub struct AttemptView {
     pub worker_id: Option<WorkerId>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: DateTime<Utc>,
-    /// `completed`, `failed`, `released` or `reaped`.
+    /// `completed`, `failed`, `released`, `reaped` or `cancelled`.
     pub outcome: String,
     pub error: Option<String>,
 }

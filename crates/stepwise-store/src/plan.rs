@@ -19,6 +19,8 @@ pub(crate) struct RunRow {
     pub concurrency_key: Option<String>,
     pub priority: i32,
     pub steps: i32,
+    /// The workflow's run deadline, counted from creation on the database clock.
+    pub deadline_ms: Option<i64>,
 }
 
 pub(crate) struct StepRow {
@@ -31,10 +33,19 @@ pub(crate) struct StepRow {
     pub deps_remaining: i32,
     pub dependents: Vec<StepId>,
     pub retry: RetryPolicy,
+    /// The workflow gives the step a compensation.
+    pub compensable: bool,
     /// For a delayed root step: when it becomes claimable (absolute or relative to
     /// the database clock at insert).
     pub start_at: Option<DateTime<Utc>>,
     pub start_after: Option<Duration>,
+}
+
+struct WorkflowPlan {
+    version: i32,
+    steps: Vec<PlannedStep>,
+    compensable: Vec<bool>,
+    deadline_ms: Option<i64>,
 }
 
 pub(crate) struct RunPlan {
@@ -74,9 +85,18 @@ fn check_key(what: &str, key: &Option<String>) -> Result<()> {
 
 impl RunPlan {
     pub fn build(runs: &[NewRun], specs: &HashMap<String, StoredWorkflow>) -> Result<Self> {
-        let mut plans: HashMap<&str, (i32, Vec<PlannedStep>)> = HashMap::new();
+        let mut plans: HashMap<&str, WorkflowPlan> = HashMap::new();
         for (name, stored) in specs {
-            plans.insert(name, (stored.version, stored.spec.plan()?));
+            let spec = &stored.spec;
+            plans.insert(
+                name,
+                WorkflowPlan {
+                    version: stored.version,
+                    steps: spec.plan()?,
+                    compensable: spec.steps.iter().map(|s| s.compensate.is_some()).collect(),
+                    deadline_ms: spec.run.deadline_ms.map(|ms| ms.min(i64::MAX as u64) as i64),
+                },
+            );
         }
         let mut plan = RunPlan {
             runs: Vec::with_capacity(runs.len()),
@@ -94,9 +114,10 @@ impl RunPlan {
                     )));
                 }
             }
-            let (version, steps) = plans
+            let workflow = plans
                 .get(run.workflow.as_str())
                 .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
+            let steps = &workflow.steps;
             let run_id = RunId::new();
             let ids: Vec<StepId> = steps.iter().map(|_| StepId::new()).collect();
             let (start_at, start_after) = match run.start {
@@ -122,6 +143,7 @@ impl RunPlan {
                     deps_remaining: step.dependencies.len() as i32,
                     dependents: step.dependents.iter().map(|&d| ids[d]).collect(),
                     retry: step.retry,
+                    compensable: workflow.compensable[i],
                     start_at: if root { start_at } else { None },
                     start_after: if root { start_after } else { None },
                 });
@@ -129,12 +151,13 @@ impl RunPlan {
             plan.runs.push(RunRow {
                 id: run_id,
                 workflow: run.workflow.clone(),
-                version: *version,
+                version: workflow.version,
                 input: run.input.clone(),
                 idempotency_key: run.idempotency_key.clone(),
                 concurrency_key: run.concurrency_key.clone(),
                 priority: run.priority,
                 steps: steps.len() as i32,
+                deadline_ms: workflow.deadline_ms,
             });
         }
         Ok(plan)

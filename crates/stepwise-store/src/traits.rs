@@ -79,6 +79,26 @@ pub trait StepStore: Send + Sync {
     async fn work_signal(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
 }
 
+/// Ending runs early and reopening them (DESIGN.md "How a run ends early").
+#[async_trait]
+pub trait ControlStore: Send + Sync {
+    /// Cancels a run: unstarted steps become `cancelled`, running steps have their
+    /// leases revoked (their workers learn it through [`ControlStore::revoked_leases`]
+    /// and stop them), and compensation starts once nothing of the run runs.
+    async fn cancel_run(&self, request: &CancelRequest) -> Result<CancelOutcome>;
+    /// Reopens a `failed`, `cancelled`, `timed_out` or `compensation_failed` run with
+    /// a fresh attempt budget for the reset steps; completed upstream outputs and
+    /// every old attempt are kept.
+    async fn retry_run(&self, request: &RetryRequest) -> Result<RetryOutcome>;
+    /// Times out up to `limit` runs whose deadline passed (database clock), like a
+    /// cancel. Each deadline fires in exactly one transaction, however many workers
+    /// call this at once; returns the runs this call timed out.
+    async fn expire_runs(&self, limit: u32) -> Result<Vec<RunId>>;
+    /// The leases of `worker`'s running steps that were revoked: the worker must stop
+    /// those attempts and report them (any outcome write confirms the stop).
+    async fn revoked_leases(&self, worker: WorkerId) -> Result<Vec<Lease>>;
+}
+
 /// Workers, heartbeats and the reaper.
 #[async_trait]
 pub trait WorkerStore: Send + Sync {
@@ -126,11 +146,25 @@ pub trait SchemaStore: Send + Sync {
 
 /// Everything Stepwise stores.
 pub trait Store:
-    WorkflowStore + RunStore + StepStore + WorkerStore + EventStore + ClockStore + SchemaStore
+    WorkflowStore
+    + RunStore
+    + StepStore
+    + ControlStore
+    + WorkerStore
+    + EventStore
+    + ClockStore
+    + SchemaStore
 {
 }
 
 impl<T> Store for T where
-    T: WorkflowStore + RunStore + StepStore + WorkerStore + EventStore + ClockStore + SchemaStore
+    T: WorkflowStore
+        + RunStore
+        + StepStore
+        + ControlStore
+        + WorkerStore
+        + EventStore
+        + ClockStore
+        + SchemaStore
 {
 }

@@ -7,6 +7,7 @@
 //! under row locks, which READ COMMITTED re-checks on the newest row version, so
 //! racing completions serialize on the counter instead of missing each other.
 
+mod control;
 mod events;
 mod runs;
 mod settle;
@@ -21,7 +22,10 @@ use sqlx::PgPool;
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_early_end.sql")),
+];
 
 /// Stepwise on PostgreSQL.
 #[derive(Clone, Debug)]

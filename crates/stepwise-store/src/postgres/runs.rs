@@ -89,7 +89,7 @@ impl WorkflowStore for PgStore {
     }
 }
 
-async fn latest_workflow(
+pub(super) async fn latest_workflow(
     conn: &mut PgConnection,
     name: &str,
     version: Option<i32>,
@@ -157,6 +157,7 @@ impl RunStore for PgStore {
             run.steps.push(StepView {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
+                compensates: s.try_get(12)?,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
@@ -383,6 +384,7 @@ async fn create_runs_in(tx: &mut PgConnection, batch: &RunBatch) -> Result<Vec<C
         .bind(plan.runs.iter().map(|r| r.priority).collect::<Vec<_>>())
         .bind(plan.runs.iter().map(|r| r.steps).collect::<Vec<_>>())
         .bind(&batch.group)
+        .bind(plan.runs.iter().map(|r| r.deadline_ms).collect::<Vec<_>>())
         .fetch_all(&mut *tx)
         .await?;
     let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
@@ -471,6 +473,7 @@ async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()>
         .bind(col(&|s| millis(s.retry.backoff.max)))
         .bind(at)
         .bind(delay)
+        .bind(steps.iter().map(|s| s.compensable).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())

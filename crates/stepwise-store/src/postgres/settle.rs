@@ -5,7 +5,9 @@ use crate::{Result, StoreError};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
 use std::time::Duration;
-use stepwise_core::{Backoff, EventKind, RetryPolicy, RunId, RunStatus};
+use stepwise_core::{
+    Backoff, EventKind, Lease, LeaseToken, RetryPolicy, RunId, RunStatus, StepId,
+};
 use uuid::Uuid;
 
 /// A running step locked for an outcome, as read by `lock_running_step.sql`.
@@ -21,6 +23,25 @@ pub(super) struct LockedStep {
     pub group: Option<String>,
     /// The run is halting: the step must not go back to the queue.
     pub halted: bool,
+    /// Attempts made before the run's latest retry.
+    pub attempt_base: i32,
+    /// The run was cancelled or timed out while the step ran: any outcome write
+    /// only confirms that it stopped.
+    pub revoked: bool,
+}
+
+impl LockedStep {
+    /// Attempts counted against `max_attempts` (those since the run's latest retry).
+    pub fn attempts_used(&self) -> u32 {
+        (self.attempt - self.attempt_base).max(1) as u32
+    }
+
+    pub fn lease(&self) -> Lease {
+        Lease {
+            step_id: StepId(self.id),
+            token: LeaseToken(self.token),
+        }
+    }
 }
 
 pub(super) async fn lock_running_step(
@@ -53,6 +74,8 @@ pub(super) async fn lock_running_step(
         started_at: row.try_get(8)?,
         group: row.try_get(9)?,
         halted: row.try_get(10)?,
+        attempt_base: row.try_get(11)?,
+        revoked: row.try_get(12)?,
     }))
 }
 
@@ -169,13 +192,93 @@ pub(super) async fn close_steps(
         let status: String = row.try_get(1)?;
         let status = RunStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
-        finished.push((RunId(row.try_get(0)?), status));
+        let run_id: Uuid = row.try_get(0)?;
+        if status == RunStatus::Compensating {
+            begin_compensation(conn, run_id).await?;
+            continue;
+        }
+        finished.push((RunId(run_id), status));
         if let Some(group) = row.try_get::<Option<String>, _>(2)? {
             groups.push(group);
         }
     }
     close_group_runs(conn, &groups).await?;
     Ok(finished)
+}
+
+/// Inserts the compensation chain of a run that just started compensating: one step
+/// per completed compensable step, last completed first, each waiting for the one
+/// before it.
+async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()> {
+    let rows = sqlx::query(include_str!("sql/compensable_steps.sql"))
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    if rows.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "run {run_id} is compensating with nothing to compensate"
+        )));
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|_| StepId::new().0).collect();
+    let next: Vec<Option<Uuid>> = (0..ids.len()).map(|i| ids.get(i + 1).copied()).collect();
+    let mut undoes = Vec::with_capacity(rows.len());
+    let mut names = Vec::with_capacity(rows.len());
+    let (mut queues, mut priorities, mut max_attempts) = (vec![], vec![], vec![]);
+    let (mut initial, mut factor, mut max) = (vec![], vec![], vec![]);
+    for row in &rows {
+        let name: String = row.try_get(0)?;
+        names.push(format!("{}{name}", crate::model::COMPENSATION_PREFIX));
+        undoes.push(name);
+        queues.push(row.try_get::<String, _>(1)?);
+        priorities.push(row.try_get::<i32, _>(2)?);
+        max_attempts.push(row.try_get::<i32, _>(3)?);
+        initial.push(row.try_get::<i64, _>(4)?);
+        factor.push(row.try_get::<f64, _>(5)?);
+        max.push(row.try_get::<i64, _>(6)?);
+    }
+    sqlx::query(include_str!("sql/insert_compensations.sql"))
+        .bind(run_id)
+        .bind(&ids)
+        .bind(&names)
+        .bind(&undoes)
+        .bind(&queues)
+        .bind(&priorities)
+        .bind(&max_attempts)
+        .bind(&initial)
+        .bind(&factor)
+        .bind(&max)
+        .bind(&next)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(include_str!("sql/begin_compensation.sql"))
+        .bind(run_id)
+        .bind(ids.len() as i32)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(include_str!("sql/notify_work.sql"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels revoked running steps whose worker reported (any outcome write confirms
+/// the attempt stopped) or whose revocation outlived the lease; returns the runs
+/// that ended.
+pub(super) async fn stop_revoked(
+    conn: &mut PgConnection,
+    leases: &[Lease],
+) -> Result<Vec<(RunId, RunStatus)>> {
+    if leases.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
+    let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
+    let runs: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/stop_revoked_steps.sql"))
+        .bind(&ids)
+        .bind(&tokens)
+        .fetch_all(&mut *conn)
+        .await?;
+    close_steps(conn, &runs).await
 }
 
 async fn close_group_runs(conn: &mut PgConnection, groups: &[String]) -> Result<()> {

@@ -105,6 +105,14 @@ impl PgStore {
                         Value::Object(map) => map,
                         _ => serde_json::Map::new(),
                     },
+                    compensating: match row.try_get::<Option<String>, _>(12)? {
+                        None => None,
+                        Some(step) => Some(Compensating {
+                            step,
+                            output: row.try_get::<Option<Value>, _>(13)?.unwrap_or(Value::Null),
+                            error: row.try_get(14)?,
+                        }),
+                    },
                 });
             }
         }
@@ -153,10 +161,13 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        let finished_runs = settle::close_steps(&mut tx, &runs).await?;
+        let mut finished_runs = settle::close_steps(&mut tx, &runs).await?;
+        let refused = refused(all.iter().map(|o| o.lease), &leases);
+        // A refused write of a revoked step still tells us its attempt stopped.
+        finished_runs.extend(settle::stop_revoked(&mut tx, &refused).await?);
         tx.commit().await?;
         Ok(BatchReport {
-            refused: refused(all.iter().map(|o| o.lease), &leases),
+            refused,
             accepted,
             finished_runs,
         })
@@ -169,12 +180,16 @@ impl PgStore {
         else {
             return Ok(FailOutcome::Refused);
         };
+        if step.revoked {
+            settle::stop_revoked(&mut tx, &[step.lease()]).await?;
+            tx.commit().await?;
+            return Ok(FailOutcome::Stopped);
+        }
         let error = sanitize::text(&failure.error).into_owned();
         let log = sanitize::opt_text(&failure.log);
-        let decision = step.retry.after_failure(
-            step.attempt.max(1) as u32,
-            failure.retryable && !step.halted,
-        );
+        let decision = step
+            .retry
+            .after_failure(step.attempts_used(), failure.retryable && !step.halted);
         let outcome = match decision {
             FailureDecision::RetryAfter(delay) => {
                 settle::record_attempt(
@@ -255,6 +270,9 @@ impl PgStore {
 /// Hands running steps back within the caller's transaction (release, deregister).
 pub(super) async fn release_in(conn: &mut PgConnection, all: &[Lease]) -> Result<BatchReport> {
     let leases = first_per_lease(all, |l| *l);
+    let owned: Vec<Lease> = leases.iter().map(|l| **l).collect();
+    // Revoked steps are not handed back: their run is stopping, so they are cancelled.
+    let stopped = settle::stop_revoked(conn, &owned).await?;
     let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
     let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
     sqlx::query(include_str!("sql/lock_leased_steps.sql"))
@@ -281,7 +299,8 @@ pub(super) async fn release_in(conn: &mut PgConnection, all: &[Lease]) -> Result
             skipped_runs.push(row.try_get::<Uuid, _>(1)?);
         }
     }
-    let finished_runs = settle::close_steps(conn, &skipped_runs).await?;
+    let mut finished_runs = settle::close_steps(conn, &skipped_runs).await?;
+    finished_runs.extend(stopped);
     Ok(BatchReport {
         refused: refused(all.iter().copied(), &held),
         accepted,

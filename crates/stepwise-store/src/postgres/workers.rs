@@ -124,6 +124,10 @@ impl PgStore {
             let Some(step) = settle::lock_running_step(&mut tx, id, token).await? else {
                 continue;
             };
+            if step.revoked {
+                settle::stop_revoked(&mut tx, &[step.lease()]).await?;
+                continue;
+            }
             settle::record_attempt(
                 &mut tx,
                 &step,
@@ -134,7 +138,7 @@ impl PgStore {
                 },
             )
             .await?;
-            let exhausted = step.halted || step.attempt.max(0) as u32 >= step.retry.max_attempts;
+            let exhausted = step.halted || step.attempts_used() >= step.retry.max_attempts;
             settle::insert_event(
                 &mut tx,
                 NewEvent {
@@ -158,6 +162,19 @@ impl PgStore {
                 report.steps_retried.push(StepId(id));
             }
         }
+        // Revoked steps whose worker never confirmed the stop within a lease.
+        let overdue: Vec<Lease> = sqlx::query(include_str!("sql/overdue_revoked_steps.sql"))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Lease {
+                    step_id: StepId(row.try_get(0)?),
+                    token: LeaseToken(row.try_get(1)?),
+                })
+            })
+            .collect::<Result<_>>()?;
+        settle::stop_revoked(&mut tx, &overdue).await?;
         if !report.steps_retried.is_empty() {
             sqlx::query(include_str!("sql/notify_work.sql"))
                 .execute(&mut *tx)

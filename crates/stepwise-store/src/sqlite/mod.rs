@@ -7,6 +7,7 @@
 //! run beside the writer. Because transactions are serialized, per-row statements
 //! inside one transaction are cheap and the counters need no row locks.
 
+mod control;
 mod events;
 mod runs;
 mod settle;
@@ -21,7 +22,10 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_init.sql")),
+    (2, include_str!("migrations/0002_early_end.sql")),
+];
 
 /// Stepwise on SQLite.
 #[derive(Clone, Debug)]

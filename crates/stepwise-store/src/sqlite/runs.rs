@@ -150,6 +150,7 @@ impl RunStore for SqliteStore {
             run.steps.push(StepView {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
+                compensates: None,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?

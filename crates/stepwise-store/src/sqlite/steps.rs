@@ -166,6 +166,7 @@ impl SqliteStore {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
                 },
+                compensating: None,
             });
         }
         Ok(steps)

@@ -23,10 +23,10 @@ claimed AS (
     FROM picked
     WHERE s.id = picked.id
     RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt,
-              s.max_attempts, s.lease_token
+              s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
 ),
 joined AS (
-    SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name
+    SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name, r.error
     FROM claimed c
     JOIN run r ON r.id = c.run_id
 ),
@@ -41,6 +41,10 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
        (SELECT expires_at FROM worker WHERE id = $3) AS lease_expires_at,
        (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
         FROM step d
-        WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents)) AS dependency_outputs
+        WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents)) AS dependency_outputs,
+       j.compensates,
+       (SELECT o.output FROM step o
+        WHERE o.run_id = j.run_id AND o.name = j.compensates) AS compensated_output,
+       j.error AS run_error
 FROM joined j
 ORDER BY j.priority DESC, j.seq

@@ -1,10 +1,12 @@
 -- $1 step ids, $2 lease tokens, $3 outputs, $4 attempt logs. Only rows still running under the named
--- lease change (fencing); the caller reports the others as refused.
+-- lease change (fencing); the caller reports the others as refused. A revoked lease
+-- (run cancelled or timed out) is not current either.
 WITH done AS (
     UPDATE step s
     SET status = 'completed', output = i.output, finished_at = stepwise_now()
     FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[], $4::text[]) AS i(id, token, output, log)
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
+      AND s.revoked_at IS NULL
     RETURNING s.id, s.run_id, s.name, s.attempt, s.worker_id, s.lease_token,
               s.started_at, s.finished_at, s.dependents, i.log
 ),

@@ -1,10 +1,15 @@
 -- $1 step ids, $2 lease tokens. Back to pending at once; the attempt is not counted.
--- A step of a halting run is skipped instead: nothing of that run starts again.
+-- A step of a halting run is skipped instead: nothing of that run starts again (for
+-- a compensation: of a run that gave up compensating).
 -- Run `lock_leased_steps.sql` first in the same transaction.
 WITH released AS (
     UPDATE step s
-    SET status = CASE WHEN r.halt IS NULL THEN 'pending' ELSE 'skipped' END,
-        finished_at = CASE WHEN r.halt IS NULL THEN s.finished_at ELSE stepwise_now() END,
+    SET status = CASE WHEN (s.compensates IS NULL AND r.halt IS NOT NULL)
+                           OR (s.compensates IS NOT NULL AND r.no_compensate)
+                      THEN 'skipped' ELSE 'pending' END,
+        finished_at = CASE WHEN (s.compensates IS NULL AND r.halt IS NOT NULL)
+                                OR (s.compensates IS NOT NULL AND r.no_compensate)
+                           THEN stepwise_now() ELSE s.finished_at END,
         attempt = s.attempt - 1
     FROM unnest($1::uuid[], $2::uuid[]) AS i(id, token), run r
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
@@ -27,7 +32,7 @@ events AS (
         FROM released x
         UNION ALL
         SELECT x.id, 2, 'step.skipped', x.run_id, x.name, x.group_name,
-               jsonb_build_object('reason', 'run ' || x.halt)
+               jsonb_build_object('reason', 'run ' || coalesce(x.halt, 'stopped compensating'))
         FROM released x
         WHERE x.status = 'skipped'
     ) e

@@ -1,0 +1,286 @@
+//! Ending runs early and reopening them on PostgreSQL: cancel, deadlines, retry.
+
+use super::settle::{self, NewEvent};
+use super::PgStore;
+use crate::model::*;
+use crate::retry_plan::{plan_retry, retryable, StepState};
+use crate::transient::with_retries;
+use crate::{ControlStore, Result, StoreError};
+use async_trait::async_trait;
+use serde_json::json;
+use sqlx::{PgConnection, Row};
+use stepwise_core::{EventKind, Lease, LeaseToken, RunId, RunStatus, StepId, StepStatus, WorkerId};
+use uuid::Uuid;
+
+/// Why a run is being stopped.
+#[derive(Clone, Copy)]
+enum StopReason {
+    Cancel { compensate: bool },
+    Deadline,
+}
+
+/// What stopping one run did.
+enum Stopped {
+    NotFound,
+    /// Nothing to do: the run ended, or (deadline) it is not due any more.
+    Unchanged(RunStatus),
+    Compensating,
+    Stopped { status: RunStatus, revoked: u32 },
+}
+
+#[async_trait]
+impl ControlStore for PgStore {
+    async fn cancel_run(&self, request: &CancelRequest) -> Result<CancelOutcome> {
+        let reason = StopReason::Cancel {
+            compensate: request.compensate,
+        };
+        let stopped = with_retries(|| async {
+            let mut tx = self.pool.begin().await?;
+            let stopped = stop_run(&mut tx, request.run.0, reason).await?;
+            tx.commit().await?;
+            Ok(stopped)
+        })
+        .await?;
+        Ok(match stopped {
+            Stopped::NotFound => CancelOutcome::NotFound,
+            Stopped::Unchanged(status) => CancelOutcome::AlreadyEnded(status),
+            Stopped::Compensating => CancelOutcome::Compensating,
+            Stopped::Stopped { status, revoked } => CancelOutcome::Cancelled { status, revoked },
+        })
+    }
+
+    async fn retry_run(&self, request: &RetryRequest) -> Result<RetryOutcome> {
+        with_retries(|| async {
+            let mut tx = self.pool.begin().await?;
+            let outcome = retry_in(&mut tx, request).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn expire_runs(&self, limit: u32) -> Result<Vec<RunId>> {
+        let due: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/due_runs.sql"))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut expired = Vec::new();
+        for id in due {
+            let stopped = with_retries(|| async {
+                let mut tx = self.pool.begin().await?;
+                let stopped = stop_run(&mut tx, id, StopReason::Deadline).await?;
+                tx.commit().await?;
+                Ok(stopped)
+            })
+            .await?;
+            if matches!(stopped, Stopped::Stopped { .. }) {
+                expired.push(RunId(id));
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn revoked_leases(&self, worker: WorkerId) -> Result<Vec<Lease>> {
+        let rows = sqlx::query(include_str!("sql/revoked_leases.sql"))
+            .bind(worker.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Lease {
+                    step_id: StepId(row.try_get(0)?),
+                    token: LeaseToken(row.try_get(1)?),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Stops a run in the caller's transaction: unstarted steps are cancelled, running
+/// steps' leases revoked. The run ends (or starts compensating) in this transaction
+/// when nothing of it is running.
+async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Result<Stopped> {
+    sqlx::query(include_str!("sql/lock_unfinished_steps.sql"))
+        .bind(run)
+        .execute(&mut *conn)
+        .await?;
+    let Some(row) = sqlx::query(include_str!("sql/lock_run.sql"))
+        .bind(run)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(Stopped::NotFound);
+    };
+    let status = run_status(row.try_get(0)?)?;
+    let overdue: bool = row.try_get(3)?;
+    if status.is_terminal() {
+        return Ok(Stopped::Unchanged(status));
+    }
+    match (reason, status) {
+        (StopReason::Deadline, RunStatus::Running) if overdue => {
+            sqlx::query(include_str!("sql/stop_run.sql"))
+                .bind(run)
+                .bind(RunStatus::TimedOut.as_str())
+                .bind("the run's deadline passed")
+                .bind(false)
+                .execute(&mut *conn)
+                .await?;
+        }
+        (StopReason::Deadline, _) => return Ok(Stopped::Unchanged(status)),
+        (StopReason::Cancel { compensate: true }, RunStatus::Compensating) => {
+            return Ok(Stopped::Compensating)
+        }
+        (StopReason::Cancel { .. }, RunStatus::Compensating) => {
+            sqlx::query(include_str!("sql/give_up_compensation.sql"))
+                .bind(run)
+                .execute(&mut *conn)
+                .await?;
+        }
+        (StopReason::Cancel { compensate }, _) => {
+            sqlx::query(include_str!("sql/stop_run.sql"))
+                .bind(run)
+                .bind(RunStatus::Cancelled.as_str())
+                .bind("the run was cancelled")
+                .bind(!compensate)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    let why = match reason {
+        StopReason::Cancel { .. } => "run cancelled",
+        StopReason::Deadline => "run timed out",
+    };
+    let group: Option<String> = sqlx::query_scalar("SELECT group_name FROM run WHERE id = $1")
+        .bind(run)
+        .fetch_one(&mut *conn)
+        .await?;
+    let cancelled: Vec<String> = sqlx::query_scalar(include_str!("sql/cancel_unstarted_steps.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?;
+    for name in &cancelled {
+        settle::insert_event(
+            conn,
+            NewEvent {
+                kind: EventKind::StepCancelled,
+                run_id: Some(run),
+                step: Some(name),
+                group: group.as_deref(),
+                data: json!({"reason": why}),
+            },
+        )
+        .await?;
+    }
+    let revoked: Vec<String> = sqlx::query_scalar(include_str!("sql/revoke_running_steps.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?;
+    if !revoked.is_empty() {
+        sqlx::query(include_str!("sql/notify_revoke.sql"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    settle::close_steps(conn, &vec![run; cancelled.len()]).await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM run WHERE id = $1")
+        .bind(run)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Stopped::Stopped {
+        status: run_status(status)?,
+        revoked: revoked.len() as u32,
+    })
+}
+
+async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<RetryOutcome> {
+    let run = request.run.0;
+    let Some(row) = sqlx::query(include_str!("sql/lock_run.sql"))
+        .bind(run)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(RetryOutcome::NotFound);
+    };
+    let status = run_status(row.try_get(0)?)?;
+    if !retryable(status) {
+        return Ok(RetryOutcome::NotRetryable(status));
+    }
+    let workflow: String = row.try_get(1)?;
+    let version: i32 = row.try_get(2)?;
+    let mut steps = Vec::new();
+    for s in sqlx::query(include_str!("sql/run_step_states.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let status: String = s.try_get(2)?;
+        steps.push(StepState {
+            id: StepId(s.try_get(0)?),
+            name: s.try_get(1)?,
+            status: StepStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?,
+            dependents: s
+                .try_get::<Vec<Uuid>, _>(3)?
+                .into_iter()
+                .map(StepId)
+                .collect(),
+            compensation: s.try_get(4)?,
+        });
+    }
+    let plan = plan_retry(status, &steps, request.from.as_deref())?;
+    sqlx::query(include_str!("sql/reset_steps.sql"))
+        .bind(plan.resets.iter().map(|r| r.id.0).collect::<Vec<_>>())
+        .bind(
+            plan.resets
+                .iter()
+                .map(|r| r.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.resets
+                .iter()
+                .map(|r| r.deps_remaining)
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *conn)
+        .await?;
+    let deadline_ms = super::runs::latest_workflow(conn, &workflow, Some(version))
+        .await?
+        .and_then(|w| w.spec.run.deadline_ms)
+        .map(|ms| ms.min(i64::MAX as u64) as i64);
+    let group: Option<String> = sqlx::query_scalar(include_str!("sql/reopen_run.sql"))
+        .bind(run)
+        .bind(plan.status.as_str())
+        .bind(plan.resets.len() as i32)
+        .bind(deadline_ms)
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(group) = &group {
+        sqlx::query(include_str!("sql/reopen_group.sql"))
+            .bind(group)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let names: Vec<String> = plan.resets.iter().map(|r| r.name.clone()).collect();
+    settle::insert_event(
+        conn,
+        NewEvent {
+            kind: EventKind::RunRetried,
+            run_id: Some(run),
+            step: None,
+            group: group.as_deref(),
+            data: json!({"from": request.from, "previous": status, "steps": names}),
+        },
+    )
+    .await?;
+    sqlx::query(include_str!("sql/notify_work.sql"))
+        .execute(&mut *conn)
+        .await?;
+    Ok(RetryOutcome::Retried {
+        status: plan.status,
+        steps: names,
+    })
+}
+
+fn run_status(text: String) -> Result<RunStatus> {
+    RunStatus::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("run status {text:?}")))
+}

@@ -1,0 +1,1 @@
+SELECT 'stepwise_revoke_' || current_schema()

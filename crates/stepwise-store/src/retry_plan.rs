@@ -1,0 +1,204 @@
+//! Which steps `runs retry` resets, and how they start again. Pure, so both
+//! backends reopen a run the same way.
+
+use crate::{Result, StoreError};
+use stepwise_core::{RunStatus, StepId, StepStatus};
+
+/// A step of the run being retried, as stored.
+pub(crate) struct StepState {
+    pub id: StepId,
+    pub name: String,
+    pub status: StepStatus,
+    pub dependents: Vec<StepId>,
+    /// A compensation step rather than one of the workflow's own.
+    pub compensation: bool,
+}
+
+/// A step to reset: its new status (`pending` or `blocked`) and join counter.
+pub(crate) struct Reset {
+    pub id: StepId,
+    pub name: String,
+    pub status: StepStatus,
+    pub deps_remaining: i32,
+}
+
+pub(crate) struct RetryPlan {
+    /// The run's status once reopened.
+    pub status: RunStatus,
+    /// In the order of `steps`.
+    pub resets: Vec<Reset>,
+}
+
+/// Whether a run in `status` may be retried.
+pub(crate) fn retryable(status: RunStatus) -> bool {
+    matches!(
+        status,
+        RunStatus::Failed
+            | RunStatus::Cancelled
+            | RunStatus::TimedOut
+            | RunStatus::CompensationFailed
+    )
+}
+
+/// Decides the reset of a retryable run. A forward retry resets every workflow step
+/// that did not complete, plus `from` and everything downstream of it; a
+/// `compensation_failed` run resumes its compensation instead (its unfinished
+/// compensation steps run again, in their order).
+pub(crate) fn plan_retry(
+    status: RunStatus,
+    steps: &[StepState],
+    from: Option<&str>,
+) -> Result<RetryPlan> {
+    let resuming = status == RunStatus::CompensationFailed;
+    if resuming && from.is_some() {
+        return Err(StoreError::InvalidInput(
+            "a compensation_failed run cannot be retried --from a step: its retry resumes \
+             the compensation"
+                .into(),
+        ));
+    }
+    let kind: Vec<&StepState> = steps.iter().filter(|s| s.compensation == resuming).collect();
+    let mut reset: Vec<bool> = kind
+        .iter()
+        .map(|s| s.status != StepStatus::Completed)
+        .collect();
+    if let Some(from) = from {
+        let Some(start) = kind.iter().position(|s| s.name == from) else {
+            let names: Vec<&str> = kind.iter().map(|s| s.name.as_str()).collect();
+            return Err(StoreError::InvalidInput(format!(
+                "the run has no step {from:?}; its steps are {}",
+                names.join(", ")
+            )));
+        };
+        let mut seen = vec![false; kind.len()];
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            reset[i] = true;
+            for d in &kind[i].dependents {
+                stack.extend(kind.iter().position(|s| s.id == *d));
+            }
+        }
+    }
+    let mut resets = Vec::new();
+    for (i, step) in kind.iter().enumerate() {
+        if !reset[i] {
+            continue;
+        }
+        // Dependencies that will not be complete after the reset.
+        let deps = kind
+            .iter()
+            .enumerate()
+            .filter(|(j, d)| {
+                d.dependents.contains(&step.id)
+                    && (reset[*j] || d.status != StepStatus::Completed)
+            })
+            .count() as i32;
+        resets.push(Reset {
+            id: step.id,
+            name: step.name.clone(),
+            status: if deps == 0 {
+                StepStatus::Pending
+            } else {
+                StepStatus::Blocked
+            },
+            deps_remaining: deps,
+        });
+    }
+    if resets.is_empty() {
+        return Err(StoreError::InvalidInput(
+            "nothing to retry: every step of the run completed".into(),
+        ));
+    }
+    Ok(RetryPlan {
+        status: if resuming {
+            RunStatus::Compensating
+        } else {
+            RunStatus::Running
+        },
+        resets,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StepStatus::*;
+
+    /// a → b → c and a → d; `compensation` rows last.
+    fn run(statuses: [StepStatus; 4]) -> Vec<StepState> {
+        let ids: Vec<StepId> = (0..4).map(|_| StepId::new()).collect();
+        let dependents = [vec![ids[1], ids[3]], vec![ids[2]], vec![], vec![]];
+        ["a", "b", "c", "d"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| StepState {
+                id: ids[i],
+                name: name.to_string(),
+                status: statuses[i],
+                dependents: dependents[i].clone(),
+                compensation: false,
+            })
+            .collect()
+    }
+
+    fn summary(plan: &RetryPlan) -> Vec<(String, StepStatus, i32)> {
+        plan.resets
+            .iter()
+            .map(|r| (r.name.clone(), r.status, r.deps_remaining))
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_retry_resets_what_did_not_complete() {
+        let steps = run([Completed, Failed, Skipped, Completed]);
+        let plan = plan_retry(RunStatus::Failed, &steps, None).unwrap();
+        assert_eq!(plan.status, RunStatus::Running);
+        assert_eq!(
+            summary(&plan),
+            vec![("b".into(), Pending, 0), ("c".into(), Blocked, 1)]
+        );
+    }
+
+    #[test]
+    fn from_resets_the_step_and_everything_downstream() {
+        let steps = run([Completed, Completed, Failed, Completed]);
+        let plan = plan_retry(RunStatus::Failed, &steps, Some("b")).unwrap();
+        assert_eq!(
+            summary(&plan),
+            vec![("b".into(), Pending, 0), ("c".into(), Blocked, 1)]
+        );
+        let plan = plan_retry(RunStatus::Cancelled, &steps, Some("a")).unwrap();
+        assert_eq!(
+            summary(&plan),
+            vec![
+                ("a".into(), Pending, 0),
+                ("b".into(), Blocked, 1),
+                ("c".into(), Blocked, 1),
+                ("d".into(), Blocked, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_from_and_resumed_compensation_are_refused_or_resumed() {
+        let steps = run([Completed, Failed, Skipped, Completed]);
+        let err = plan_retry(RunStatus::Failed, &steps, Some("zz")).err().unwrap();
+        assert!(err.to_string().contains("no step \"zz\"; its steps are a, b, c, d"), "{err}");
+        let err = plan_retry(RunStatus::CompensationFailed, &steps, Some("a")).err().unwrap();
+        assert!(err.to_string().contains("resumes the compensation"), "{err}");
+        let mut steps = run([Completed, Completed, Failed, Completed]);
+        steps[2].compensation = true;
+        steps[3].compensation = true;
+        steps[2].dependents = vec![steps[3].id];
+        steps[3].status = Skipped;
+        let plan = plan_retry(RunStatus::CompensationFailed, &steps, None).unwrap();
+        assert_eq!(plan.status, RunStatus::Compensating);
+        assert_eq!(
+            summary(&plan),
+            vec![("c".into(), Pending, 0), ("d".into(), Blocked, 1)]
+        );
+    }
+}
