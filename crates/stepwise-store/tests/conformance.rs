@@ -19,6 +19,8 @@
 mod claims;
 #[path = "conformance/context.rs"]
 mod context;
+#[path = "conformance/early_end.rs"]
+mod early_end;
 #[path = "conformance/events.rs"]
 mod events;
 #[path = "conformance/harness.rs"]
@@ -81,6 +83,16 @@ conformance!(
     retries::a_retry_racing_a_halt_never_requeues_the_step,
     retries::released_steps_return_to_pending_without_counting_the_attempt,
     retries::delayed_starts_are_not_claimable_before_their_time,
+    // How a run ends early.
+    early_end::compensation_runs_in_reverse_completion_order_and_skips_the_unfinished_step,
+    early_end::a_sibling_completing_while_the_run_fails_is_compensated,
+    early_end::a_failed_compensation_ends_the_run_and_retry_resumes_it,
+    early_end::cancel_cancels_unstarted_steps_and_revokes_running_ones,
+    early_end::cancel_compensates_unless_told_not_to,
+    early_end::a_deadline_fires_once_with_racing_checkers,
+    early_end::retry_from_resets_only_that_step_and_its_dependents,
+    early_end::a_retried_group_member_never_completes_its_group_twice,
+    early_end::a_revoked_step_nobody_reports_is_cancelled_after_a_lease,
     // Counted joins.
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,
