@@ -35,6 +35,11 @@ pub enum Lifecycle {
         run_id: RunId,
         step: String,
     },
+    /// The step was stopped because its run was cancelled or timed out.
+    StepCancelled {
+        run_id: RunId,
+        step: String,
+    },
     RunFinished {
         run_id: RunId,
         status: RunStatus,

@@ -14,3 +14,5 @@ pub const WORKERS_REAPED: &str = "stepwise_workers_reaped_total";
 pub const LEASES_LOST: &str = "stepwise_leases_lost_total";
 pub const CLAIM_SECONDS: &str = "stepwise_claim_duration_seconds";
 pub const STEP_SECONDS: &str = "stepwise_step_duration_seconds";
+pub const STEPS_REVOKED: &str = "stepwise_steps_revoked_total";
+pub const RUNS_TIMED_OUT: &str = "stepwise_runs_timed_out_total";

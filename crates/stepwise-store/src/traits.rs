@@ -97,6 +97,12 @@ pub trait ControlStore: Send + Sync {
     /// The leases of `worker`'s running steps that were revoked: the worker must stop
     /// those attempts and report them (any outcome write confirms the stop).
     async fn revoked_leases(&self, worker: WorkerId) -> Result<Vec<Lease>>;
+    /// A counter that moves when a lease may have been revoked (PostgreSQL: NOTIFY
+    /// on cancel and deadline). `None` when the backend has no such signal and
+    /// workers poll [`ControlStore::revoked_leases`] instead.
+    async fn revocation_signal(&self) -> Result<Option<tokio::sync::watch::Receiver<u64>>> {
+        Ok(None)
+    }
 }
 
 /// Workers, heartbeats and the reaper.

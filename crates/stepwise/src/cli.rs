@@ -39,6 +39,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RunsCommand,
     },
+    /// Inspect groups of runs.
+    Groups {
+        #[command(subcommand)]
+        command: GroupsCommand,
+    },
     /// A step's captured output.
     Logs {
         run: String,
@@ -135,6 +140,36 @@ pub enum RunsCommand {
     /// One run with its steps and attempts.
     Show {
         id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a run: unstarted steps are cancelled, running ones stopped, and the
+    /// completed steps compensated (unless --no-compensate).
+    Cancel {
+        id: String,
+        /// Do not undo completed steps; on a compensating run, stop compensating.
+        #[arg(long)]
+        no_compensate: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reopen a failed, cancelled, timed-out or compensation_failed run.
+    Retry {
+        id: String,
+        /// Re-run this step and everything downstream of it (default: the steps that
+        /// did not complete).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum GroupsCommand {
+    /// A group's counts and members.
+    Show {
+        name: String,
         #[arg(long)]
         json: bool,
     },

@@ -40,7 +40,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use stepwise_core::{RunId, WorkflowSpec};
 use stepwise_engine::{ExecOptions, Handlers, PoolSpec, WorkerOptions};
-use stepwise_store::{NewRun, RunBatch, StartAt, Store, StoreError, WorkflowVersion};
+use stepwise_store::{
+    CancelOutcome, CancelRequest, NewRun, RetryOutcome, RetryRequest, RunBatch, StartAt, Store,
+    StoreError, WorkflowVersion,
+};
 
 /// Runs the `exec` supervisor and exits when this process was started as one
 /// (`PROGRAM __supervise ...`); returns at once otherwise. Call it first in `main`
@@ -93,6 +96,29 @@ impl Engine {
             engine: self,
             run: NewRun::new(workflow, input),
         }
+    }
+
+    /// Cancels a run: unstarted steps are cancelled, running ones stopped by their
+    /// workers, and completed steps compensated unless `compensate` is false.
+    pub async fn cancel(&self, run: RunId, compensate: bool) -> Result<CancelOutcome, StoreError> {
+        self.store
+            .cancel_run(&CancelRequest { run, compensate })
+            .await
+    }
+
+    /// Reopens a failed, cancelled, timed-out or compensation_failed run, from
+    /// `from` and everything downstream of it (and every step that did not complete).
+    pub async fn retry(
+        &self,
+        run: RunId,
+        from: Option<&str>,
+    ) -> Result<RetryOutcome, StoreError> {
+        self.store
+            .retry_run(&RetryRequest {
+                run,
+                from: from.map(str::to_string),
+            })
+            .await
     }
 
     /// A worker with handlers and pools.

@@ -4,7 +4,7 @@ mod cli;
 mod commands;
 
 use clap::Parser;
-use cli::{Cli, Command, RunsCommand};
+use cli::{Cli, Command, GroupsCommand, RunsCommand};
 use commands::CliError;
 use std::process::ExitCode;
 use stepwise_engine::supervisor::{supervise, SUPERVISE_COMMAND};
@@ -91,6 +91,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 commands::runs::list(&*store, filter, json).await
             }
             RunsCommand::Show { id, json } => commands::runs::show(&*store, &id, json).await,
+            RunsCommand::Cancel {
+                id,
+                no_compensate,
+                json,
+            } => commands::control::cancel(&*store, &id, !no_compensate, json).await,
+            RunsCommand::Retry { id, from, json } => {
+                commands::control::retry(&*store, &id, from, json).await
+            }
+        },
+        Command::Groups { command } => match command {
+            GroupsCommand::Show { name, json } => {
+                commands::control::show_group(&*store, &name, json).await
+            }
         },
         Command::Logs { run, step, attempt } => {
             commands::runs::logs(&*store, &run, &step, attempt).await

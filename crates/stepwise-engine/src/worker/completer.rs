@@ -118,6 +118,12 @@ impl Inner {
         };
         match retry_store(|| self.store.fail_step(&failure)).await {
             Ok(stepwise_store::FailOutcome::Refused) => self.lease_lost(&step),
+            Ok(stepwise_store::FailOutcome::Stopped) => {
+                self.bus.publish(Lifecycle::StepCancelled {
+                    run_id: step.run_id,
+                    step: step.step,
+                })
+            }
             Ok(outcome) => {
                 let final_attempt = outcome == stepwise_store::FailOutcome::Failed;
                 if final_attempt {

@@ -16,20 +16,23 @@
 //! children killed) and the worker registers again under a new id: the old id's
 //! leases are void and its late writes are refused by the store.
 
+mod attempt;
 mod completer;
+mod revocation;
 mod upkeep;
 
-use crate::bus::{Bus, Lifecycle};
-use crate::executor::handler::{HandlerContext, Handlers};
-use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
+pub use attempt::{attempt_input, idempotency_key};
+
+use crate::bus::Bus;
+use crate::executor::handler::Handlers;
+use crate::executor::ExecOptions;
 use crate::lease::LeaseValidity;
 use crate::metrics as m;
-use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stepwise_core::{RunId, StepAction, WorkerId, WorkflowSpec};
+use stepwise_core::{WorkerId, WorkflowSpec};
 use stepwise_store::{ClaimRequest, ClaimedStep, Store, StoreError, WorkerRegistration};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -180,6 +183,7 @@ impl Worker {
             wake: watch::channel(0).0,
             validity,
             specs: Mutex::new(HashMap::new()),
+            attempts: revocation::Attempts::default(),
         });
         // Wake-ups from other processes; polling covers a lost or missing signal.
         let signal = match inner.store.work_signal().await {
@@ -192,6 +196,8 @@ impl Worker {
         let background = CancellationToken::new();
         let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(background.clone()));
         let reaper = tokio::spawn(inner.clone().reaper_loop(background.clone()));
+        let revoker = tokio::spawn(inner.clone().revocation_loop(background.clone()));
+        let deadlines = tokio::spawn(inner.clone().deadline_loop(background.clone()));
         let pruner = inner
             .options
             .retention
@@ -237,6 +243,8 @@ impl Worker {
         background.cancel();
         let _ = heartbeat.await;
         let _ = reaper.await;
+        let _ = revoker.await;
+        let _ = deadlines.await;
         if let Some(pruner) = pruner {
             let _ = pruner.await;
         }
@@ -300,6 +308,7 @@ struct Inner {
     /// How long this worker may still act on its lease (see [`crate::lease`]).
     validity: Arc<LeaseValidity>,
     specs: Mutex<HashMap<(String, i32), Arc<WorkflowSpec>>>,
+    attempts: revocation::Attempts,
 }
 
 /// What one pool's claimer works with.
@@ -443,119 +452,6 @@ impl Inner {
         let spec = Arc::new(stored.spec);
         lock(&self.specs).insert(key, spec.clone());
         Ok(spec)
-    }
-
-    async fn execute(&self, step: ClaimedStep, generation: CancellationToken) -> Finished {
-        self.bus.publish(Lifecycle::StepStarted {
-            run_id: step.run_id,
-            step: step.step.clone(),
-            attempt: step.attempt,
-        });
-        let spec = match self.spec(&step.workflow, step.workflow_version).await {
-            Ok(spec) => spec,
-            Err(error) => return failed(step, error, true, None),
-        };
-        let Some(step_spec) = spec.steps.iter().find(|s| s.name == step.step) else {
-            let error = format!("step {:?} is not in workflow {}", step.step, step.workflow);
-            return failed(step, error, false, None);
-        };
-        let input = attempt_input(&step, step_spec.env.clone(), step_spec.cwd.as_deref());
-        let stop = generation.child_token();
-        let timeout = spec.step_timeout(step_spec);
-        let timer = timeout.map(|t| {
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(t).await;
-                stop.cancel();
-            })
-        });
-        let started = Instant::now();
-        let result = match &step_spec.action {
-            StepAction::Exec { argv } => {
-                let options = ExecOptions {
-                    validity: self.validity.clone(),
-                    ..self.options.exec.clone()
-                };
-                exec::run(argv, &input, &options, &stop).await
-            }
-            StepAction::Http { url, method } => {
-                http::run(&self.http, url, method, &input, &stop).await
-            }
-            StepAction::Handler { name } => {
-                let cx = HandlerContext {
-                    context: input.context.clone(),
-                    stop: stop.clone(),
-                };
-                self.handlers.run(name, cx).await
-            }
-        };
-        if let Some(timer) = timer {
-            timer.abort();
-        }
-        metrics::histogram!(m::STEP_SECONDS).record(started.elapsed().as_secs_f64());
-        if generation.is_cancelled() {
-            return Finished::Abandoned { step };
-        }
-        let AttemptResult { outcome, log } = result;
-        match (outcome, stop.is_cancelled()) {
-            (_, true) => {
-                let t = timeout.unwrap_or_default();
-                failed(step, format!("timed out after {}", human(t)), true, log)
-            }
-            (Ok(output), false) => Finished::Succeeded { step, output, log },
-            (Err(e), false) => failed(step, e.message, e.retryable, log),
-        }
-    }
-}
-
-fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>) -> Finished {
-    Finished::Failed {
-        step,
-        error,
-        retryable,
-        log,
-    }
-}
-
-/// The JSON context and environment of one attempt (DESIGN.md "Workflow files").
-pub fn attempt_input(
-    step: &ClaimedStep,
-    mut env: BTreeMap<String, String>,
-    cwd: Option<&str>,
-) -> AttemptInput {
-    let context = json!({
-        "run_id": step.run_id,
-        "workflow": step.workflow,
-        "step": step.step,
-        "attempt": step.attempt,
-        "input": step.input,
-        "steps": step.dependency_outputs,
-    });
-    env.insert("STEPWISE_RUN_ID".into(), step.run_id.to_string());
-    env.insert("STEPWISE_STEP".into(), step.step.clone());
-    env.insert("STEPWISE_ATTEMPT".into(), step.attempt.to_string());
-    env.insert(
-        "STEPWISE_IDEMPOTENCY_KEY".into(),
-        idempotency_key(step.run_id, &step.step),
-    );
-    AttemptInput {
-        context,
-        env,
-        cwd: cwd.map(PathBuf::from),
-    }
-}
-
-/// The key a step's side effects can be made idempotent with: the same for every
-/// attempt of the step.
-pub fn idempotency_key(run: RunId, step: &str) -> String {
-    format!("{run}:{step}")
-}
-
-fn human(d: Duration) -> String {
-    if d.as_millis().is_multiple_of(1000) {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
 

@@ -94,6 +94,13 @@ impl ControlStore for PgStore {
             })
             .collect()
     }
+
+    async fn revocation_signal(&self) -> Result<Option<tokio::sync::watch::Receiver<u64>>> {
+        let channel: String = sqlx::query_scalar(include_str!("sql/revoke_channel.sql"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(super::listen(&self.pool, &channel).await?))
+    }
 }
 
 /// Stops a run in the caller's transaction: unstarted steps are cancelled, running

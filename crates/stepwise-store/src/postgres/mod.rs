@@ -146,3 +146,32 @@ impl ClockStore for PgStore {
         Ok(())
     }
 }
+
+/// LISTENs on `channel` on a connection of its own; the counter moves on every
+/// notification. A hint to stop sleeping, never a promise: callers still poll.
+async fn listen(pool: &PgPool, channel: &str) -> Result<tokio::sync::watch::Receiver<u64>> {
+    let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    let (tx, rx) = tokio::sync::watch::channel(0u64);
+    tokio::spawn(async move {
+        loop {
+            // recv() reconnects by itself after a lost connection.
+            match listener.recv().await {
+                Ok(_) => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    tx.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; polling only");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    Ok(rx)
+}

@@ -41,30 +41,7 @@ impl StepStore for PgStore {
         let channel: String = sqlx::query_scalar(include_str!("sql/work_channel.sql"))
             .fetch_one(&self.pool)
             .await?;
-        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
-        listener.listen(&channel).await?;
-        let (tx, rx) = tokio::sync::watch::channel(0u64);
-        tokio::spawn(async move {
-            loop {
-                // recv() reconnects by itself after a lost connection.
-                match listener.recv().await {
-                    Ok(_) => {
-                        if tx.is_closed() {
-                            return;
-                        }
-                        tx.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN connection failed; polling only");
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        if tx.is_closed() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(rx)
+        super::listen(&self.pool, &channel).await
     }
 }
 

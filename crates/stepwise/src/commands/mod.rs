@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod control;
 pub mod events;
 pub mod run;
 pub mod runs;
@@ -35,6 +36,15 @@ impl CliError {
     pub fn not_found(message: impl Into<String>) -> anyhow::Error {
         CliError {
             code: 4,
+            message: message.into(),
+        }
+        .into()
+    }
+
+    /// A conflict with the current state (lock held, run already ended): exit 3.
+    pub fn conflict(message: impl Into<String>) -> anyhow::Error {
+        CliError {
+            code: 3,
             message: message.into(),
         }
         .into()

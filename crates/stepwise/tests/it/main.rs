@@ -5,6 +5,7 @@
 
 mod cli;
 mod crash;
+mod early_end;
 mod executors;
 mod library;
 mod support;

@@ -1,0 +1,161 @@
+//! One attempt of a step: which action it runs (the step's, or its compensation),
+//! with what context, under which stop conditions (timeout, revoked lease, void
+//! worker identity).
+
+use super::{Finished, Inner};
+use crate::bus::Lifecycle;
+use crate::executor::handler::HandlerContext;
+use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
+use crate::metrics as m;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stepwise_core::{RunId, StepAction};
+use stepwise_store::ClaimedStep;
+use tokio_util::sync::CancellationToken;
+
+impl Inner {
+    pub(super) async fn execute(&self, step: ClaimedStep, generation: CancellationToken) -> Finished {
+        self.bus.publish(Lifecycle::StepStarted {
+            run_id: step.run_id,
+            step: step.step.clone(),
+            attempt: step.attempt,
+        });
+        let spec = match self.spec(&step.workflow, step.workflow_version).await {
+            Ok(spec) => spec,
+            Err(error) => return failed(step, error, true, None),
+        };
+        // A compensation runs its forward step's `compensate` action, with that
+        // step's environment, directory and timeout.
+        let forward = step.compensating.as_ref().map_or(&step.step, |c| &c.step);
+        let Some(step_spec) = spec.steps.iter().find(|s| &s.name == forward) else {
+            let error = format!("step {forward:?} is not in workflow {}", step.workflow);
+            return failed(step, error, false, None);
+        };
+        let action = match (&step.compensating, &step_spec.compensate) {
+            (None, _) => &step_spec.action,
+            (Some(_), Some(action)) => action,
+            (Some(_), None) => {
+                let error = format!("step {forward:?} has no compensation in this version");
+                return failed(step, error, false, None);
+            }
+        };
+        let input = attempt_input(&step, step_spec.env.clone(), step_spec.cwd.as_deref());
+        let stop = generation.child_token();
+        let revoked = self.attempts.track(step.lease, stop.clone());
+        let timeout = spec.step_timeout(step_spec);
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let timer = timeout.map(|t| {
+            let (stop, timed_out) = (stop.clone(), timed_out.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                timed_out.store(true, Ordering::SeqCst);
+                stop.cancel();
+            })
+        });
+        let started = Instant::now();
+        let result = match action {
+            StepAction::Exec { argv } => {
+                let options = ExecOptions {
+                    validity: self.validity.clone(),
+                    ..self.options.exec.clone()
+                };
+                exec::run(argv, &input, &options, &stop).await
+            }
+            StepAction::Http { url, method } => {
+                http::run(&self.http, url, method, &input, &stop).await
+            }
+            StepAction::Handler { name } => {
+                let cx = HandlerContext {
+                    context: input.context.clone(),
+                    stop: stop.clone(),
+                };
+                self.handlers.run(name, cx).await
+            }
+        };
+        if let Some(timer) = timer {
+            timer.abort();
+        }
+        self.attempts.untrack(&step.lease);
+        metrics::histogram!(m::STEP_SECONDS).record(started.elapsed().as_secs_f64());
+        if generation.is_cancelled() {
+            return Finished::Abandoned { step };
+        }
+        let AttemptResult { outcome, log } = result;
+        if revoked.load(Ordering::SeqCst) {
+            // The store records the stop as a cancellation, whatever the outcome.
+            let error = "stopped: the run was cancelled or timed out".to_string();
+            return failed(step, error, false, log);
+        }
+        match (outcome, timed_out.load(Ordering::SeqCst)) {
+            (_, true) => {
+                let t = timeout.unwrap_or_default();
+                failed(step, format!("timed out after {}", human(t)), true, log)
+            }
+            (Ok(output), false) => Finished::Succeeded { step, output, log },
+            (Err(e), false) => failed(step, e.message, e.retryable, log),
+        }
+    }
+}
+
+fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>) -> Finished {
+    Finished::Failed {
+        step,
+        error,
+        retryable,
+        log,
+    }
+}
+
+/// The JSON context and environment of one attempt (DESIGN.md "Workflow files").
+pub fn attempt_input(
+    step: &ClaimedStep,
+    mut env: BTreeMap<String, String>,
+    cwd: Option<&str>,
+) -> AttemptInput {
+    let mut context = json!({
+        "run_id": step.run_id,
+        "workflow": step.workflow,
+        "step": step.step,
+        "attempt": step.attempt,
+        "input": step.input,
+        "steps": step.dependency_outputs,
+    });
+    if let Some(undo) = &step.compensating {
+        context["compensating"] = json!({
+            "step": undo.step,
+            "output": undo.output,
+            "error": undo.error,
+        });
+    }
+    env.insert("STEPWISE_RUN_ID".into(), step.run_id.to_string());
+    env.insert("STEPWISE_STEP".into(), step.step.clone());
+    env.insert("STEPWISE_ATTEMPT".into(), step.attempt.to_string());
+    env.insert(
+        "STEPWISE_IDEMPOTENCY_KEY".into(),
+        idempotency_key(step.run_id, &step.step),
+    );
+    AttemptInput {
+        context,
+        env,
+        cwd: cwd.map(PathBuf::from),
+    }
+}
+
+/// The key a step's side effects can be made idempotent with: the same for every
+/// attempt of the step.
+pub fn idempotency_key(run: RunId, step: &str) -> String {
+    format!("{run}:{step}")
+}
+
+fn human(d: Duration) -> String {
+    if d.as_millis().is_multiple_of(1000) {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
