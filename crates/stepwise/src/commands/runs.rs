@@ -95,7 +95,10 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()>
             (_, Some(t)) if s.status.as_str() == "pending" => {
                 format!("next attempt at {}", t.to_rfc3339())
             }
-            _ => String::new(),
+            _ => match &s.compensates {
+                Some(step) => format!("undoes {step}"),
+                None => String::new(),
+            },
         };
         println!(
             "{:<24}  {:<10}  {:>8}  {}",
