@@ -29,8 +29,8 @@
 mod error;
 pub mod model;
 mod plan;
-mod retry_plan;
 pub mod postgres;
+mod retry_plan;
 mod sanitize;
 pub mod sqlite;
 mod traits;

@@ -199,7 +199,10 @@ pub enum CancelOutcome {
     /// Unstarted steps were cancelled and running ones had their leases revoked;
     /// `status` is the run's status after the transaction (still `running` while
     /// revoked steps wind down).
-    Cancelled { status: RunStatus, revoked: u32 },
+    Cancelled {
+        status: RunStatus,
+        revoked: u32,
+    },
     /// The run had already ended; nothing changed.
     AlreadyEnded(RunStatus),
     /// The run is compensating and the caller did not give up compensation.
@@ -222,7 +225,10 @@ pub enum RetryOutcome {
     NotFound,
     /// The run is `running` (or `compensating`) again; `steps` were reset, in
     /// workflow order.
-    Retried { status: RunStatus, steps: Vec<String> },
+    Retried {
+        status: RunStatus,
+        steps: Vec<String>,
+    },
     /// Only `failed`, `cancelled`, `timed_out` and `compensation_failed` runs can be
     /// retried.
     NotRetryable(RunStatus),

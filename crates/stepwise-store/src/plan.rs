@@ -94,7 +94,10 @@ impl RunPlan {
                     version: stored.version,
                     steps: spec.plan()?,
                     compensable: spec.steps.iter().map(|s| s.compensate.is_some()).collect(),
-                    deadline_ms: spec.run.deadline_ms.map(|ms| ms.min(i64::MAX as u64) as i64),
+                    deadline_ms: spec
+                        .run
+                        .deadline_ms
+                        .map(|ms| ms.min(i64::MAX as u64) as i64),
                 },
             );
         }

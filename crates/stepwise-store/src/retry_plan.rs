@@ -57,7 +57,10 @@ pub(crate) fn plan_retry(
                 .into(),
         ));
     }
-    let kind: Vec<&StepState> = steps.iter().filter(|s| s.compensation == resuming).collect();
+    let kind: Vec<&StepState> = steps
+        .iter()
+        .filter(|s| s.compensation == resuming)
+        .collect();
     let mut reset: Vec<bool> = kind
         .iter()
         .map(|s| s.status != StepStatus::Completed)
@@ -92,8 +95,7 @@ pub(crate) fn plan_retry(
             .iter()
             .enumerate()
             .filter(|(j, d)| {
-                d.dependents.contains(&step.id)
-                    && (reset[*j] || d.status != StepStatus::Completed)
+                d.dependents.contains(&step.id) && (reset[*j] || d.status != StepStatus::Completed)
             })
             .count() as i32;
         resets.push(Reset {
@@ -185,10 +187,21 @@ mod tests {
     #[test]
     fn unknown_from_and_resumed_compensation_are_refused_or_resumed() {
         let steps = run([Completed, Failed, Skipped, Completed]);
-        let err = plan_retry(RunStatus::Failed, &steps, Some("zz")).err().unwrap();
-        assert!(err.to_string().contains("no step \"zz\"; its steps are a, b, c, d"), "{err}");
-        let err = plan_retry(RunStatus::CompensationFailed, &steps, Some("a")).err().unwrap();
-        assert!(err.to_string().contains("resumes the compensation"), "{err}");
+        let err = plan_retry(RunStatus::Failed, &steps, Some("zz"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string()
+                .contains("no step \"zz\"; its steps are a, b, c, d"),
+            "{err}"
+        );
+        let err = plan_retry(RunStatus::CompensationFailed, &steps, Some("a"))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().contains("resumes the compensation"),
+            "{err}"
+        );
         let mut steps = run([Completed, Completed, Failed, Completed]);
         steps[2].compensation = true;
         steps[3].compensation = true;

@@ -108,11 +108,7 @@ impl Engine {
 
     /// Reopens a failed, cancelled, timed-out or compensation_failed run, from
     /// `from` and everything downstream of it (and every step that did not complete).
-    pub async fn retry(
-        &self,
-        run: RunId,
-        from: Option<&str>,
-    ) -> Result<RetryOutcome, StoreError> {
+    pub async fn retry(&self, run: RunId, from: Option<&str>) -> Result<RetryOutcome, StoreError> {
         self.store
             .retry_run(&RetryRequest {
                 run,

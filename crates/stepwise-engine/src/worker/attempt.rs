@@ -18,7 +18,11 @@ use stepwise_store::ClaimedStep;
 use tokio_util::sync::CancellationToken;
 
 impl Inner {
-    pub(super) async fn execute(&self, step: ClaimedStep, generation: CancellationToken) -> Finished {
+    pub(super) async fn execute(
+        &self,
+        step: ClaimedStep,
+        generation: CancellationToken,
+    ) -> Finished {
         self.bus.publish(Lifecycle::StepStarted {
             run_id: step.run_id,
             step: step.step.clone(),
@@ -158,4 +162,3 @@ fn human(d: Duration) -> String {
         format!("{}ms", d.as_millis())
     }
 }
-

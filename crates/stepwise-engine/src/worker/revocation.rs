@@ -98,7 +98,10 @@ impl Inner {
                     let stopped = self.attempts.revoke(&leases);
                     if stopped > 0 {
                         metrics::counter!(m::STEPS_REVOKED).increment(stopped as u64);
-                        tracing::info!(steps = stopped, "stopping attempts of cancelled or timed-out runs");
+                        tracing::info!(
+                            steps = stopped,
+                            "stopping attempts of cancelled or timed-out runs"
+                        );
                     }
                 }
                 Ok(_) => {}

@@ -20,12 +20,15 @@ enum StopReason {
 }
 
 /// What stopping one run did.
-enum Stopped {
+enum StopOutcome {
     NotFound,
     /// Nothing to do: the run ended, or (deadline) it is not due any more.
     Unchanged(RunStatus),
     Compensating,
-    Stopped { status: RunStatus, revoked: u32 },
+    Halted {
+        status: RunStatus,
+        revoked: u32,
+    },
 }
 
 #[async_trait]
@@ -42,10 +45,10 @@ impl ControlStore for PgStore {
         })
         .await?;
         Ok(match stopped {
-            Stopped::NotFound => CancelOutcome::NotFound,
-            Stopped::Unchanged(status) => CancelOutcome::AlreadyEnded(status),
-            Stopped::Compensating => CancelOutcome::Compensating,
-            Stopped::Stopped { status, revoked } => CancelOutcome::Cancelled { status, revoked },
+            StopOutcome::NotFound => CancelOutcome::NotFound,
+            StopOutcome::Unchanged(status) => CancelOutcome::AlreadyEnded(status),
+            StopOutcome::Compensating => CancelOutcome::Compensating,
+            StopOutcome::Halted { status, revoked } => CancelOutcome::Cancelled { status, revoked },
         })
     }
 
@@ -73,7 +76,7 @@ impl ControlStore for PgStore {
                 Ok(stopped)
             })
             .await?;
-            if matches!(stopped, Stopped::Stopped { .. }) {
+            if matches!(stopped, StopOutcome::Halted { .. }) {
                 expired.push(RunId(id));
             }
         }
@@ -106,7 +109,7 @@ impl ControlStore for PgStore {
 /// Stops a run in the caller's transaction: unstarted steps are cancelled, running
 /// steps' leases revoked. The run ends (or starts compensating) in this transaction
 /// when nothing of it is running.
-async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Result<Stopped> {
+async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Result<StopOutcome> {
     sqlx::query(include_str!("sql/lock_unfinished_steps.sql"))
         .bind(run)
         .execute(&mut *conn)
@@ -116,12 +119,12 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
         .fetch_optional(&mut *conn)
         .await?
     else {
-        return Ok(Stopped::NotFound);
+        return Ok(StopOutcome::NotFound);
     };
     let status = run_status(row.try_get(0)?)?;
     let overdue: bool = row.try_get(3)?;
     if status.is_terminal() {
-        return Ok(Stopped::Unchanged(status));
+        return Ok(StopOutcome::Unchanged(status));
     }
     match (reason, status) {
         (StopReason::Deadline, RunStatus::Running) if overdue => {
@@ -133,9 +136,9 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
                 .execute(&mut *conn)
                 .await?;
         }
-        (StopReason::Deadline, _) => return Ok(Stopped::Unchanged(status)),
+        (StopReason::Deadline, _) => return Ok(StopOutcome::Unchanged(status)),
         (StopReason::Cancel { compensate: true }, RunStatus::Compensating) => {
-            return Ok(Stopped::Compensating)
+            return Ok(StopOutcome::Compensating)
         }
         (StopReason::Cancel { .. }, RunStatus::Compensating) => {
             sqlx::query(include_str!("sql/give_up_compensation.sql"))
@@ -192,7 +195,7 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
         .bind(run)
         .fetch_one(&mut *conn)
         .await?;
-    Ok(Stopped::Stopped {
+    Ok(StopOutcome::Halted {
         status: run_status(status)?,
         revoked: revoked.len() as u32,
     })

@@ -5,9 +5,7 @@ use crate::{Result, StoreError};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
 use std::time::Duration;
-use stepwise_core::{
-    Backoff, EventKind, Lease, LeaseToken, RetryPolicy, RunId, RunStatus, StepId,
-};
+use stepwise_core::{Backoff, EventKind, Lease, LeaseToken, RetryPolicy, RunId, RunStatus, StepId};
 use uuid::Uuid;
 
 /// A running step locked for an outcome, as read by `lock_running_step.sql`.

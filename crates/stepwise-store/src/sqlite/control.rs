@@ -1,24 +1,309 @@
 //! Ending runs early and reopening them on SQLite: cancel, deadlines, retry.
-//! PORT IN PROGRESS (a helper is writing this; see postgres/control.rs).
+//!
+//! Every change runs in one write transaction; SQLite's single writer stands in for
+//! the row locks the PostgreSQL backend takes, so a check and the write it decides
+//! cannot be split by another writer.
 
+use super::settle::{self, NewEvent};
 use super::SqliteStore;
 use crate::model::*;
-use crate::{ControlStore, Result};
+use crate::retry_plan::{plan_retry, retryable, StepState};
+use crate::transient::with_retries;
+use crate::{ControlStore, Result, StoreError};
 use async_trait::async_trait;
-use stepwise_core::{Lease, RunId, WorkerId};
+use serde_json::{json, Value};
+use sqlx::{Row, SqliteConnection};
+use stepwise_core::{EventKind, Lease, LeaseToken, RunId, RunStatus, StepId, StepStatus, WorkerId};
+use uuid::Uuid;
+
+/// Why a run is being stopped.
+#[derive(Clone, Copy)]
+enum StopReason {
+    Cancel { compensate: bool },
+    Deadline,
+}
+
+/// What stopping one run did.
+enum StopOutcome {
+    NotFound,
+    /// Nothing to do: the run ended, or (deadline) it is not due any more.
+    Unchanged(RunStatus),
+    Compensating,
+    Stopped {
+        status: RunStatus,
+        revoked: u32,
+    },
+}
 
 #[async_trait]
 impl ControlStore for SqliteStore {
-    async fn cancel_run(&self, _request: &CancelRequest) -> Result<CancelOutcome> {
-        todo!("sqlite port")
+    async fn cancel_run(&self, request: &CancelRequest) -> Result<CancelOutcome> {
+        let reason = StopReason::Cancel {
+            compensate: request.compensate,
+        };
+        let stopped = with_retries(|| async {
+            let mut tx = self.write().await?;
+            let stopped = stop_run(&mut tx, request.run.0, reason).await?;
+            tx.commit().await?;
+            Ok(stopped)
+        })
+        .await?;
+        Ok(match stopped {
+            StopOutcome::NotFound => CancelOutcome::NotFound,
+            StopOutcome::Unchanged(status) => CancelOutcome::AlreadyEnded(status),
+            StopOutcome::Compensating => CancelOutcome::Compensating,
+            StopOutcome::Stopped { status, revoked } => {
+                CancelOutcome::Cancelled { status, revoked }
+            }
+        })
     }
-    async fn retry_run(&self, _request: &RetryRequest) -> Result<RetryOutcome> {
-        todo!("sqlite port")
+
+    async fn retry_run(&self, request: &RetryRequest) -> Result<RetryOutcome> {
+        with_retries(|| async {
+            let mut tx = self.write().await?;
+            let outcome = retry_in(&mut tx, request).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
     }
-    async fn expire_runs(&self, _limit: u32) -> Result<Vec<RunId>> {
-        Ok(vec![])
+
+    async fn expire_runs(&self, limit: u32) -> Result<Vec<RunId>> {
+        // Picking the due runs inside the write transaction that stops them (and
+        // clears their deadlines) is what makes each deadline fire once.
+        with_retries(|| async {
+            let mut tx = self.write().await?;
+            let due: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/due_runs.sql"))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut expired = Vec::with_capacity(due.len());
+            for id in due {
+                if let StopOutcome::Stopped { .. } =
+                    stop_run(&mut tx, id, StopReason::Deadline).await?
+                {
+                    expired.push(RunId(id));
+                }
+            }
+            tx.commit().await?;
+            Ok(expired)
+        })
+        .await
     }
-    async fn revoked_leases(&self, _worker: WorkerId) -> Result<Vec<Lease>> {
-        Ok(vec![])
+
+    async fn revoked_leases(&self, worker: WorkerId) -> Result<Vec<Lease>> {
+        let rows = sqlx::query(include_str!("sql/revoked_leases.sql"))
+            .bind(worker.0)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Lease {
+                    step_id: StepId(row.try_get(0)?),
+                    token: LeaseToken(row.try_get(1)?),
+                })
+            })
+            .collect()
     }
+}
+
+/// The run as `run_to_stop.sql` reads it.
+struct RunToStop {
+    status: RunStatus,
+    workflow: String,
+    version: i32,
+    group: Option<String>,
+    overdue: bool,
+}
+
+async fn read_run(conn: &mut SqliteConnection, run: Uuid) -> Result<Option<RunToStop>> {
+    let Some(row) = sqlx::query(include_str!("sql/run_to_stop.sql"))
+        .bind(run)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(RunToStop {
+        status: run_status(row.try_get(0)?)?,
+        workflow: row.try_get(1)?,
+        version: row.try_get(2)?,
+        group: row.try_get(3)?,
+        overdue: row.try_get(4)?,
+    }))
+}
+
+/// Stops a run in the caller's transaction: unstarted steps are cancelled, running
+/// steps' leases revoked. The run ends (or starts compensating) in this transaction
+/// when nothing of it is running.
+async fn stop_run(
+    conn: &mut SqliteConnection,
+    run: Uuid,
+    reason: StopReason,
+) -> Result<StopOutcome> {
+    let Some(found) = read_run(conn, run).await? else {
+        return Ok(StopOutcome::NotFound);
+    };
+    let status = found.status;
+    if status.is_terminal() {
+        return Ok(StopOutcome::Unchanged(status));
+    }
+    let halt = |reason: RunStatus, error: &str, give_up: bool| {
+        sqlx::query(include_str!("sql/stop_run.sql"))
+            .bind(run)
+            .bind(reason.as_str())
+            .bind(error.to_string())
+            .bind(give_up)
+    };
+    match (reason, status) {
+        (StopReason::Deadline, RunStatus::Running) if found.overdue => {
+            halt(RunStatus::TimedOut, "the run's deadline passed", false)
+                .execute(&mut *conn)
+                .await?;
+        }
+        (StopReason::Deadline, _) => return Ok(StopOutcome::Unchanged(status)),
+        (StopReason::Cancel { compensate: true }, RunStatus::Compensating) => {
+            return Ok(StopOutcome::Compensating)
+        }
+        (StopReason::Cancel { .. }, RunStatus::Compensating) => {
+            sqlx::query(include_str!("sql/give_up_compensation.sql"))
+                .bind(run)
+                .execute(&mut *conn)
+                .await?;
+        }
+        (StopReason::Cancel { compensate }, _) => {
+            halt(RunStatus::Cancelled, "the run was cancelled", !compensate)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    let why = match reason {
+        StopReason::Cancel { .. } => "run cancelled",
+        StopReason::Deadline => "run timed out",
+    };
+    let mut cancelled = sqlx::query(include_str!("sql/cancel_unstarted_steps.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING comes back in no particular order; events follow the workflow's.
+    cancelled.sort_unstable();
+    for (_, name) in &cancelled {
+        settle::insert_event(
+            conn,
+            NewEvent {
+                kind: EventKind::StepCancelled,
+                run_id: Some(run),
+                step: Some(name),
+                group: found.group.as_deref(),
+                data: json!({"reason": why}),
+            },
+        )
+        .await?;
+    }
+    let revoked: Vec<String> = sqlx::query_scalar(include_str!("sql/revoke_running_steps.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?;
+    settle::close_steps(conn, &vec![run; cancelled.len()]).await?;
+    let status: String = sqlx::query_scalar(include_str!("sql/run_status.sql"))
+        .bind(run)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(StopOutcome::Stopped {
+        status: run_status(status)?,
+        revoked: revoked.len() as u32,
+    })
+}
+
+async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result<RetryOutcome> {
+    let run = request.run.0;
+    let Some(found) = read_run(conn, run).await? else {
+        return Ok(RetryOutcome::NotFound);
+    };
+    let status = found.status;
+    if !retryable(status) {
+        return Ok(RetryOutcome::NotRetryable(status));
+    }
+    let mut steps = Vec::new();
+    for s in sqlx::query(include_str!("sql/run_step_states.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let status: String = s.try_get(2)?;
+        let dependents: String = s.try_get(3)?;
+        let dependents: Vec<String> = serde_json::from_str(&dependents)
+            .map_err(|e| StoreError::Corrupt(format!("step dependents: {e}")))?;
+        steps.push(StepState {
+            id: StepId(s.try_get(0)?),
+            name: s.try_get(1)?,
+            status: StepStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?,
+            dependents: dependents
+                .iter()
+                .map(|d| {
+                    Uuid::parse_str(d)
+                        .map(StepId)
+                        .map_err(|e| StoreError::Corrupt(format!("step dependent {d:?}: {e}")))
+                })
+                .collect::<Result<_>>()?,
+            compensation: s.try_get(4)?,
+        });
+    }
+    let plan = plan_retry(status, &steps, request.from.as_deref())?;
+    let resets: Vec<Value> = plan
+        .resets
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id.0.simple().to_string(),
+                "status": r.status.as_str(),
+                "deps": r.deps_remaining,
+            })
+        })
+        .collect();
+    sqlx::query(include_str!("sql/reset_steps.sql"))
+        .bind(Value::Array(resets).to_string())
+        .execute(&mut *conn)
+        .await?;
+    let deadline_ms = super::runs::latest_workflow(conn, &found.workflow, Some(found.version))
+        .await?
+        .and_then(|w| w.spec.run.deadline_ms)
+        .map(|ms| ms.min(i64::MAX as u64) as i64);
+    let group: Option<String> = sqlx::query_scalar(include_str!("sql/reopen_run.sql"))
+        .bind(run)
+        .bind(plan.status.as_str())
+        .bind(plan.resets.len() as i64)
+        .bind(deadline_ms)
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(group) = &group {
+        sqlx::query(include_str!("sql/reopen_group.sql"))
+            .bind(group)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let names: Vec<String> = plan.resets.iter().map(|r| r.name.clone()).collect();
+    settle::insert_event(
+        conn,
+        NewEvent {
+            kind: EventKind::RunRetried,
+            run_id: Some(run),
+            step: None,
+            group: group.as_deref(),
+            data: json!({"from": request.from, "previous": status, "steps": names}),
+        },
+    )
+    .await?;
+    Ok(RetryOutcome::Retried {
+        status: plan.status,
+        steps: names,
+    })
+}
+
+fn run_status(text: String) -> Result<RunStatus> {
+    RunStatus::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("run status {text:?}")))
 }

@@ -85,7 +85,7 @@ impl WorkflowStore for SqliteStore {
     }
 }
 
-async fn latest_workflow(
+pub(super) async fn latest_workflow(
     conn: &mut SqliteConnection,
     name: &str,
     version: Option<i32>,
@@ -150,7 +150,7 @@ impl RunStore for SqliteStore {
             run.steps.push(StepView {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
-                compensates: None,
+                compensates: s.try_get(12)?,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
@@ -359,6 +359,7 @@ impl SqliteStore {
                     "concurrency_key": r.concurrency_key,
                     "priority": r.priority,
                     "steps": r.steps,
+                    "deadline_ms": r.deadline_ms,
                 })
             })
             .collect();
@@ -393,6 +394,7 @@ impl SqliteStore {
                     "b_max": millis(s.retry.backoff.max),
                     "at": s.start_at.map(|t| t.timestamp_millis()),
                     "delay_ms": s.start_after.map(millis),
+                    "compensable": s.compensable,
                 })
             })
             .collect();

@@ -1,5 +1,6 @@
-//! What happens after steps reach a terminal state, shared by complete, fail and
-//! reap: run counters, group counters, and halting a run whose step failed for good.
+//! What happens after steps reach a terminal state, shared by complete, fail, release
+//! and reap: run counters, group counters, halting a run whose step failed for good,
+//! starting a compensation chain, and cancelling revoked steps once they stopped.
 
 use super::opt_time;
 use crate::{Result, StoreError};
@@ -7,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::{Row, SqliteConnection};
 use std::time::Duration;
-use stepwise_core::{Backoff, EventKind, RetryPolicy, RunId, RunStatus};
+use stepwise_core::{Backoff, EventKind, Lease, LeaseToken, RetryPolicy, RunId, RunStatus, StepId};
 use uuid::Uuid;
 
 /// A running step read for an outcome, as by `lock_running_step.sql`.
@@ -23,6 +24,25 @@ pub(super) struct LockedStep {
     pub group: Option<String>,
     /// The run is halting: the step must not go back to the queue.
     pub halted: bool,
+    /// Attempts made before the run's latest retry.
+    pub attempt_base: i64,
+    /// The run was cancelled or timed out while the step ran: any outcome write
+    /// only confirms that it stopped.
+    pub revoked: bool,
+}
+
+impl LockedStep {
+    /// Attempts counted against `max_attempts` (those since the run's latest retry).
+    pub fn attempts_used(&self) -> u32 {
+        (self.attempt - self.attempt_base).max(1) as u32
+    }
+
+    pub fn lease(&self) -> Lease {
+        Lease {
+            step_id: StepId(self.id),
+            token: LeaseToken(self.token),
+        }
+    }
 }
 
 pub(super) async fn lock_running_step(
@@ -55,6 +75,8 @@ pub(super) async fn lock_running_step(
         started_at: opt_time(row.try_get(8)?)?,
         group: row.try_get(9)?,
         halted: row.try_get(10)?,
+        attempt_base: row.try_get(11)?,
+        revoked: row.try_get(12)?,
     }))
 }
 
@@ -176,64 +198,72 @@ pub(super) async fn fail_for_good(
         )
         .await?;
     }
-    close_steps(conn, step.run_id, skipped.len() as i64 + 1).await
+    close_steps(conn, &vec![step.run_id; skipped.len() + 1]).await
 }
 
-/// A run that reached a terminal state in this transaction.
-pub(super) struct FinishedRun {
-    pub id: Uuid,
-    pub status: String,
-    pub group: Option<String>,
+/// A run whose open-step counter reached 0 in this transaction: it ended, or it
+/// started compensating.
+struct FinishedRun {
+    id: Uuid,
+    status: String,
+    group: Option<String>,
 }
 
-impl FinishedRun {
-    pub fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Self> {
-        Ok(Self {
-            id: row.try_get(0)?,
-            status: row.try_get(1)?,
-            group: row.try_get(2)?,
-        })
-    }
+/// Run ids as the JSON array of hex strings the set-based statements unnest.
+pub(super) fn id_list(ids: impl IntoIterator<Item = Uuid>) -> Result<String> {
+    let ids: Vec<String> = ids.into_iter().map(|id| id.simple().to_string()).collect();
+    serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Decrements run `run_id`'s open-step counter by `closed`; at zero the run becomes
-/// terminal (with its event) and its group is counted.
+/// Decrements the open-step counter of each run once per entry in `run_ids`; runs
+/// reaching zero become terminal or start compensating (with their event), and the
+/// ended ones are counted in their groups.
 pub(super) async fn close_steps(
     conn: &mut SqliteConnection,
-    run_id: Uuid,
-    closed: i64,
+    run_ids: &[Uuid],
 ) -> Result<Vec<(RunId, RunStatus)>> {
-    let row = sqlx::query(include_str!("sql/close_run_steps.sql"))
-        .bind(run_id)
-        .bind(closed)
-        .fetch_optional(&mut *conn)
+    if run_ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let rows = sqlx::query(include_str!("sql/close_run_steps.sql"))
+        .bind(id_list(run_ids.iter().copied())?)
+        .fetch_all(&mut *conn)
         .await?;
     let mut finished = Vec::new();
-    if let Some(row) = row {
+    for row in rows {
         if row.try_get::<i64, _>(3)? == 0 {
-            finished.push(FinishedRun::from_row(&row)?);
+            finished.push(FinishedRun {
+                id: row.try_get(0)?,
+                status: row.try_get(1)?,
+                group: row.try_get(2)?,
+            });
         }
     }
     runs_finished(conn, finished).await
 }
 
-/// Writes the terminal event of each finished run and counts them in their groups.
-pub(super) async fn runs_finished(
+/// Writes the event of each run that reached zero open steps; starts the
+/// compensation of those now compensating, and counts the others in their groups
+/// (a compensating run has not ended, so it holds its group open).
+async fn runs_finished(
     conn: &mut SqliteConnection,
     finished: Vec<FinishedRun>,
 ) -> Result<Vec<(RunId, RunStatus)>> {
     if finished.is_empty() {
         return Ok(vec![]);
     }
-    let ids: Vec<String> = finished.iter().map(|r| r.id.simple().to_string()).collect();
     sqlx::query(include_str!("sql/run_finished_events.sql"))
-        .bind(serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        .bind(id_list(finished.iter().map(|r| r.id))?)
         .execute(&mut *conn)
         .await?;
     let mut answer = Vec::with_capacity(finished.len());
     for run in finished {
         let status = RunStatus::parse(&run.status)
             .ok_or_else(|| StoreError::Corrupt(format!("run status {:?}", run.status)))?;
+        if status == RunStatus::Compensating {
+            begin_compensation(conn, run.id).await?;
+            continue;
+        }
         if let Some(group) = &run.group {
             let row = sqlx::query(include_str!("sql/close_group_runs.sql"))
                 .bind(group)
@@ -248,6 +278,105 @@ pub(super) async fn runs_finished(
         answer.push((RunId(run.id), status));
     }
     Ok(answer)
+}
+
+/// Inserts the compensation chain of a run that just started compensating: one step
+/// per completed compensable step, last completed first, each waiting for the one
+/// before it.
+async fn begin_compensation(conn: &mut SqliteConnection, run_id: Uuid) -> Result<()> {
+    let rows = sqlx::query(include_str!("sql/compensable_steps.sql"))
+        .bind(run_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    if rows.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "run {run_id} is compensating with nothing to compensate"
+        )));
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|_| StepId::new().0).collect();
+    let mut chain = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let undoes: String = row.try_get(0)?;
+        chain.push(json!({
+            "id": ids[i].simple().to_string(),
+            "name": format!("{}{undoes}", crate::model::COMPENSATION_PREFIX),
+            "undoes": undoes,
+            "queue": row.try_get::<String, _>(1)?,
+            "priority": row.try_get::<i64, _>(2)?,
+            "max_attempts": row.try_get::<i64, _>(3)?,
+            "b_initial": row.try_get::<i64, _>(4)?,
+            "b_factor": row.try_get::<f64, _>(5)?,
+            "b_max": row.try_get::<i64, _>(6)?,
+            "next": ids.get(i + 1).map(|n| n.simple().to_string()),
+        }));
+    }
+    sqlx::query(include_str!("sql/insert_compensations.sql"))
+        .bind(run_id)
+        .bind(Value::Array(chain).to_string())
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(include_str!("sql/begin_compensation.sql"))
+        .bind(run_id)
+        .bind(ids.len() as i64)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Cancels revoked running steps whose worker reported (any outcome write confirms
+/// the attempt stopped) or whose revocation outlived the lease; returns the runs
+/// that ended. Leases that are not of a revoked running step change nothing.
+pub(super) async fn stop_revoked(
+    conn: &mut SqliteConnection,
+    leases: &[Lease],
+) -> Result<Vec<(RunId, RunStatus)>> {
+    let mut runs = Vec::new();
+    for lease in leases {
+        let Some(row) = sqlx::query(include_str!("sql/stop_revoked_step.sql"))
+            .bind(lease.step_id.0)
+            .bind(lease.token.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            continue;
+        };
+        let run_id: Uuid = row.try_get(0)?;
+        let name: String = row.try_get(1)?;
+        let attempt: i64 = row.try_get(2)?;
+        record_attempt(
+            conn,
+            AttemptRecord {
+                step_id: lease.step_id.0,
+                run_id,
+                number: attempt,
+                worker_id: row.try_get(3)?,
+                token: lease.token.0,
+                started_at: row.try_get(4)?,
+                outcome: "cancelled",
+                error: Some("stopped: the run was cancelled or timed out"),
+                log: None,
+            },
+        )
+        .await?;
+        let group: Option<String> = row.try_get(5)?;
+        let halt: Option<String> = row.try_get(6)?;
+        insert_event(
+            conn,
+            NewEvent {
+                kind: EventKind::StepCancelled,
+                run_id: Some(run_id),
+                step: Some(&name),
+                group: group.as_deref(),
+                data: json!({
+                    "attempt": attempt,
+                    "reason": format!("run {}", halt.as_deref().unwrap_or("cancelled").replace('_', " ")),
+                }),
+            },
+        )
+        .await?;
+        runs.push(run_id);
+    }
+    close_steps(conn, &runs).await
 }
 
 /// Writes the one `group.completed` event, with the count of runs per status.

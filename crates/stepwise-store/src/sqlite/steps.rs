@@ -75,6 +75,9 @@ struct RunOfClaim {
     version: i32,
     input: Value,
     dependency_outputs: Value,
+    /// For a compensation: the output of the step it undoes.
+    compensated_output: Option<Value>,
+    error: Option<String>,
 }
 
 /// Step sequence numbers as the JSON array the set-based statements unnest.
@@ -134,6 +137,8 @@ impl SqliteStore {
                     version: r.try_get(3)?,
                     input: r.try_get(4)?,
                     dependency_outputs: r.try_get(5)?,
+                    compensated_output: r.try_get(6)?,
+                    error: r.try_get(7)?,
                 },
             );
         }
@@ -166,7 +171,13 @@ impl SqliteStore {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
                 },
-                compensating: None,
+                compensating: row
+                    .try_get::<Option<String>, _>(8)?
+                    .map(|step| Compensating {
+                        step,
+                        output: run.compensated_output.unwrap_or(Value::Null),
+                        error: run.error,
+                    }),
             });
         }
         Ok(steps)
@@ -192,7 +203,7 @@ impl SqliteStore {
             .await?;
         let mut accepted = Vec::with_capacity(rows.len());
         let mut leases = HashSet::with_capacity(rows.len());
-        let mut finished_runs = Vec::new();
+        let mut runs = Vec::with_capacity(rows.len());
         if !rows.is_empty() {
             let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
             for row in &rows {
@@ -202,6 +213,7 @@ impl SqliteStore {
                     step_id,
                     token: LeaseToken(row.try_get(2)?),
                 });
+                runs.push(row.try_get::<Uuid, _>(3)?);
             }
             sqlx::query(include_str!("sql/completed_history.sql"))
                 .bind(&input)
@@ -214,21 +226,14 @@ impl SqliteStore {
             ] {
                 sqlx::query(sql).bind(&seqs).execute(&mut *tx).await?;
             }
-            let mut finished = Vec::new();
-            for row in sqlx::query(include_str!("sql/close_completed_runs.sql"))
-                .bind(&seqs)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                if row.try_get::<i64, _>(3)? == 0 {
-                    finished.push(settle::FinishedRun::from_row(&row)?);
-                }
-            }
-            finished_runs = settle::runs_finished(&mut tx, finished).await?;
         }
+        let mut finished_runs = settle::close_steps(&mut tx, &runs).await?;
+        let refused = refused(all.iter().map(|o| o.lease), &leases);
+        // A refused write of a revoked step still tells us its attempt stopped.
+        finished_runs.extend(settle::stop_revoked(&mut tx, &refused).await?);
         tx.commit().await?;
         Ok(BatchReport {
-            refused: refused(all.iter().map(|o| o.lease), &leases),
+            refused,
             accepted,
             finished_runs,
         })
@@ -241,12 +246,16 @@ impl SqliteStore {
         else {
             return Ok(FailOutcome::Refused);
         };
+        if step.revoked {
+            settle::stop_revoked(&mut tx, &[step.lease()]).await?;
+            tx.commit().await?;
+            return Ok(FailOutcome::Stopped);
+        }
         let error = sanitize::text(&failure.error).into_owned();
         let log = sanitize::opt_text(&failure.log);
-        let decision = step.retry.after_failure(
-            step.attempt.max(1) as u32,
-            failure.retryable && !step.halted,
-        );
+        let decision = step
+            .retry
+            .after_failure(step.attempts_used(), failure.retryable && !step.halted);
         settle::record_attempt(
             &mut tx,
             AttemptRecord {
@@ -311,9 +320,12 @@ impl SqliteStore {
 /// Hands running steps back within the caller's transaction (release, deregister).
 pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Result<BatchReport> {
     let leases = first_per_lease(all, |l| *l);
+    let owned: Vec<Lease> = leases.iter().map(|l| **l).collect();
+    // Revoked steps are not handed back: their run is stopping, so they are cancelled.
+    let stopped = settle::stop_revoked(conn, &owned).await?;
     let mut accepted = Vec::with_capacity(leases.len());
     let mut held = HashSet::with_capacity(leases.len());
-    let mut finished_runs = Vec::new();
+    let mut skipped_runs = Vec::new();
     for lease in leases {
         let Some(row) = sqlx::query(include_str!("sql/release_steps.sql"))
             .bind(lease.step_id.0)
@@ -357,6 +369,8 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
         )
         .await?;
         if row.try_get::<String, _>(5)? == "skipped" {
+            let halt: Option<String> = row.try_get(6)?;
+            let reason = format!("run {}", halt.as_deref().unwrap_or("stopped compensating"));
             settle::insert_event(
                 conn,
                 NewEvent {
@@ -364,15 +378,17 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
                     run_id: Some(run_id),
                     step: Some(&name),
                     group: group.as_deref(),
-                    data: json!({"reason": "run failed"}),
+                    data: json!({ "reason": reason }),
                 },
             )
             .await?;
-            finished_runs.extend(settle::close_steps(conn, run_id, 1).await?);
+            skipped_runs.push(run_id);
         }
         accepted.push(lease.step_id);
         held.insert(*lease);
     }
+    let mut finished_runs = settle::close_steps(conn, &skipped_runs).await?;
+    finished_runs.extend(stopped);
     Ok(BatchReport {
         refused: refused(all.iter().copied(), &held),
         accepted,

@@ -130,9 +130,13 @@ impl SqliteStore {
             let Some(step) = settle::lock_running_step(&mut tx, id, token).await? else {
                 continue;
             };
+            if step.revoked {
+                settle::stop_revoked(&mut tx, &[step.lease()]).await?;
+                continue;
+            }
             settle::record_attempt(&mut tx, step.attempt_record("reaped", Some("worker lost")))
                 .await?;
-            let exhausted = step.halted || step.attempt.max(0) as u32 >= step.retry.max_attempts;
+            let exhausted = step.halted || step.attempts_used() >= step.retry.max_attempts;
             settle::insert_event(
                 &mut tx,
                 NewEvent {
@@ -156,6 +160,19 @@ impl SqliteStore {
                 report.steps_retried.push(StepId(id));
             }
         }
+        // Revoked steps whose worker never confirmed the stop within a lease.
+        let overdue = sqlx::query(include_str!("sql/overdue_revoked_steps.sql"))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Lease {
+                    step_id: StepId(row.try_get(0)?),
+                    token: LeaseToken(row.try_get(1)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        settle::stop_revoked(&mut tx, &overdue).await?;
         tx.commit().await?;
         Ok(report)
     }

@@ -76,7 +76,10 @@ pub async fn compensation_runs_in_reverse_completion_order_and_skips_the_unfinis
 
     // a completed last, so it is undone first.
     let first = claim_named(&*store, w, "compensate:a").await;
-    let undo = first.compensating.clone().expect("a compensation says what it undoes");
+    let undo = first
+        .compensating
+        .clone()
+        .expect("a compensation says what it undoes");
     assert_eq!(undo.step, "a");
     assert_eq!(undo.output, json!({"step": "a", "attempt": 1}));
     assert!(undo.error.unwrap_or_default().contains("c broke"));
@@ -88,7 +91,10 @@ pub async fn compensation_runs_in_reverse_completion_order_and_skips_the_unfinis
     let second = claim_named(&*store, w, "compensate:b").await;
     assert_eq!(second.compensating.as_ref().unwrap().step, "b");
     complete_all(&*store, &[second]).await;
-    assert!(claim(&*store, w, 10).await.is_empty(), "c is not compensated");
+    assert!(
+        claim(&*store, w, 10).await.is_empty(),
+        "c is not compensated"
+    );
 
     let view = get_run(&*store, run).await;
     assert_eq!(view.status, RunStatus::Compensated);
@@ -116,7 +122,10 @@ pub async fn compensation_runs_in_reverse_completion_order_and_skips_the_unfinis
 pub async fn a_sibling_completing_while_the_run_fails_is_compensated(store: Arc<dyn Store>) {
     let spec = workflow(
         "sibling",
-        vec![compensated(root("slow")), compensated(permanent(root("bad")))],
+        vec![
+            compensated(root("slow")),
+            compensated(permanent(root("bad"))),
+        ],
     );
     register(&*store, &spec).await;
     let run = start(&*store, "sibling", 1).await[0];
@@ -172,7 +181,10 @@ pub async fn a_failed_compensation_ends_the_run_and_retry_resumes_it(store: Arc<
             from: Some("a".into()),
         })
         .await;
-    assert!(matches!(refused, Err(StoreError::InvalidInput(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::InvalidInput(_))),
+        "{refused:?}"
+    );
     let RetryOutcome::Retried { status, steps } = retry(&*store, run, None).await else {
         panic!("a compensation_failed run can be retried");
     };
@@ -219,7 +231,7 @@ pub async fn cancel_cancels_unstarted_steps_and_revokes_running_ones(store: Arc<
     assert!(claim(&*store, w, 10).await.is_empty());
     assert_eq!(store.revoked_leases(w).await.unwrap(), vec![a.lease]);
 
-    let report = complete(&*store, &[a.clone()]).await;
+    let report = complete(&*store, std::slice::from_ref(&a)).await;
     assert_eq!(report.refused, vec![a.lease], "the late write is refused");
     assert!(report.accepted.is_empty());
     assert_eq!(report.finished_runs, vec![(run, RunStatus::Cancelled)]);
@@ -238,7 +250,10 @@ pub async fn cancel_cancels_unstarted_steps_and_revokes_running_ones(store: Arc<
         cancel(&*store, run, true).await,
         CancelOutcome::AlreadyEnded(RunStatus::Cancelled)
     );
-    assert_eq!(cancel(&*store, RunId::new(), true).await, CancelOutcome::NotFound);
+    assert_eq!(
+        cancel(&*store, RunId::new(), true).await,
+        CancelOutcome::NotFound
+    );
 }
 
 /// Cancel undoes completed steps, unless told not to; a compensating run refuses a
@@ -262,8 +277,14 @@ pub async fn cancel_compensates_unless_told_not_to(store: Arc<dyn Store>) {
         fail(&*store, &b0, true, "stopped").await,
         FailOutcome::Stopped
     );
-    assert_eq!(get_run(&*store, runs[0]).await.status, RunStatus::Compensating);
-    assert_eq!(cancel(&*store, runs[0], true).await, CancelOutcome::Compensating);
+    assert_eq!(
+        get_run(&*store, runs[0]).await.status,
+        RunStatus::Compensating
+    );
+    assert_eq!(
+        cancel(&*store, runs[0], true).await,
+        CancelOutcome::Compensating
+    );
     let undo = claim_named(&*store, w, "compensate:a").await;
     assert_eq!(undo.run_id, runs[0]);
     assert!(matches!(
@@ -271,7 +292,10 @@ pub async fn cancel_compensates_unless_told_not_to(store: Arc<dyn Store>) {
         CancelOutcome::Cancelled { revoked: 1, .. }
     ));
     let report = complete(&*store, &[undo]).await;
-    assert_eq!(report.finished_runs, vec![(runs[0], RunStatus::CompensationFailed)]);
+    assert_eq!(
+        report.finished_runs,
+        vec![(runs[0], RunStatus::CompensationFailed)]
+    );
 
     // Run 1: cancelled without compensation while b runs.
     cancel(&*store, runs[1], false).await;
@@ -289,7 +313,10 @@ pub async fn a_deadline_fires_once_with_racing_checkers(store: Arc<dyn Store>) {
     let runs = start(&*store, "deadline", RUNS).await;
     let w = worker(&*store, secs(3600)).await;
     let running = claim(&*store, w, 10).await;
-    assert!(store.expire_runs(100).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        store.expire_runs(100).await.unwrap().is_empty(),
+        "not due yet"
+    );
     store.advance_clock(secs(61)).await.unwrap();
     let mut checkers = Vec::new();
     for _ in 0..3 {
@@ -308,7 +335,11 @@ pub async fn a_deadline_fires_once_with_racing_checkers(store: Arc<dyn Store>) {
     }
     let distinct: HashSet<RunId> = fired.iter().copied().collect();
     assert_eq!(distinct.len(), fired.len(), "no deadline fired twice");
-    assert_eq!(distinct, runs.iter().copied().collect(), "every deadline fired");
+    assert_eq!(
+        distinct,
+        runs.iter().copied().collect(),
+        "every deadline fired"
+    );
     assert!(store.expire_runs(100).await.unwrap().is_empty());
 
     let mut revoked = store.revoked_leases(w).await.unwrap();
@@ -322,9 +353,11 @@ pub async fn a_deadline_fires_once_with_racing_checkers(store: Arc<dyn Store>) {
         assert_eq!(view.status, RunStatus::TimedOut);
         assert!(view.error.unwrap_or_default().contains("deadline"));
     }
-    let last = *runs.last().unwrap();
-    run_events(&*store, last, EventKind::RunTimedOut).await;
-    let events = read_all_events(&*store, None).await;
+    // Wait for every run's event, then check none came twice.
+    let events = events_when(&*store, None, "run.timed_out of every run", |e| {
+        count(e, EventKind::RunTimedOut) >= RUNS
+    })
+    .await;
     assert_eq!(count(&events, EventKind::RunTimedOut), RUNS);
 }
 
@@ -372,11 +405,17 @@ pub async fn retry_from_resets_only_that_step_and_its_dependents(store: Arc<dyn 
     }
     let b = claim_named(&*store, w, "b").await;
     assert_eq!(b.attempt, 2);
-    assert_eq!(b.dependency_outputs["a"], json!({"step": "a", "attempt": 1}));
+    assert_eq!(
+        b.dependency_outputs["a"],
+        json!({"step": "a", "attempt": 1})
+    );
     complete_all(&*store, &[b]).await;
     let c = claim_named(&*store, w, "c").await;
     complete_all(&*store, &[c]).await;
-    assert!(claim(&*store, w, 10).await.is_empty(), "a and d do not run again");
+    assert!(
+        claim(&*store, w, 10).await.is_empty(),
+        "a and d do not run again"
+    );
     let view = get_run(&*store, run).await;
     assert_eq!(view.status, RunStatus::Completed);
     let outcomes: Vec<&str> = step_of(&view, "c")
@@ -397,7 +436,10 @@ pub async fn retry_from_resets_only_that_step_and_its_dependents(store: Arc<dyn 
         retry(&*store, run, None).await,
         RetryOutcome::NotRetryable(RunStatus::Completed)
     );
-    assert_eq!(retry(&*store, RunId::new(), None).await, RetryOutcome::NotFound);
+    assert_eq!(
+        retry(&*store, RunId::new(), None).await,
+        RetryOutcome::NotFound
+    );
 }
 
 /// A retried member of a completed group completes again without a second
@@ -408,7 +450,9 @@ pub async fn a_retried_group_member_never_completes_its_group_twice(store: Arc<d
         &*store,
         RunBatch {
             group: Some("g".into()),
-            runs: (0..2).map(|i| NewRun::new("member", json!({ "i": i }))).collect(),
+            runs: (0..2)
+                .map(|i| NewRun::new("member", json!({ "i": i })))
+                .collect(),
         },
     )
     .await;
@@ -420,7 +464,13 @@ pub async fn a_retried_group_member_never_completes_its_group_twice(store: Arc<d
     // Retried before the group completes: the group waits for it again.
     retry(&*store, ids[0], None).await;
     complete_all(&*store, &[second]).await;
-    assert!(store.get_group("g").await.unwrap().unwrap().completed_at.is_none());
+    assert!(store
+        .get_group("g")
+        .await
+        .unwrap()
+        .unwrap()
+        .completed_at
+        .is_none());
     let again = claim_named(&*store, w, "only").await;
     fail(&*store, &again, false, "no again").await;
     let group = store.get_group("g").await.unwrap().unwrap();

@@ -2,11 +2,14 @@
 
 use super::{parse_run_id, CliError};
 use serde_json::json;
-use stepwise_store::{
-    CancelOutcome, CancelRequest, RetryOutcome, RetryRequest, RunFilter, Store,
-};
+use stepwise_store::{CancelOutcome, CancelRequest, RetryOutcome, RetryRequest, RunFilter, Store};
 
-pub async fn cancel(store: &dyn Store, id: &str, compensate: bool, json: bool) -> anyhow::Result<()> {
+pub async fn cancel(
+    store: &dyn Store,
+    id: &str,
+    compensate: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let run = parse_run_id(id)?;
     match store.cancel_run(&CancelRequest { run, compensate }).await? {
         CancelOutcome::NotFound => Err(CliError::not_found(format!("no run {run}"))),
@@ -58,7 +61,10 @@ pub async fn retry(
             } else {
                 println!("{run} {status}");
             }
-            eprintln!("run {run} is {status} again; re-running {}", steps.join(", "));
+            eprintln!(
+                "run {run} is {status} again; re-running {}",
+                steps.join(", ")
+            );
             Ok(())
         }
     }
@@ -89,7 +95,10 @@ pub async fn show_group(store: &dyn Store, name: &str, json: bool) -> anyhow::Re
         return Ok(());
     }
     println!("group      {}", group.name);
-    println!("runs       {} ({} not finished)", group.total, group.remaining);
+    println!(
+        "runs       {} ({} not finished)",
+        group.total, group.remaining
+    );
     println!("created    {}", group.created_at.to_rfc3339());
     match group.completed_at {
         Some(t) => println!("completed  {}", t.to_rfc3339()),

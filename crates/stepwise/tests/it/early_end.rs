@@ -59,7 +59,9 @@ fn worker(url: &str, scratch: &Scratch, name: &str, args: &[&str]) -> Background
 }
 
 fn start(url: &str, workflow: &str, input: &str) -> String {
-    ok(url, &["run", workflow, "--input", input]).trim().to_string()
+    ok(url, &["run", workflow, "--input", input])
+        .trim()
+        .to_string()
 }
 
 fn wait_status(url: &str, run: &str, status: &str) -> Value {
@@ -76,7 +78,10 @@ fn slowly<T>(what: &str, within: Duration, mut check: impl FnMut() -> Option<T>)
         if let Some(v) = check() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
 }
@@ -126,7 +131,10 @@ fn cancel_kills_the_child_within_two_seconds(backend: Backend) {
     let _w = worker(url, &scratch, "w", &["--pool", "*=2"]);
     let run = start(url, "slow", "{}");
     let (child, grandchild) = eventually("the step's processes", PATIENCE, || {
-        Some((read_pid(&scratch, "child.pid")?, read_pid(&scratch, "grandchild.pid")?))
+        Some((
+            read_pid(&scratch, "child.pid")?,
+            read_pid(&scratch, "grandchild.pid")?,
+        ))
     });
     let asked = Instant::now();
     let out = ok(url, &["runs", "cancel", &run, "--json"]);
@@ -136,16 +144,25 @@ fn cancel_kills_the_child_within_two_seconds(backend: Backend) {
         (!alive(child) && !alive(grandchild)).then_some(())
     });
     let took = asked.elapsed();
-    assert!(took < Duration::from_secs(2), "the child was killed {took:?} after the cancel");
+    assert!(
+        took < Duration::from_secs(2),
+        "the child was killed {took:?} after the cancel"
+    );
     let view = wait_status(url, &run, "cancelled");
     assert_eq!(step(&view, "wait")["status"], "cancelled");
     let kinds = kinds_of(&events_json(url), &run);
     assert_eq!(kinds.iter().filter(|k| *k == "run.cancelled").count(), 1);
     assert!(kinds.contains(&"step.cancelled".to_string()), "{kinds:?}");
     // Cancelling again is a conflict; an unknown run is not found.
-    assert_eq!(stepwise(url, &["runs", "cancel", &run]).status.code(), Some(3));
+    assert_eq!(
+        stepwise(url, &["runs", "cancel", &run]).status.code(),
+        Some(3)
+    );
     let unknown = "01890000-0000-7000-8000-000000000000";
-    assert_eq!(stepwise(url, &["runs", "cancel", unknown]).status.code(), Some(4));
+    assert_eq!(
+        stepwise(url, &["runs", "cancel", unknown]).status.code(),
+        Some(4)
+    );
 }
 
 const TIMES_OUT: &str = r#"
@@ -168,9 +185,11 @@ fn an_attempt_timeout_kills_the_grandchild_too(backend: Backend) {
     assert_eq!(stuck["error"], "timed out after 1s", "{stuck}");
     let grandchild = read_pid(&scratch, "grandchild.pid").expect("the step started");
     let child = read_pid(&scratch, "child.pid").unwrap();
-    eventually("the timed-out processes gone", Duration::from_secs(10), || {
-        (!alive(child) && !alive(grandchild)).then_some(())
-    });
+    eventually(
+        "the timed-out processes gone",
+        Duration::from_secs(10),
+        || (!alive(child) && !alive(grandchild)).then_some(()),
+    );
 }
 
 const DEADLINE: &str = r#"
@@ -193,11 +212,16 @@ fn a_deadline_times_out_each_run_once_with_three_workers(backend: Backend) {
     let _workers: Vec<Background> = (0..3)
         .map(|i| worker(url, &scratch, &format!("w{i}"), &["--pool", "*=4"]))
         .collect();
-    let runs: Vec<String> = (0..RUNS).map(|i| start(url, "deadline", &format!("{{\"i\": {i}}}"))).collect();
+    let runs: Vec<String> = (0..RUNS)
+        .map(|i| start(url, "deadline", &format!("{{\"i\": {i}}}")))
+        .collect();
     for run in &runs {
         let view = wait_status(url, run, "timed_out");
         assert_eq!(step(&view, "never")["status"], "cancelled");
-        assert!(view["error"].as_str().unwrap().contains("deadline"), "{view}");
+        assert!(
+            view["error"].as_str().unwrap().contains("deadline"),
+            "{view}"
+        );
     }
     let events = events_json(url);
     for run in &runs {
@@ -213,9 +237,11 @@ fn a_deadline_times_out_each_run_once_with_three_workers(backend: Backend) {
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
-    eventually("every timed-out child gone", Duration::from_secs(10), || {
-        pids.iter().all(|p| !alive(*p)).then_some(())
-    });
+    eventually(
+        "every timed-out child gone",
+        Duration::from_secs(10),
+        || pids.iter().all(|p| !alive(*p)).then_some(()),
+    );
 }
 
 /// `undo` appends to the ledger; while `hold` exists, undoing b waits, so a kill -9
@@ -253,7 +279,10 @@ fn compensation_resumes_after_kill_9_in_reverse_order(backend: Backend) {
     let mut first = worker(url, &scratch, "first", &["--lease", "2s"]);
     let run = start(url, "saga", "{}");
     eventually("undoing b started", PATIENCE, || {
-        ledger(&scratch).iter().any(|l| l.starts_with("undo b")).then_some(())
+        ledger(&scratch)
+            .iter()
+            .any(|l| l.starts_with("undo b"))
+            .then_some(())
     });
     assert_eq!(run_json(url, &run)["status"], "compensating");
     first.signal(Signal::SIGKILL);
@@ -313,7 +342,11 @@ fn retry_from_reruns_only_that_step_and_its_dependents(backend: Backend) {
     let b = step(&view, "b");
     assert_eq!(b["attempts"], 2);
     let retried = stepwise(url, &["runs", "retry", &run]);
-    assert_eq!(retried.status.code(), Some(3), "a completed run is not retried");
+    assert_eq!(
+        retried.status.code(),
+        Some(3),
+        "a completed run is not retried"
+    );
 }
 
 const MEMBER: &str = r#"
@@ -332,7 +365,17 @@ fn groups_complete_exactly_once_despite_kill_9(backend: Backend) {
     let inputs: String = (0..MEMBERS).map(|i| format!("{{\"i\": {i}}}\n")).collect();
     let inputs = scratch.write("inputs.jsonl", &inputs);
     for g in 0..GROUPS {
-        ok(url, &["run", "member", "--inputs", path(&inputs), "--group", &format!("g{g}")]);
+        ok(
+            url,
+            &[
+                "run",
+                "member",
+                "--inputs",
+                path(&inputs),
+                "--group",
+                &format!("g{g}"),
+            ],
+        );
     }
     let mut first = worker(url, &scratch, "first", &["--pool", "*=8", "--lease", "2s"]);
     let _second = worker(url, &scratch, "second", &["--pool", "*=8", "--lease", "2s"]);
@@ -356,18 +399,25 @@ fn groups_complete_exactly_once_despite_kill_9(backend: Backend) {
     let mut completions = BTreeMap::<String, usize>::new();
     let events = slowly("every group.completed served", PATIENCE, || {
         let events = events_json(url);
-        let n = events.iter().filter(|e| e["kind"] == "group.completed").count();
+        let n = events
+            .iter()
+            .filter(|e| e["kind"] == "group.completed")
+            .count();
         (n >= GROUPS).then_some(events)
     });
     for e in events.iter().filter(|e| e["kind"] == "group.completed") {
-        *completions.entry(e["group"].as_str().unwrap().to_string()).or_default() += 1;
+        *completions
+            .entry(e["group"].as_str().unwrap().to_string())
+            .or_default() += 1;
         assert_eq!(e["data"]["counts"]["completed"], MEMBERS, "{e}");
     }
     assert_eq!(completions.len(), GROUPS);
     assert!(completions.values().all(|n| *n == 1), "{completions:?}");
-    let shown: Value =
-        serde_json::from_str(&ok(url, &["groups", "show", "g7", "--json"])).unwrap();
+    let shown: Value = serde_json::from_str(&ok(url, &["groups", "show", "g7", "--json"])).unwrap();
     assert_eq!(shown["remaining"], 0);
     assert_eq!(shown["runs"].as_array().unwrap().len(), MEMBERS);
-    assert_eq!(stepwise(url, &["groups", "show", "nope"]).status.code(), Some(4));
+    assert_eq!(
+        stepwise(url, &["groups", "show", "nope"]).status.code(),
+        Some(4)
+    );
 }

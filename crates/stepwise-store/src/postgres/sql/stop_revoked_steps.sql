@@ -19,7 +19,7 @@ history AS (
 events AS (
     INSERT INTO event (kind, run_id, step, group_name, data)
     SELECT 'step.cancelled', x.run_id, x.name, r.group_name,
-           jsonb_build_object('attempt', x.attempt, 'reason', 'run ' || coalesce(r.halt, 'cancelled'))
+           jsonb_build_object('attempt', x.attempt, 'reason', 'run ' || replace(coalesce(r.halt, 'cancelled'), '_', ' '))
     FROM stopped x
     JOIN run r ON r.id = x.run_id
 )

@@ -69,7 +69,7 @@ CREATE TABLE step (
     status TEXT NOT NULL,
     priority INTEGER NOT NULL,
     deps_remaining INTEGER NOT NULL,
-    -- JSON array of the dependents' ids (hyphenated text).
+    -- JSON array of the dependents' ids (hex text).
     dependents TEXT NOT NULL,
     attempt INTEGER NOT NULL DEFAULT 0,
     max_attempts INTEGER NOT NULL,

@@ -1,5 +1,6 @@
 -- ?1 queue, ?2 limit, ?3 worker id. The write lock (BEGIN IMMEDIATE) makes the
 -- pick and the update one atomic step, so IN (subquery) cannot over-claim here.
+-- The budget since the run's latest retry is what the worker sees as max_attempts.
 UPDATE step
 SET status = 'running',
     attempt = attempt + 1,
@@ -17,4 +18,5 @@ WHERE seq IN (
     ORDER BY priority DESC, seq
     LIMIT ?2
 )
-RETURNING seq, id, name, queue, attempt, max_attempts, lease_token, priority
+RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base, lease_token, priority,
+          compensates

@@ -2,12 +2,13 @@
 -- an absolute "at" or a "delay_ms" from now.
 INSERT INTO step (id, run_id, name, queue, status, priority, deps_remaining, dependents,
                   max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms,
-                  run_after)
+                  run_after, compensable)
 SELECT unhex(s ->> '$.id'), unhex(s ->> '$.run_id'), s ->> '$.name', s ->> '$.queue',
        s ->> '$.status', s ->> '$.priority', s ->> '$.deps', s -> '$.dependents',
        s ->> '$.max_attempts', s ->> '$.b_initial', s ->> '$.b_factor', s ->> '$.b_max',
        CASE WHEN s ->> '$.status' = 'scheduled'
             THEN coalesce(s ->> '$.at', (SELECT now_ms FROM db_clock) + (s ->> '$.delay_ms'))
-       END
+       END,
+       s ->> '$.compensable'
 FROM (SELECT j.key AS k, j.value AS s FROM json_each(?1) j)
 ORDER BY k

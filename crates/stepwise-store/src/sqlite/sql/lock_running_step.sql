@@ -1,8 +1,12 @@
 -- ?1 step id, ?2 lease token: the step, if it still runs under that lease. The
--- write transaction already holds the database lock.
+-- write transaction already holds the database lock. A forward step is halted when
+-- its run stops early; a compensation only when the run gave up compensating
+-- (`cancel --no-compensate`).
 SELECT s.run_id, s.name, s.attempt, s.max_attempts, s.backoff_initial_ms,
        s.backoff_factor, s.backoff_max_ms, s.worker_id, s.started_at, r.group_name,
-       r.halt IS NOT NULL AS halted
+       CASE WHEN s.compensates IS NULL THEN r.halt IS NOT NULL ELSE r.no_compensate END
+           AS halted,
+       s.attempt_base, s.revoked_at IS NOT NULL AS revoked
 FROM step s
 JOIN run r ON r.id = s.run_id
 WHERE s.id = ?1 AND s.lease_token = ?2 AND s.status = 'running'

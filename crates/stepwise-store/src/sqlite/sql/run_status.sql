@@ -1,0 +1,1 @@
+SELECT status FROM run WHERE id = ?1
