@@ -40,7 +40,11 @@ fn migrate_creates_the_schema_and_is_idempotent() {
             String::from_utf8_lossy(&out.stderr)
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("schema at version 1 (sqlite)"), "{stderr}");
+        let expected = format!(
+            "schema at version {} (sqlite)",
+            stepwise::store::SCHEMA_VERSION
+        );
+        assert!(stderr.contains(&expected), "{stderr}");
         assert!(out.stdout.is_empty(), "migrate prints nothing on stdout");
     }
     assert!(dir.join("stepwise.db").exists());
