@@ -27,6 +27,7 @@
 //! file names in both, and each backend carries its own `migrations/`.
 
 mod error;
+pub mod explain;
 pub mod model;
 mod plan;
 pub mod postgres;
@@ -47,7 +48,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or

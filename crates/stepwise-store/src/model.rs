@@ -320,6 +320,8 @@ pub struct StepView {
     pub name: String,
     /// For a compensation step: the forward step it undoes.
     pub compensates: Option<String>,
+    /// The resource lock the step holds while it runs (its template rendered).
+    pub resource: Option<String>,
     pub queue: String,
     /// As people see it: `scheduled` is shown as `pending` with `run_after`.
     pub status: StepStatus,
@@ -444,4 +446,113 @@ pub struct StepActivity {
     pub completed: i64,
     pub first_started: Option<DateTime<Utc>>,
     pub last_finished: Option<DateTime<Utc>>,
+}
+
+/// A queue's depth, as `stepwise queues` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct QueueStats {
+    pub name: String,
+    pub paused: bool,
+    /// Claimable now (backoffs and delayed starts not included).
+    pub pending: i64,
+    /// Waiting out a backoff or a delayed start.
+    pub scheduled: i64,
+    pub running: i64,
+    /// When the oldest claimable step became claimable (its run's creation or its
+    /// last retry), on the database clock.
+    pub oldest_pending_since: Option<DateTime<Utc>>,
+}
+
+/// A concurrency key: its limit and who holds or waits for its slots.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConcurrencyKeyView {
+    pub key: String,
+    pub limit: u32,
+    /// Runs holding a slot.
+    pub active: i64,
+    /// Runs waiting for one.
+    pub waiting: i64,
+    /// The limit was set by an operator (`queues set-limit`), so workflows no longer
+    /// change it.
+    pub limit_set: bool,
+}
+
+/// A concurrency key's line: the runs holding its slots and the runs waiting, oldest
+/// first (by the sequence they joined the line with).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KeyLine {
+    pub key: String,
+    pub limit: u32,
+    pub holders: Vec<RunId>,
+    pub waiting: Vec<RunId>,
+}
+
+/// Who holds a resource lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HolderKind {
+    /// A running step (the holder id is the step id).
+    Step,
+    /// A client of the HTTP API.
+    Api,
+    /// `stepwise locks acquire`.
+    Cli,
+}
+
+impl HolderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderKind::Step => "step",
+            HolderKind::Api => "api",
+            HolderKind::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "step" => Some(HolderKind::Step),
+            "api" => Some(HolderKind::Api),
+            "cli" => Some(HolderKind::Cli),
+            _ => None,
+        }
+    }
+}
+
+/// Take a resource lock for an operator or a client.
+#[derive(Clone, Debug)]
+pub struct LockRequest {
+    pub name: String,
+    pub ttl: Duration,
+    pub holder_kind: HolderKind,
+    /// Who asks, e.g. `cli:alice@host`.
+    pub holder_id: String,
+}
+
+/// A resource lock as stored (the token is only shown to whoever acquired it).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LockView {
+    pub name: String,
+    pub holder_kind: HolderKind,
+    pub holder_id: String,
+    pub acquired_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What asking for a lock did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LockOutcome {
+    /// Taken: release it with `token`.
+    Acquired { lock: LockView, token: uuid::Uuid },
+    /// Someone holds it (a held lock is refused even to its holder).
+    Held(LockView),
+}
+
+/// What releasing a lock did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReleaseOutcome {
+    Released,
+    /// Nobody holds it (it may have expired and been swept).
+    NotHeld,
+    /// It is held under another token; nothing changed.
+    WrongToken(LockView),
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
 use stepwise_core::spec::PlannedStep;
-use stepwise_core::{RetryPolicy, RunId, StepId, StepStatus};
+use stepwise_core::{RetryPolicy, RunId, StepId, StepStatus, Template};
 
 pub(crate) struct RunRow {
     pub id: RunId,
@@ -21,6 +21,9 @@ pub(crate) struct RunRow {
     pub steps: i32,
     /// The workflow's run deadline, counted from creation on the database clock.
     pub deadline_ms: Option<i64>,
+    /// The limit of `concurrency_key` the workflow asks for (1 when the key came
+    /// from the caller and the workflow names none).
+    pub concurrency_limit: i32,
 }
 
 pub(crate) struct StepRow {
@@ -35,6 +38,8 @@ pub(crate) struct StepRow {
     pub retry: RetryPolicy,
     /// The workflow gives the step a compensation.
     pub compensable: bool,
+    /// The resource lock the step takes while it runs (template rendered).
+    pub resource: Option<String>,
     /// For a delayed root step: when it becomes claimable (absolute or relative to
     /// the database clock at insert).
     pub start_at: Option<DateTime<Utc>>,
@@ -45,6 +50,8 @@ struct WorkflowPlan {
     version: i32,
     steps: Vec<PlannedStep>,
     compensable: Vec<bool>,
+    resources: Vec<Option<Template>>,
+    concurrency: Option<(Template, u32)>,
     deadline_ms: Option<i64>,
 }
 
@@ -72,7 +79,7 @@ pub(crate) fn check_group(group: &Option<String>) -> Result<()> {
     check_key("group name", group)
 }
 
-fn check_key(what: &str, key: &Option<String>) -> Result<()> {
+pub(crate) fn check_key(what: &str, key: &Option<String>) -> Result<()> {
     match key {
         Some(k) if k.is_empty() || k.len() > MAX_KEY_LEN || k.contains('\0') => {
             Err(StoreError::InvalidInput(format!(
@@ -94,6 +101,20 @@ impl RunPlan {
                     version: stored.version,
                     steps: spec.plan()?,
                     compensable: spec.steps.iter().map(|s| s.compensate.is_some()).collect(),
+                    resources: spec
+                        .steps
+                        .iter()
+                        .map(|s| s.resource.as_deref().map(Template::parse).transpose())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| StoreError::InvalidInput(e.to_string()))?,
+                    concurrency: match &spec.run.concurrency {
+                        Some(c) => Some((
+                            Template::parse(&c.key)
+                                .map_err(|e| StoreError::InvalidInput(e.to_string()))?,
+                            c.limit,
+                        )),
+                        None => None,
+                    },
                     deadline_ms: spec
                         .run
                         .deadline_ms
@@ -121,6 +142,22 @@ impl RunPlan {
                 .get(run.workflow.as_str())
                 .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
             let steps = &workflow.steps;
+            let render = |what: &str, t: &Template| {
+                t.render(&run.input).map_err(|e| {
+                    StoreError::InvalidInput(format!(
+                        "{what} of workflow {:?} cannot be made from the run's input: {e}",
+                        run.workflow
+                    ))
+                })
+            };
+            // The caller's key wins over the workflow's template.
+            let concurrency_key = match (&run.concurrency_key, &workflow.concurrency) {
+                (Some(key), _) => Some(key.clone()),
+                (None, Some((template, _))) => Some(render("the concurrency key", template)?),
+                (None, None) => None,
+            };
+            check_key("concurrency key", &concurrency_key)?;
+            let keyed = concurrency_key.is_some();
             let run_id = RunId::new();
             let ids: Vec<StepId> = steps.iter().map(|_| StepId::new()).collect();
             let (start_at, start_after) = match run.start {
@@ -131,11 +168,17 @@ impl RunPlan {
             let delayed = !matches!(run.start, StartAt::Now);
             for (i, step) in steps.iter().enumerate() {
                 let root = step.dependencies.is_empty();
-                let status = match (root, delayed) {
-                    (false, _) => StepStatus::Blocked,
-                    (true, false) => StepStatus::Pending,
-                    (true, true) => StepStatus::Scheduled,
+                // A keyed run's roots wait, blocked, until the run is admitted.
+                let status = match (root, delayed, keyed) {
+                    (false, _, _) | (true, _, true) => StepStatus::Blocked,
+                    (true, false, false) => StepStatus::Pending,
+                    (true, true, false) => StepStatus::Scheduled,
                 };
+                let resource = match &workflow.resources[i] {
+                    Some(t) => Some(render(&format!("the resource of step {:?}", step.name), t)?),
+                    None => None,
+                };
+                check_key("resource name", &resource)?;
                 plan.steps.push(StepRow {
                     id: ids[i],
                     run_id,
@@ -147,6 +190,7 @@ impl RunPlan {
                     dependents: step.dependents.iter().map(|&d| ids[d]).collect(),
                     retry: step.retry,
                     compensable: workflow.compensable[i],
+                    resource,
                     start_at: if root { start_at } else { None },
                     start_after: if root { start_after } else { None },
                 });
@@ -157,10 +201,14 @@ impl RunPlan {
                 version: workflow.version,
                 input: run.input.clone(),
                 idempotency_key: run.idempotency_key.clone(),
-                concurrency_key: run.concurrency_key.clone(),
+                concurrency_key,
                 priority: run.priority,
                 steps: steps.len() as i32,
                 deadline_ms: workflow.deadline_ms,
+                concurrency_limit: workflow
+                    .concurrency
+                    .as_ref()
+                    .map_or(1, |(_, limit)| (*limit).min(i32::MAX as u32) as i32),
             });
         }
         Ok(plan)

@@ -105,6 +105,32 @@ pub trait ControlStore: Send + Sync {
     }
 }
 
+/// Flow control: concurrency keys, paused queues and resource locks.
+#[async_trait]
+pub trait FlowStore: Send + Sync {
+    /// Every queue a workflow uses, with its depth.
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>>;
+    /// Pauses or resumes a queue: a paused queue's steps are not claimed (running
+    /// ones finish). Returns false for an unknown queue.
+    async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<bool>;
+    /// Every concurrency key with its limit, holders and waiters counted.
+    async fn concurrency_keys(&self) -> Result<Vec<ConcurrencyKeyView>>;
+    /// One key's line (`None` for a key no run ever had).
+    async fn key_line(&self, key: &str) -> Result<Option<KeyLine>>;
+    /// Sets a key's limit (creating the key if needed); raising it admits waiting
+    /// runs in the same transaction.
+    async fn set_key_limit(&self, key: &str, limit: u32) -> Result<ConcurrencyKeyView>;
+    /// Takes a free (or expired) lock; a held one is refused, naming its holder.
+    async fn acquire_lock(&self, request: &LockRequest) -> Result<LockOutcome>;
+    /// Gives a lock back; only its token does.
+    async fn release_lock(&self, name: &str, token: uuid::Uuid) -> Result<ReleaseOutcome>;
+    /// Takes a lock away from whoever holds it, leaving a `lock.force_released`
+    /// event with the reason; returns the holder it had.
+    async fn force_release_lock(&self, name: &str, reason: &str) -> Result<Option<LockView>>;
+    /// Locks held now (expired ones are not listed).
+    async fn list_locks(&self) -> Result<Vec<LockView>>;
+}
+
 /// Workers, heartbeats and the reaper.
 #[async_trait]
 pub trait WorkerStore: Send + Sync {
@@ -156,6 +182,7 @@ pub trait Store:
     + RunStore
     + StepStore
     + ControlStore
+    + FlowStore
     + WorkerStore
     + EventStore
     + ClockStore
@@ -168,6 +195,7 @@ impl<T> Store for T where
         + RunStore
         + StepStore
         + ControlStore
+        + FlowStore
         + WorkerStore
         + EventStore
         + ClockStore

@@ -127,7 +127,7 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
         return Ok(StopOutcome::Unchanged(status));
     }
     match (reason, status) {
-        (StopReason::Deadline, RunStatus::Running) if overdue => {
+        (StopReason::Deadline, RunStatus::Running | RunStatus::Pending) if overdue => {
             sqlx::query(include_str!("sql/stop_run.sql"))
                 .bind(run)
                 .bind(RunStatus::TimedOut.as_str())
@@ -264,6 +264,9 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
         .bind(deadline_ms)
         .fetch_one(&mut *conn)
         .await?;
+    if plan.status == RunStatus::Running {
+        super::flow::rejoin_line(conn, run).await?;
+    }
     if let Some(group) = &group {
         sqlx::query(include_str!("sql/reopen_group.sql"))
             .bind(group)
@@ -285,8 +288,13 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
     sqlx::query(include_str!("sql/notify_work.sql"))
         .execute(&mut *conn)
         .await?;
+    // A keyed run may wait in its line now.
+    let status: String = sqlx::query_scalar("SELECT status FROM run WHERE id = $1")
+        .bind(run)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(RetryOutcome::Retried {
-        status: plan.status,
+        status: run_status(status)?,
         steps: names,
     })
 }

@@ -158,6 +158,7 @@ impl RunStore for PgStore {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
                 compensates: s.try_get(12)?,
+                resource: s.try_get(13)?,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
@@ -354,6 +355,27 @@ async fn create_runs_in(tx: &mut PgConnection, batch: &RunBatch) -> Result<Vec<C
         }
     }
     let plan = RunPlan::build(&batch.runs, &specs)?;
+    let keys = super::flow::lock_keys(tx, &plan).await?;
+    let keyed = plan
+        .runs
+        .iter()
+        .filter(|r| r.concurrency_key.is_some())
+        .count();
+    let mut line_seqs: Vec<i64> = if keyed == 0 {
+        vec![]
+    } else {
+        sqlx::query_scalar(include_str!("sql/draw_line_seqs.sql"))
+            .bind(keyed as i64)
+            .fetch_all(&mut *tx)
+            .await?
+    };
+    line_seqs.sort_unstable();
+    let mut line_seqs = line_seqs.into_iter();
+    let line_seqs: Vec<Option<i64>> = plan
+        .runs
+        .iter()
+        .map(|r| r.concurrency_key.as_ref().and_then(|_| line_seqs.next()))
+        .collect();
     let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
         .bind(plan.runs.iter().map(|r| r.id.0).collect::<Vec<_>>())
         .bind(
@@ -385,6 +407,7 @@ async fn create_runs_in(tx: &mut PgConnection, batch: &RunBatch) -> Result<Vec<C
         .bind(plan.runs.iter().map(|r| r.steps).collect::<Vec<_>>())
         .bind(&batch.group)
         .bind(plan.runs.iter().map(|r| r.deadline_ms).collect::<Vec<_>>())
+        .bind(&line_seqs)
         .fetch_all(&mut *tx)
         .await?;
     let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
@@ -394,6 +417,9 @@ async fn create_runs_in(tx: &mut PgConnection, batch: &RunBatch) -> Result<Vec<C
         .filter(|s| inserted.contains(&s.run_id.0))
         .collect();
     insert_steps(tx, &steps).await?;
+    for key in &keys {
+        super::flow::admit(tx, key).await?;
+    }
     if !steps.is_empty() {
         sqlx::query(include_str!("sql/notify_work.sql"))
             .execute(&mut *tx)
@@ -474,6 +500,7 @@ async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()>
         .bind(at)
         .bind(delay)
         .bind(steps.iter().map(|s| s.compensable).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.resource.clone()).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())

@@ -185,6 +185,7 @@ pub(super) async fn close_steps(
         .fetch_all(&mut *conn)
         .await?;
     let mut finished = Vec::with_capacity(rows.len());
+    let mut ended = Vec::new();
     let mut groups = Vec::new();
     for row in rows {
         let status: String = row.try_get(1)?;
@@ -196,11 +197,13 @@ pub(super) async fn close_steps(
             continue;
         }
         finished.push((RunId(run_id), status));
+        ended.push(run_id);
         if let Some(group) = row.try_get::<Option<String>, _>(2)? {
             groups.push(group);
         }
     }
     close_group_runs(conn, &groups).await?;
+    super::flow::release_slots(conn, &ended).await?;
     Ok(finished)
 }
 
@@ -276,7 +279,23 @@ pub(super) async fn stop_revoked(
         .bind(&tokens)
         .fetch_all(&mut *conn)
         .await?;
+    if !runs.is_empty() {
+        release_step_locks(conn, &ids).await?;
+    }
     close_steps(conn, &runs).await
+}
+
+/// Frees the resource locks held by steps whose outcome was just recorded.
+pub(super) async fn release_step_locks(conn: &mut PgConnection, steps: &[Uuid]) -> Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<String> = steps.iter().map(Uuid::to_string).collect();
+    sqlx::query(include_str!("sql/release_step_locks.sql"))
+        .bind(&ids)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 async fn close_group_runs(conn: &mut PgConnection, groups: &[String]) -> Result<()> {

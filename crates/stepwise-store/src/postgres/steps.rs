@@ -57,12 +57,20 @@ impl PgStore {
             if want == 0 {
                 break;
             }
-            let rows = sqlx::query(include_str!("sql/claim_steps.sql"))
-                .bind(queue)
-                .bind(want as i64)
-                .bind(request.worker.0)
-                .fetch_all(&mut *tx)
-                .await?;
+            // Steps that need a resource lock first: the plain claim never looks at
+            // locks, so under load it would starve them.
+            let mut rows = claim_with_locks(&mut tx, queue, want, request.worker).await?;
+            let want = want - rows.len();
+            if want > 0 {
+                rows.extend(
+                    sqlx::query(include_str!("sql/claim_steps.sql"))
+                        .bind(queue)
+                        .bind(want as i64)
+                        .bind(request.worker.0)
+                        .fetch_all(&mut *tx)
+                        .await?,
+                );
+            }
             for row in rows {
                 claimed.push(ClaimedStep {
                     lease: Lease {
@@ -118,7 +126,11 @@ impl PgStore {
         let mut leases = HashSet::with_capacity(rows.len());
         let mut runs = Vec::with_capacity(rows.len());
         let mut dependents = Vec::new();
+        let mut locked = Vec::new();
         for row in rows {
+            if row.try_get::<bool, _>(4)? {
+                locked.push(row.try_get::<Uuid, _>(0)?);
+            }
             let step_id = StepId(row.try_get(0)?);
             accepted.push(step_id);
             leases.insert(Lease {
@@ -138,6 +150,7 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        settle::release_step_locks(&mut tx, &locked).await?;
         let mut finished_runs = settle::close_steps(&mut tx, &runs).await?;
         let refused = refused(all.iter().map(|o| o.lease), &leases);
         // A refused write of a revoked step still tells us its attempt stopped.
@@ -162,6 +175,7 @@ impl PgStore {
             tx.commit().await?;
             return Ok(FailOutcome::Stopped);
         }
+        settle::release_step_locks(&mut tx, &[step.id]).await?;
         let error = sanitize::text(&failure.error).into_owned();
         let log = sanitize::opt_text(&failure.log);
         let decision = step
@@ -263,6 +277,11 @@ pub(super) async fn release_in(conn: &mut PgConnection, all: &[Lease]) -> Result
         .fetch_all(&mut *conn)
         .await?;
     let mut accepted = Vec::with_capacity(rows.len());
+    let released: Vec<Uuid> = rows
+        .iter()
+        .map(|r| r.try_get::<Uuid, _>(0))
+        .collect::<std::result::Result<_, _>>()?;
+    settle::release_step_locks(conn, &released).await?;
     let mut held = HashSet::with_capacity(rows.len());
     let mut skipped_runs = Vec::new();
     for row in rows {
@@ -283,4 +302,62 @@ pub(super) async fn release_in(conn: &mut PgConnection, all: &[Lease]) -> Result
         accepted,
         finished_runs,
     })
+}
+
+/// Claims up to `want` steps of `queue` that need a resource lock, taking each lock in
+/// this transaction: a step is claimed only with its lock, and two claimers racing
+/// for one resource get it once (the second waits for the first's lock row, then
+/// finds it held and moves on).
+async fn claim_with_locks(
+    conn: &mut PgConnection,
+    queue: &str,
+    want: usize,
+    worker: stepwise_core::WorkerId,
+) -> Result<Vec<sqlx::postgres::PgRow>> {
+    let candidates = sqlx::query(include_str!("sql/resource_candidates.sql"))
+        .bind(queue)
+        .bind(want as i64 * 2)
+        .bind(worker.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut rows = Vec::new();
+    let mut taken = HashSet::new();
+    for candidate in candidates {
+        if rows.len() == want {
+            break;
+        }
+        let id: Uuid = candidate.try_get(0)?;
+        let resource: String = candidate.try_get(1)?;
+        if !taken.insert(resource.clone()) {
+            continue;
+        }
+        let token = Uuid::new_v4();
+        let got: Option<String> = sqlx::query_scalar(include_str!("sql/take_step_lock.sql"))
+            .bind(&resource)
+            .bind(id)
+            .bind(token)
+            .bind(worker.0)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if got.is_none() {
+            continue;
+        }
+        match sqlx::query(include_str!("sql/claim_step.sql"))
+            .bind(id)
+            .bind(1i64)
+            .bind(worker.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            Some(row) => rows.push(row),
+            None => {
+                sqlx::query(include_str!("sql/drop_lock.sql"))
+                    .bind(&resource)
+                    .bind(token)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(rows)
 }

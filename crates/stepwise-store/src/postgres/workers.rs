@@ -31,10 +31,15 @@ impl WorkerStore for PgStore {
             .bind(worker.0)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match expires_at {
-            Some(expires_at) => Heartbeat::Alive { expires_at },
-            None => Heartbeat::Reaped,
-        })
+        let Some(expires_at) = expires_at else {
+            return Ok(Heartbeat::Reaped);
+        };
+        // The locks of its running steps live as long as its lease (plus a margin).
+        sqlx::query(include_str!("sql/extend_step_locks.sql"))
+            .bind(worker.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(Heartbeat::Alive { expires_at })
     }
 
     async fn deregister_worker(&self, worker: WorkerId) -> Result<BatchReport> {
@@ -175,6 +180,9 @@ impl PgStore {
             })
             .collect::<Result<_>>()?;
         settle::stop_revoked(&mut tx, &overdue).await?;
+        sqlx::query(include_str!("sql/sweep_locks.sql"))
+            .execute(&mut *tx)
+            .await?;
         if !report.steps_retried.is_empty() {
             sqlx::query(include_str!("sql/notify_work.sql"))
                 .execute(&mut *tx)

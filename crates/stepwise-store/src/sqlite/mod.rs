@@ -9,6 +9,7 @@
 
 mod control;
 mod events;
+mod flow;
 mod runs;
 mod settle;
 mod steps;
@@ -25,6 +26,7 @@ use std::time::Duration;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_early_end.sql")),
+    (3, include_str!("migrations/0003_flow_control.sql")),
 ];
 
 /// Stepwise on SQLite.

@@ -151,6 +151,7 @@ impl RunStore for SqliteStore {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
                 compensates: s.try_get(12)?,
+                resource: None,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?

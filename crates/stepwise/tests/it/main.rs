@@ -7,5 +7,7 @@ mod cli;
 mod crash;
 mod early_end;
 mod executors;
+mod flow;
+mod flow_cli;
 mod library;
 mod support;

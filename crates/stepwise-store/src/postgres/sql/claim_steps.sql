@@ -6,6 +6,8 @@ WITH picked AS (
     FROM step s
     WHERE s.status = 'pending'
       AND s.queue = $1
+      AND s.resource IS NULL
+      AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.name = $1 AND q.paused)
       AND EXISTS (SELECT 1 FROM worker w
                   WHERE w.id = $3 AND w.status = 'alive' AND w.expires_at > stepwise_now())
     ORDER BY s.priority DESC, s.seq

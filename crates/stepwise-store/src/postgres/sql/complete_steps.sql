@@ -8,7 +8,8 @@ WITH done AS (
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
       AND s.revoked_at IS NULL
     RETURNING s.id, s.run_id, s.name, s.attempt, s.worker_id, s.lease_token,
-              s.started_at, s.finished_at, s.dependents, i.log
+              s.started_at, s.finished_at, s.dependents, i.log,
+              s.resource IS NOT NULL AS locked
 ),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
@@ -24,4 +25,4 @@ events AS (
     FROM done d
     JOIN run r ON r.id = d.run_id
 )
-SELECT id, run_id, dependents, lease_token FROM done
+SELECT id, run_id, dependents, lease_token, locked FROM done

@@ -1,19 +1,22 @@
 -- One row per new run; a taken (workflow, idempotency key) inserts nothing, and the
 -- caller looks the existing run up. ON CONFLICT waits for a racing insert to commit.
--- A deadline counts from creation ($10: ms, or NULL for none).
+-- A deadline counts from creation ($10: ms, or NULL for none). A run with a
+-- concurrency key ($11: its place in the key's line) waits `pending` for admission.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::jsonb[], $5::text[],
-                $6::text[], $7::integer[], $8::integer[], $10::bigint[])
+                $6::text[], $7::integer[], $8::integer[], $10::bigint[], $11::bigint[])
          WITH ORDINALITY AS i(id, workflow, version, input, idem, ckey, priority, steps,
-                              deadline_ms, ord)
+                              deadline_ms, line_seq, ord)
 ),
 inserted AS (
     INSERT INTO run (id, workflow, workflow_version, status, input, idempotency_key,
                      concurrency_key, group_name, priority, steps_total, steps_open,
-                     started_at, deadline_at)
-    SELECT id, workflow, version, 'running', input, idem, ckey, $9, priority, steps,
-           steps, stepwise_now(), stepwise_now() + deadline_ms * interval '1 millisecond'
+                     started_at, deadline_at, line_seq)
+    SELECT id, workflow, version, CASE WHEN ckey IS NULL THEN 'running' ELSE 'pending' END,
+           input, idem, ckey, $9, priority, steps, steps,
+           CASE WHEN ckey IS NULL THEN stepwise_now() END,
+           stepwise_now() + deadline_ms * interval '1 millisecond', line_seq
     FROM input
     ORDER BY ord
     ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

@@ -1,0 +1,330 @@
+//! `runs explain`: why a run, or each of its unfinished steps, is not running.
+//!
+//! Composed from the store's ordinary reads (the run, its workflow, the key's line,
+//! the locks, the live workers), so both backends explain alike. The answer is a
+//! snapshot assembled from several reads; it can be a moment out of date, never
+//! wrong about what it names.
+
+use crate::model::*;
+use crate::{Result, Store};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::fmt;
+use stepwise_core::{RunId, RunStatus, StepStatus, WorkerId};
+
+/// Why a run, or a step, is where it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// Steps it depends on have not completed.
+    WaitingForDependencies { steps: Vec<String> },
+    /// The run waits for a slot of its concurrency key.
+    WaitingForSlot {
+        key: String,
+        /// 1-based place in the key's line.
+        position: usize,
+        limit: u32,
+        holders: Vec<RunId>,
+    },
+    /// The step's resource lock is held by someone else.
+    WaitingForResource {
+        resource: String,
+        holder_kind: HolderKind,
+        holder_id: String,
+        expires_at: DateTime<Utc>,
+    },
+    /// The step failed and waits out its backoff.
+    BackingOff {
+        until: DateTime<Utc>,
+        next_attempt: u32,
+        max_attempts: u32,
+        last_error: Option<String>,
+    },
+    /// The run was started with a delay.
+    DelayedStart { until: DateTime<Utc> },
+    /// Its queue is paused (`stepwise queues resume QUEUE`).
+    QueuePaused { queue: String },
+    /// No live worker serves its queue.
+    NoLiveWorker { queue: String },
+    /// Claimable now: it starts when a consumer of its queue is free.
+    Claimable { queue: String, workers: usize },
+    /// Running under a lease.
+    Running {
+        worker: Option<WorkerId>,
+        worker_name: Option<String>,
+        lease_until: Option<DateTime<Utc>>,
+    },
+    /// The run is undoing its completed steps.
+    Compensating,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::WaitingForDependencies { steps } => {
+                write!(f, "waiting for {} to complete", steps.join(", "))
+            }
+            Reason::WaitingForSlot {
+                key,
+                position,
+                limit,
+                holders,
+            } => {
+                let holders: Vec<String> = holders.iter().map(|r| r.to_string()).collect();
+                write!(
+                    f,
+                    "waiting for a slot of concurrency key {key:?}: number {position} in line, \
+                     limit {limit}, held by {}",
+                    if holders.is_empty() {
+                        "nobody".to_string()
+                    } else {
+                        holders.join(", ")
+                    }
+                )
+            }
+            Reason::WaitingForResource {
+                resource,
+                holder_kind,
+                holder_id,
+                expires_at,
+            } => write!(
+                f,
+                "waiting for resource {resource:?}, held by {} {holder_id} until {}",
+                holder_kind.as_str(),
+                expires_at.to_rfc3339()
+            ),
+            Reason::BackingOff {
+                until,
+                next_attempt,
+                max_attempts,
+                last_error,
+            } => {
+                write!(
+                    f,
+                    "backing off until {} before attempt {next_attempt} of {max_attempts}",
+                    until.to_rfc3339()
+                )?;
+                if let Some(e) = last_error {
+                    write!(f, "; last error: {}", e.lines().next().unwrap_or(""))?;
+                }
+                Ok(())
+            }
+            Reason::DelayedStart { until } => {
+                write!(f, "starts at {} (delayed start)", until.to_rfc3339())
+            }
+            Reason::QueuePaused { queue } => {
+                write!(f, "queue {queue:?} is paused (stepwise queues resume {queue})")
+            }
+            Reason::NoLiveWorker { queue } => write!(
+                f,
+                "no live worker serves queue {queue:?} (start one: stepwise worker --pool {queue}=N)"
+            ),
+            Reason::Claimable { queue, workers } => write!(
+                f,
+                "ready: starts when a consumer of queue {queue:?} is free ({workers} live worker(s) serve it)"
+            ),
+            Reason::Running {
+                worker,
+                worker_name,
+                lease_until,
+            } => {
+                write!(f, "running")?;
+                if let Some(w) = worker {
+                    write!(f, " on worker {w}")?;
+                }
+                if let Some(n) = worker_name {
+                    write!(f, " ({n})")?;
+                }
+                if let Some(t) = lease_until {
+                    write!(f, " with its lease until {}", t.to_rfc3339())?;
+                }
+                Ok(())
+            }
+            Reason::Compensating => write!(f, "undoing its completed steps"),
+        }
+    }
+}
+
+/// One unfinished step and why it is where it is.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepExplanation {
+    pub step: String,
+    pub status: StepStatus,
+    #[serde(flatten)]
+    pub reason: Reason,
+}
+
+/// A run and its unfinished steps, explained.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunExplanation {
+    pub run: RunId,
+    pub status: RunStatus,
+    /// For the run as a whole (waiting for a slot, compensating), if anything.
+    pub reason: Option<Reason>,
+    pub steps: Vec<StepExplanation>,
+}
+
+/// Explains a run; `None` when there is no such run.
+pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExplanation>> {
+    let Some(run) = store.get_run(id).await? else {
+        return Ok(None);
+    };
+    let spec = store
+        .get_workflow(&run.workflow, Some(run.workflow_version))
+        .await?
+        .map(|w| w.spec);
+    let workers: Vec<WorkerView> = store
+        .list_workers()
+        .await?
+        .into_iter()
+        .filter(|w| w.status == "alive")
+        .collect();
+    let paused: Vec<String> = store
+        .list_queues()
+        .await?
+        .into_iter()
+        .filter(|q| q.paused)
+        .map(|q| q.name)
+        .collect();
+    let locks = store.list_locks().await?;
+    let reason = match (run.status, &run.concurrency_key) {
+        (RunStatus::Pending, Some(key)) => match store.key_line(key).await? {
+            Some(line) => Some(Reason::WaitingForSlot {
+                key: key.clone(),
+                position: line
+                    .waiting
+                    .iter()
+                    .position(|r| *r == id)
+                    .map_or(0, |p| p + 1),
+                limit: line.limit,
+                holders: line.holders,
+            }),
+            None => None,
+        },
+        (RunStatus::Compensating, _) => Some(Reason::Compensating),
+        _ => None,
+    };
+    let waiting_for_slot = run.status == RunStatus::Pending;
+    let mut steps = Vec::new();
+    for (i, step) in run.steps.iter().enumerate() {
+        if step.status.is_terminal() {
+            continue;
+        }
+        let reason = match step.status {
+            StepStatus::Running => {
+                let worker = workers.iter().find(|w| Some(w.id) == step.worker_id);
+                Reason::Running {
+                    worker: step.worker_id,
+                    worker_name: worker.map(|w| w.name.clone()),
+                    lease_until: worker.map(|w| w.expires_at),
+                }
+            }
+            StepStatus::Blocked
+                if waiting_for_slot && unfinished_deps(&run, i, spec.as_ref()).is_empty() =>
+            {
+                match &reason {
+                    Some(r) => r.clone(),
+                    None => continue,
+                }
+            }
+            StepStatus::Blocked => Reason::WaitingForDependencies {
+                steps: unfinished_deps(&run, i, spec.as_ref()),
+            },
+            _ => match step.run_after {
+                Some(until) if step.attempts > 0 => Reason::BackingOff {
+                    until,
+                    next_attempt: step.attempts + 1,
+                    max_attempts: step.max_attempts,
+                    last_error: step.error.clone(),
+                },
+                Some(until) if until > store.now().await? => Reason::DelayedStart { until },
+                _ => claimable(step, &paused, &workers, &locks),
+            },
+        };
+        steps.push(StepExplanation {
+            step: step.name.clone(),
+            status: step.status,
+            reason,
+        });
+    }
+    Ok(Some(RunExplanation {
+        run: id,
+        status: run.status,
+        reason,
+        steps,
+    }))
+}
+
+/// Why a claimable step has not started: its queue, its resource or no worker.
+fn claimable(
+    step: &StepView,
+    paused: &[String],
+    workers: &[WorkerView],
+    locks: &[LockView],
+) -> Reason {
+    if paused.contains(&step.queue) {
+        return Reason::QueuePaused {
+            queue: step.queue.clone(),
+        };
+    }
+    if let Some(resource) = &step.resource {
+        if let Some(lock) = locks.iter().find(|l| &l.name == resource) {
+            return Reason::WaitingForResource {
+                resource: resource.clone(),
+                holder_kind: lock.holder_kind,
+                holder_id: lock.holder_id.clone(),
+                expires_at: lock.expires_at,
+            };
+        }
+    }
+    let serving = workers
+        .iter()
+        .filter(|w| w.queues.iter().any(|q| q == &step.queue || q == "*"))
+        .count();
+    if serving == 0 {
+        Reason::NoLiveWorker {
+            queue: step.queue.clone(),
+        }
+    } else {
+        Reason::Claimable {
+            queue: step.queue.clone(),
+            workers: serving,
+        }
+    }
+}
+
+/// The dependencies of step `i` that have not completed: from the workflow for its
+/// own steps; a compensation waits for the compensation before it in the chain.
+fn unfinished_deps(
+    run: &RunView,
+    i: usize,
+    spec: Option<&stepwise_core::WorkflowSpec>,
+) -> Vec<String> {
+    let step = &run.steps[i];
+    let done = |name: &str| {
+        run.steps
+            .iter()
+            .any(|s| s.name == name && s.status == StepStatus::Completed)
+    };
+    if step.compensates.is_some() {
+        return run.steps[..i]
+            .iter()
+            .rev()
+            .find(|s| s.compensates.is_some())
+            .filter(|s| s.status != StepStatus::Completed)
+            .map(|s| vec![s.name.clone()])
+            .unwrap_or_default();
+    }
+    let Some(plan) = spec.and_then(|s| s.plan().ok()) else {
+        return vec![];
+    };
+    let Some(planned) = plan.iter().find(|p| p.name == step.name) else {
+        return vec![];
+    };
+    planned
+        .dependencies
+        .iter()
+        .map(|&d| plan[d].name.clone())
+        .filter(|name| !done(name))
+        .collect()
+}

@@ -1,0 +1,39 @@
+-- $1 key, whose row the caller locked in an earlier statement (so this statement's
+-- snapshot sees every admission and release before it). Admits the oldest waiting
+-- runs while slots are free; their root steps become claimable (or wait out a
+-- delayed start). Taking the slot commits with the admission (invariant 4).
+WITH free AS (
+    SELECT greatest(max_active - active, 0) AS n FROM concurrency_key WHERE key = $1
+),
+next AS (
+    SELECT r.id FROM run r
+    WHERE r.concurrency_key = $1 AND r.status = 'pending'
+    ORDER BY r.line_seq
+    LIMIT (SELECT n FROM free)
+    FOR UPDATE
+),
+admitted AS (
+    UPDATE run r
+    SET status = 'running', started_at = stepwise_now(), holds_slot = true
+    FROM next
+    WHERE r.id = next.id
+    RETURNING r.id, r.group_name
+),
+counted AS (
+    UPDATE concurrency_key
+    SET active = active + (SELECT count(*) FROM admitted)
+    WHERE key = $1
+),
+roots AS (
+    UPDATE step s
+    SET status = CASE WHEN s.run_after > stepwise_now() THEN 'scheduled' ELSE 'pending' END
+    FROM admitted a
+    WHERE s.run_id = a.id AND s.status = 'blocked' AND s.deps_remaining = 0
+      AND s.compensates IS NULL
+),
+events AS (
+    INSERT INTO event (kind, run_id, group_name, data)
+    SELECT 'run.started', id, group_name, jsonb_build_object('concurrency_key', $1::text)
+    FROM admitted
+)
+SELECT id FROM admitted

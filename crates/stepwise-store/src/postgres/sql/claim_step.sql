@@ -1,0 +1,51 @@
+-- $1 step id (pending, needing a resource whose lock the caller just took),
+-- $2 limit (1), $3 worker id. `claim_steps.sql` for one given step.
+-- The CTE picks and locks at most $2 rows; UPDATE ... FROM then touches exactly
+-- those (an IN (subquery) can be re-evaluated and claim more than $2).
+WITH picked AS (
+    SELECT s.id
+    FROM step s
+    WHERE s.status = 'pending'
+      AND s.id = $1
+      AND EXISTS (SELECT 1 FROM worker w
+                  WHERE w.id = $3 AND w.status = 'alive' AND w.expires_at > stepwise_now())
+    ORDER BY s.priority DESC, s.seq
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    UPDATE step s
+    SET status = 'running',
+        attempt = s.attempt + 1,
+        worker_id = $3,
+        lease_token = gen_random_uuid(),
+        started_at = stepwise_now(),
+        run_after = NULL
+    FROM picked
+    WHERE s.id = picked.id
+    RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt,
+              s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
+),
+joined AS (
+    SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name, r.error
+    FROM claimed c
+    JOIN run r ON r.id = c.run_id
+),
+started AS (
+    INSERT INTO event (kind, run_id, step, group_name, data)
+    SELECT 'step.started', j.run_id, j.name, j.group_name,
+           jsonb_build_object('attempt', j.attempt, 'worker_id', $3::uuid)
+    FROM joined j
+)
+SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token,
+       j.workflow, j.workflow_version, j.input,
+       (SELECT expires_at FROM worker WHERE id = $3) AS lease_expires_at,
+       (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+        FROM step d
+        WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents)) AS dependency_outputs,
+       j.compensates,
+       (SELECT o.output FROM step o
+        WHERE o.run_id = j.run_id AND o.name = j.compensates) AS compensated_output,
+       j.error AS run_error
+FROM joined j
+ORDER BY j.priority DESC, j.seq

@@ -1,0 +1,1 @@
+//! Flow control with real worker processes: concurrency keys and resource locks.

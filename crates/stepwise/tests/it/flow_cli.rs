@@ -1,0 +1,1 @@
+//! `stepwise queues`, `locks` and `runs explain` through the CLI.
