@@ -23,6 +23,8 @@ mod context;
 mod early_end;
 #[path = "conformance/events.rs"]
 mod events;
+#[path = "conformance/flow.rs"]
+mod flow;
 #[path = "conformance/harness.rs"]
 mod harness;
 #[path = "conformance/joins.rs"]
@@ -93,6 +95,17 @@ conformance!(
     early_end::retry_from_resets_only_that_step_and_its_dependents,
     early_end::a_retried_group_member_never_completes_its_group_twice,
     early_end::a_revoked_step_nobody_reports_is_cancelled_after_a_lease,
+    // Flow control.
+    flow::a_key_admits_its_runs_in_creation_order_up_to_its_limit,
+    flow::a_limit_is_reached_and_never_exceeded,
+    flow::every_terminal_path_frees_the_slot,
+    flow::a_reaped_keyed_step_does_not_leak_the_slot,
+    flow::raising_a_limit_admits_at_once_and_retries_queue_at_the_back,
+    flow::a_paused_queue_is_not_claimed,
+    flow::steps_on_one_resource_run_one_at_a_time,
+    flow::locks_conflict_release_by_token_expire_and_force_release,
+    flow::a_reaped_steps_lock_is_kept_past_its_lease,
+    flow::explain_names_each_reason,
     // Counted joins.
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,
