@@ -82,7 +82,11 @@ pub async fn a_key_admits_its_runs_in_creation_order_up_to_its_limit(store: Arc<
             .collect();
         let mut distinct = keys.clone();
         distinct.dedup();
-        assert_eq!(distinct.len(), keys.len(), "one run per key at a time: {keys:?}");
+        assert_eq!(
+            distinct.len(),
+            keys.len(),
+            "one run per key at a time: {keys:?}"
+        );
         order.extend(claimed.iter().map(|c| c.run_id));
         complete_all(&*store, &claimed).await;
     }
@@ -173,13 +177,19 @@ pub async fn every_terminal_path_frees_the_slot(store: Arc<dyn Store>) {
     assert_eq!(status(&*store, runs[2]).await, RunStatus::Running);
     assert_eq!(status(&*store, runs[3]).await, RunStatus::Pending);
     store
-        .cancel_run(&CancelRequest { run: runs[2], compensate: true })
+        .cancel_run(&CancelRequest {
+            run: runs[2],
+            compensate: true,
+        })
         .await
         .unwrap();
     assert_eq!(status(&*store, runs[2]).await, RunStatus::Cancelled);
     assert_eq!(status(&*store, runs[3]).await, RunStatus::Running);
     store
-        .cancel_run(&CancelRequest { run: runs[4], compensate: true })
+        .cancel_run(&CancelRequest {
+            run: runs[4],
+            compensate: true,
+        })
         .await
         .unwrap();
     assert_eq!(status(&*store, runs[4]).await, RunStatus::Cancelled);
@@ -199,7 +209,11 @@ async fn retry_run(store: &dyn Store, run: RunId) -> RetryOutcome {
 /// A keyed run whose worker dies keeps its slot while its step is retried, and gives
 /// it back exactly once when it ends, even when the reap is its last attempt.
 pub async fn a_reaped_keyed_step_does_not_leak_the_slot(store: Arc<dyn Store>) {
-    register(&*store, &keyed("reaped", vec![retrying(step("work"), 2, secs(1))], 1)).await;
+    register(
+        &*store,
+        &keyed("reaped", vec![retrying(step("work"), 2, secs(1))], 1),
+    )
+    .await;
     let runs = start_for(&*store, "reaped", &["r"; 2]).await;
     let reaper = worker(&*store, secs(3600)).await;
     for attempt in 1..=2 {
@@ -219,7 +233,11 @@ pub async fn a_reaped_keyed_step_does_not_leak_the_slot(store: Arc<dyn Store>) {
 /// Raising a key's limit admits waiting runs in the same call; a retried run queues
 /// at the back of its key's line.
 pub async fn raising_a_limit_admits_at_once_and_retries_queue_at_the_back(store: Arc<dyn Store>) {
-    register(&*store, &keyed("raise", vec![retrying(step("work"), 1, secs(1))], 1)).await;
+    register(
+        &*store,
+        &keyed("raise", vec![retrying(step("work"), 1, secs(1))], 1),
+    )
+    .await;
     let runs = start_for(&*store, "raise", &["x"; 4]).await;
     let w = worker(&*store, secs(600)).await;
     let c = claim(&*store, w, 10).await;
@@ -228,7 +246,11 @@ pub async fn raising_a_limit_admits_at_once_and_retries_queue_at_the_back(store:
     retry_run(&*store, runs[0]).await;
     let line = store.key_line("tenant-x").await.unwrap().unwrap();
     assert_eq!(line.holders, [runs[1]]);
-    assert_eq!(line.waiting, [runs[2], runs[3], runs[0]], "the retried run is last");
+    assert_eq!(
+        line.waiting,
+        [runs[2], runs[3], runs[0]],
+        "the retried run is last"
+    );
     let view = store.set_key_limit("tenant-x", 3).await.unwrap();
     assert_eq!((view.limit, view.active, view.waiting), (3, 3, 1));
     assert!(view.limit_set);
@@ -265,10 +287,18 @@ pub async fn a_paused_queue_is_not_claimed(store: Arc<dyn Store>) {
 /// Steps on one resource run one at a time: racing claimers get one between them,
 /// the lock goes with the outcome, and the next step gets it.
 pub async fn steps_on_one_resource_run_one_at_a_time(store: Arc<dyn Store>) {
-    let spec = workflow("locked", vec![with_resource(step("write"), "db:{{ input.db }}")]);
+    let spec = workflow(
+        "locked",
+        vec![with_resource(step("write"), "db:{{ input.db }}")],
+    );
     register(&*store, &spec).await;
     let runs: Vec<NewRun> = (0..6)
-        .map(|i| NewRun::new("locked", json!({"db": if i < 4 { "main" } else { "other" }})))
+        .map(|i| {
+            NewRun::new(
+                "locked",
+                json!({"db": if i < 4 { "main" } else { "other" }}),
+            )
+        })
         .collect();
     create(&*store, RunBatch { group: None, runs }).await;
     let mut claimers = Vec::new();
@@ -283,24 +313,40 @@ pub async fn steps_on_one_resource_run_one_at_a_time(store: Arc<dyn Store>) {
     for c in claimers {
         claimed.extend(c.await.unwrap());
     }
-    let mut dbs: Vec<&str> = claimed.iter().map(|c| c.input["db"].as_str().unwrap()).collect();
+    let mut dbs: Vec<&str> = claimed
+        .iter()
+        .map(|c| c.input["db"].as_str().unwrap())
+        .collect();
     dbs.sort();
     assert_eq!(dbs, ["main", "other"], "one step per resource");
     let locks = store.list_locks().await.unwrap();
     assert_eq!(locks.len(), 2);
     assert!(locks.iter().all(|l| l.holder_kind == HolderKind::Step));
     let view = get_run(&*store, claimed[0].run_id).await;
-    assert!(view.steps[0].resource.as_deref().unwrap().starts_with("db:"));
+    assert!(view.steps[0]
+        .resource
+        .as_deref()
+        .unwrap()
+        .starts_with("db:"));
     let w = worker(&*store, secs(600)).await;
-    assert!(claim(&*store, w, 10).await.is_empty(), "both resources are held");
+    assert!(
+        claim(&*store, w, 10).await.is_empty(),
+        "both resources are held"
+    );
     complete_all(&*store, &claimed).await;
     assert!(store.list_locks().await.unwrap().is_empty());
     let mut done = 2;
     while done < 6 {
         let next = claim(&*store, w, 10).await;
-        let mut dbs: Vec<&str> = next.iter().map(|c| c.input["db"].as_str().unwrap()).collect();
+        let mut dbs: Vec<&str> = next
+            .iter()
+            .map(|c| c.input["db"].as_str().unwrap())
+            .collect();
         dbs.dedup();
-        assert!(!next.is_empty() && dbs.len() == next.len(), "one step per resource: {dbs:?}");
+        assert!(
+            !next.is_empty() && dbs.len() == next.len(),
+            "one step per resource: {dbs:?}"
+        );
         complete_all(&*store, &next).await;
         done += next.len();
     }
@@ -327,7 +373,10 @@ pub async fn locks_conflict_release_by_token_expire_and_force_release(store: Arc
     assert_eq!(holder.holder_id, "cli:alice");
     assert_eq!(holder.expires_at, lock.expires_at);
 
-    let spec = workflow("waits", vec![with_resource(step("write"), "db:{{ input.db }}")]);
+    let spec = workflow(
+        "waits",
+        vec![with_resource(step("write"), "db:{{ input.db }}")],
+    );
     register(&*store, &spec).await;
     create(
         &*store,
@@ -338,9 +387,15 @@ pub async fn locks_conflict_release_by_token_expire_and_force_release(store: Arc
     )
     .await;
     let w = worker(&*store, secs(600)).await;
-    assert!(claim(&*store, w, 10).await.is_empty(), "the operator holds db:main");
+    assert!(
+        claim(&*store, w, 10).await.is_empty(),
+        "the operator holds db:main"
+    );
 
-    let wrong = store.release_lock("db:main", uuid::Uuid::new_v4()).await.unwrap();
+    let wrong = store
+        .release_lock("db:main", uuid::Uuid::new_v4())
+        .await
+        .unwrap();
     assert!(matches!(wrong, ReleaseOutcome::WrongToken(_)));
     assert_eq!(
         store.release_lock("db:main", token).await.unwrap(),
@@ -375,7 +430,11 @@ pub async fn locks_conflict_release_by_token_expire_and_force_release(store: Arc
         .unwrap()
         .expect("it was held");
     assert_eq!(forced.holder_id, "cli:alice");
-    assert!(store.force_release_lock("db:main", "again").await.unwrap().is_none());
+    assert!(store
+        .force_release_lock("db:main", "again")
+        .await
+        .unwrap()
+        .is_none());
     let blank = store.force_release_lock("db:main", " ").await;
     assert!(matches!(blank, Err(StoreError::InvalidInput(_))));
     let events = events_when(&*store, None, "lock.force_released", |e| {
@@ -389,7 +448,9 @@ pub async fn locks_conflict_release_by_token_expire_and_force_release(store: Arc
     assert_eq!(audit.data["reason"], "alice is on holiday");
     assert_eq!(audit.data["holder_id"], "cli:alice");
     assert!(count(&events, EventKind::LockAcquired) >= 3);
-    assert!(events.iter().any(|e| e.kind == EventKind::LockReleased && e.data["reason"] == "expired"));
+    assert!(events
+        .iter()
+        .any(|e| e.kind == EventKind::LockReleased && e.data["reason"] == "expired"));
 }
 
 /// A reaped step's lock outlives its worker's lease by a margin, so the dead worker's
@@ -404,7 +465,10 @@ pub async fn a_reaped_steps_lock_is_kept_past_its_lease(store: Arc<dyn Store>) {
     store.advance_clock(secs(31)).await.unwrap();
     let report = store.reap(reaper).await.unwrap();
     assert_eq!(report.steps_retried.len(), 1);
-    assert!(claim(&*store, reaper, 10).await.is_empty(), "the lock outlives the lease");
+    assert!(
+        claim(&*store, reaper, 10).await.is_empty(),
+        "the lock outlives the lease"
+    );
     store.advance_clock(secs(31)).await.unwrap();
     let again = claim(&*store, reaper, 10).await;
     assert_eq!(again.len(), 1, "then it is free");
@@ -436,7 +500,10 @@ pub async fn explain_names_each_reason(store: Arc<dyn Store>) {
     };
     // Nobody serves the queue yet.
     let e = explain_run(&*store, runs[0]).await.unwrap().unwrap();
-    assert!(matches!(why(&e, "first"), Reason::NoLiveWorker { .. }), "{e:?}");
+    assert!(
+        matches!(why(&e, "first"), Reason::NoLiveWorker { .. }),
+        "{e:?}"
+    );
     assert_eq!(
         why(&e, "second"),
         Reason::WaitingForDependencies {
@@ -453,7 +520,12 @@ pub async fn explain_names_each_reason(store: Arc<dyn Store>) {
             holders: vec![runs[0]],
         })
     );
-    assert!(waiting.reason.as_ref().unwrap().to_string().contains("number 1 in line"));
+    assert!(waiting
+        .reason
+        .as_ref()
+        .unwrap()
+        .to_string()
+        .contains("number 1 in line"));
 
     let LockOutcome::Acquired { .. } = store
         .acquire_lock(&LockRequest {
@@ -478,7 +550,10 @@ pub async fn explain_names_each_reason(store: Arc<dyn Store>) {
     complete_all(&*store, &claimed).await;
 
     let e = explain_run(&*store, runs[0]).await.unwrap().unwrap();
-    assert!(matches!(why(&e, "second"), Reason::QueuePaused { .. }), "{e:?}");
+    assert!(
+        matches!(why(&e, "second"), Reason::QueuePaused { .. }),
+        "{e:?}"
+    );
     let Reason::WaitingForResource { holder_id, .. } = why(&e, "locked") else {
         panic!("locked waits for db: {e:?}");
     };
@@ -494,13 +569,21 @@ pub async fn explain_names_each_reason(store: Arc<dyn Store>) {
     };
     assert_eq!((next_attempt, max_attempts), (2, 3));
     assert_eq!(last_error.as_deref(), Some("flaked"));
-    assert!(e.steps.iter().all(|s| s.step != "first"), "finished steps are not explained");
+    assert!(
+        e.steps.iter().all(|s| s.step != "first"),
+        "finished steps are not explained"
+    );
 
     store.set_queue_paused("elsewhere", false).await.unwrap();
     let running = claim_from(&*store, w, &["elsewhere"], 1).await;
     assert_eq!(running.len(), 1);
     let e = explain_run(&*store, runs[0]).await.unwrap().unwrap();
-    let Reason::Running { worker, lease_until, .. } = why(&e, "second") else {
+    let Reason::Running {
+        worker,
+        lease_until,
+        ..
+    } = why(&e, "second")
+    else {
         panic!("second runs: {e:?}");
     };
     assert_eq!(worker, Some(w));
