@@ -458,8 +458,8 @@ pub struct QueueStats {
     /// Waiting out a backoff or a delayed start.
     pub scheduled: i64,
     pub running: i64,
-    /// When the oldest claimable step became claimable (its run's creation or its
-    /// last retry), on the database clock.
+    /// When the run of the oldest claimable step was created (database clock): how
+    /// long the queue's oldest work has existed.
     pub oldest_pending_since: Option<DateTime<Utc>>,
 }
 

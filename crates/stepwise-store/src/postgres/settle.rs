@@ -274,14 +274,20 @@ pub(super) async fn stop_revoked(
     }
     let ids: Vec<Uuid> = leases.iter().map(|l| l.step_id.0).collect();
     let tokens: Vec<Uuid> = leases.iter().map(|l| l.token.0).collect();
-    let runs: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/stop_revoked_steps.sql"))
+    let rows = sqlx::query(include_str!("sql/stop_revoked_steps.sql"))
         .bind(&ids)
         .bind(&tokens)
         .fetch_all(&mut *conn)
         .await?;
-    if !runs.is_empty() {
-        release_step_locks(conn, &ids).await?;
+    let mut runs = Vec::with_capacity(rows.len());
+    let mut stopped = Vec::with_capacity(rows.len());
+    for row in rows {
+        runs.push(row.try_get::<Uuid, _>(0)?);
+        stopped.push(row.try_get::<Uuid, _>(1)?);
     }
+    // Only the stopped steps' locks: a stale lease in `leases` may name a step that
+    // now runs under a newer lease and holds its lock.
+    release_step_locks(conn, &stopped).await?;
     close_steps(conn, &runs).await
 }
 

@@ -156,7 +156,7 @@ async fn stop_run(
             .bind(give_up)
     };
     match (reason, status) {
-        (StopReason::Deadline, RunStatus::Running) if found.overdue => {
+        (StopReason::Deadline, RunStatus::Running | RunStatus::Pending) if found.overdue => {
             halt(RunStatus::TimedOut, "the run's deadline passed", false)
                 .execute(&mut *conn)
                 .await?;
@@ -280,6 +280,9 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
         .bind(deadline_ms)
         .fetch_one(&mut *conn)
         .await?;
+    if plan.status == RunStatus::Running {
+        super::flow::rejoin_line(conn, run).await?;
+    }
     if let Some(group) = &group {
         sqlx::query(include_str!("sql/reopen_group.sql"))
             .bind(group)
@@ -298,8 +301,13 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
         },
     )
     .await?;
+    // A keyed run may wait in its line now.
+    let status: String = sqlx::query_scalar(include_str!("sql/run_status.sql"))
+        .bind(run)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(RetryOutcome::Retried {
-        status: plan.status,
+        status: run_status(status)?,
         steps: names,
     })
 }

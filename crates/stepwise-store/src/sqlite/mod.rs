@@ -10,6 +10,7 @@
 mod control;
 mod events;
 mod flow;
+mod locks;
 mod runs;
 mod settle;
 mod steps;

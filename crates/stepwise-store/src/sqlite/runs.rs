@@ -151,7 +151,7 @@ impl RunStore for SqliteStore {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
                 compensates: s.try_get(12)?,
-                resource: None,
+                resource: s.try_get(13)?,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
@@ -347,10 +347,26 @@ impl SqliteStore {
             }
         }
         let plan = RunPlan::build(&batch.runs, &specs)?;
+        let keys = super::flow::upsert_keys(&mut tx, &plan).await?;
+        let keyed = plan
+            .runs
+            .iter()
+            .filter(|r| r.concurrency_key.is_some())
+            .count() as i64;
+        let mut next_seq = if keyed == 0 {
+            0
+        } else {
+            super::flow::draw_line_seqs(&mut tx, keyed).await?
+        };
         let runs: Vec<Value> = plan
             .runs
             .iter()
             .map(|r| {
+                // Places in the lines follow the batch's order.
+                let line_seq = r.concurrency_key.as_ref().map(|_| {
+                    next_seq += 1;
+                    next_seq - 1
+                });
                 json!({
                     "id": r.id.0.simple().to_string(),
                     "workflow": r.workflow,
@@ -361,6 +377,7 @@ impl SqliteStore {
                     "priority": r.priority,
                     "steps": r.steps,
                     "deadline_ms": r.deadline_ms,
+                    "line_seq": line_seq,
                 })
             })
             .collect();
@@ -396,6 +413,7 @@ impl SqliteStore {
                     "at": s.start_at.map(|t| t.timestamp_millis()),
                     "delay_ms": s.start_after.map(millis),
                     "compensable": s.compensable,
+                    "resource": s.resource,
                 })
             })
             .collect();
@@ -432,6 +450,10 @@ impl SqliteStore {
                 .bind(Value::from(created).to_string())
                 .execute(&mut *tx)
                 .await?;
+        }
+        // After the run.created events: a run starts after it was created.
+        for key in &keys {
+            super::flow::admit(&mut tx, key).await?;
         }
         if let Some(group) = &batch.group {
             sqlx::query(include_str!("sql/seal_group.sql"))

@@ -257,6 +257,7 @@ async fn runs_finished(
         .execute(&mut *conn)
         .await?;
     let mut answer = Vec::with_capacity(finished.len());
+    let mut ended = Vec::new();
     for run in finished {
         let status = RunStatus::parse(&run.status)
             .ok_or_else(|| StoreError::Corrupt(format!("run status {:?}", run.status)))?;
@@ -276,7 +277,10 @@ async fn runs_finished(
             }
         }
         answer.push((RunId(run.id), status));
+        ended.push(run.id);
     }
+    // A compensating run keeps its slot: it has not ended.
+    super::flow::release_slots(conn, &ended).await?;
     Ok(answer)
 }
 
@@ -331,6 +335,7 @@ pub(super) async fn stop_revoked(
     leases: &[Lease],
 ) -> Result<Vec<(RunId, RunStatus)>> {
     let mut runs = Vec::new();
+    let mut stopped = Vec::new();
     for lease in leases {
         let Some(row) = sqlx::query(include_str!("sql/stop_revoked_step.sql"))
             .bind(lease.step_id.0)
@@ -375,7 +380,9 @@ pub(super) async fn stop_revoked(
         )
         .await?;
         runs.push(run_id);
+        stopped.push(lease.step_id.0);
     }
+    super::locks::release_for_steps(conn, &stopped).await?;
     close_steps(conn, &runs).await
 }
 

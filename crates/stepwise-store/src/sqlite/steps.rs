@@ -1,5 +1,6 @@
 //! The hot path on SQLite: claim, complete, fail, release.
 
+use super::locks;
 use super::settle::{self, AttemptRecord, NewEvent};
 use super::{time, SqliteStore};
 use crate::model::*;
@@ -8,10 +9,11 @@ use crate::transient::{millis, with_retries};
 use crate::{first_per_lease, refused, Result, StepStore, StoreError};
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
 use std::collections::HashSet;
-use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId};
+use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId, WorkerId};
 use uuid::Uuid;
 
 #[async_trait]
@@ -97,6 +99,14 @@ impl SqliteStore {
             let want = request.limit as usize - rows.len();
             if want == 0 {
                 break;
+            }
+            // Steps that need a resource lock first: the plain claim never looks at
+            // locks, so under load it would starve them.
+            let locked = claim_with_locks(&mut tx, queue, want, request.worker).await?;
+            let want = want - locked.len();
+            rows.extend(locked);
+            if want == 0 {
+                continue;
             }
             let mut claimed = sqlx::query(include_str!("sql/claim_steps.sql"))
                 .bind(queue)
@@ -204,9 +214,13 @@ impl SqliteStore {
         let mut accepted = Vec::with_capacity(rows.len());
         let mut leases = HashSet::with_capacity(rows.len());
         let mut runs = Vec::with_capacity(rows.len());
+        let mut locked = Vec::new();
         if !rows.is_empty() {
             let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
             for row in &rows {
+                if row.try_get::<bool, _>(4)? {
+                    locked.push(row.try_get::<Uuid, _>(1)?);
+                }
                 let step_id = StepId(row.try_get(1)?);
                 accepted.push(step_id);
                 leases.insert(Lease {
@@ -227,6 +241,7 @@ impl SqliteStore {
                 sqlx::query(sql).bind(&seqs).execute(&mut *tx).await?;
             }
         }
+        locks::release_for_steps(&mut tx, &locked).await?;
         let mut finished_runs = settle::close_steps(&mut tx, &runs).await?;
         let refused = refused(all.iter().map(|o| o.lease), &leases);
         // A refused write of a revoked step still tells us its attempt stopped.
@@ -251,6 +266,7 @@ impl SqliteStore {
             tx.commit().await?;
             return Ok(FailOutcome::Stopped);
         }
+        locks::release_for_steps(&mut tx, &[step.id]).await?;
         let error = sanitize::text(&failure.error).into_owned();
         let log = sanitize::opt_text(&failure.log);
         let decision = step
@@ -387,6 +403,7 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
         accepted.push(lease.step_id);
         held.insert(*lease);
     }
+    locks::release_for_steps(conn, &accepted.iter().map(|s| s.0).collect::<Vec<_>>()).await?;
     let mut finished_runs = settle::close_steps(conn, &skipped_runs).await?;
     finished_runs.extend(stopped);
     Ok(BatchReport {
@@ -394,4 +411,46 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
         accepted,
         finished_runs,
     })
+}
+
+/// Claims up to `want` steps of `queue` that need a resource lock, each with its lock
+/// taken in this transaction; at most one step per resource. The single writer
+/// means a lock seen free here is still free when taken.
+async fn claim_with_locks(
+    conn: &mut SqliteConnection,
+    queue: &str,
+    want: usize,
+    worker: WorkerId,
+) -> Result<Vec<SqliteRow>> {
+    let candidates = sqlx::query(include_str!("sql/resource_candidates.sql"))
+        .bind(queue)
+        .bind(want as i64 * 2)
+        .bind(worker.0)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut rows = Vec::new();
+    let mut taken = HashSet::new();
+    for candidate in candidates {
+        if rows.len() == want {
+            break;
+        }
+        let id: Uuid = candidate.try_get(0)?;
+        let resource: String = candidate.try_get(1)?;
+        if !taken.insert(resource.clone()) {
+            continue;
+        }
+        let Some(token) = locks::take_for_step(conn, &resource, id, worker).await? else {
+            continue;
+        };
+        match sqlx::query(include_str!("sql/claim_step.sql"))
+            .bind(id)
+            .bind(worker.0)
+            .fetch_optional(&mut *conn)
+            .await?
+        {
+            Some(row) => rows.push(row),
+            None => locks::drop_for_step(conn, &resource, token).await?,
+        }
+    }
+    Ok(rows)
 }

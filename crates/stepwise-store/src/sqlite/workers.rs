@@ -39,12 +39,15 @@ impl WorkerStore for SqliteStore {
             .bind(worker.0)
             .fetch_optional(&mut *tx)
             .await?;
+        let Some(expires_at) = expires_at else {
+            tx.commit().await?;
+            return Ok(Heartbeat::Reaped);
+        };
+        // The locks of its running steps live as long as its lease (plus a margin).
+        super::locks::extend_for_worker(&mut tx, worker).await?;
         tx.commit().await?;
-        Ok(match expires_at {
-            Some(ms) => Heartbeat::Alive {
-                expires_at: time(ms)?,
-            },
-            None => Heartbeat::Reaped,
+        Ok(Heartbeat::Alive {
+            expires_at: time(expires_at)?,
         })
     }
 
@@ -173,6 +176,7 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         settle::stop_revoked(&mut tx, &overdue).await?;
+        super::locks::sweep(&mut tx).await?;
         tx.commit().await?;
         Ok(report)
     }

@@ -23,4 +23,4 @@ events AS (
     FROM stopped x
     JOIN run r ON r.id = x.run_id
 )
-SELECT run_id FROM stopped
+SELECT run_id, id FROM stopped

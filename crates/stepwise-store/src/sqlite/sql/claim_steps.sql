@@ -1,6 +1,8 @@
 -- ?1 queue, ?2 limit, ?3 worker id. The write lock (BEGIN IMMEDIATE) makes the
 -- pick and the update one atomic step, so IN (subquery) cannot over-claim here.
 -- The budget since the run's latest retry is what the worker sees as max_attempts.
+-- Steps needing a resource lock are claimed by `claim_step.sql`, with their lock;
+-- a paused queue's steps wait.
 UPDATE step
 SET status = 'running',
     attempt = attempt + 1,
@@ -12,6 +14,8 @@ WHERE seq IN (
     SELECT seq FROM step
     WHERE status = 'pending'
       AND queue = ?1
+      AND resource IS NULL
+      AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.name = ?1 AND q.paused)
       AND EXISTS (SELECT 1 FROM worker w
                   WHERE w.id = ?3 AND w.status = 'alive'
                     AND w.expires_at > (SELECT now_ms FROM db_clock))

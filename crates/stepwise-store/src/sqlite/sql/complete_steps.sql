@@ -11,4 +11,5 @@ FROM (
 ) AS i
 WHERE step.id = i.id AND step.lease_token = i.token AND step.status = 'running'
   AND step.revoked_at IS NULL
-RETURNING step.seq, step.id, step.lease_token, step.run_id
+RETURNING step.seq, step.id, step.lease_token, step.run_id,
+          step.resource IS NOT NULL AS locked

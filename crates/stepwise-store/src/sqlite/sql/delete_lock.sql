@@ -1,0 +1,1 @@
+DELETE FROM resource_lock WHERE name = ?1

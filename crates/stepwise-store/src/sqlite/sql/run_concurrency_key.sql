@@ -1,0 +1,1 @@
+SELECT concurrency_key FROM run WHERE id = ?1
