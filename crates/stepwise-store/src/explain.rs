@@ -61,6 +61,9 @@ pub enum Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Reason::WaitingForDependencies { steps } if steps.is_empty() => {
+                write!(f, "its dependencies just completed; it is about to become claimable")
+            }
             Reason::WaitingForDependencies { steps } => {
                 write!(f, "waiting for {} to complete", steps.join(", "))
             }
@@ -89,8 +92,8 @@ impl fmt::Display for Reason {
                 expires_at,
             } => write!(
                 f,
-                "waiting for resource {resource:?}, held by {} {holder_id} until {}",
-                holder_kind.as_str(),
+                "waiting for resource {resource:?}, held by {} until {}",
+                holder_name(*holder_kind, holder_id),
                 expires_at.to_rfc3339()
             ),
             Reason::BackingOff {
@@ -142,6 +145,15 @@ impl fmt::Display for Reason {
             }
             Reason::Compensating => write!(f, "undoing its completed steps"),
         }
+    }
+}
+
+/// `cli:alice@host` as it is; a step's holder as `step <id>`.
+pub fn holder_name(kind: HolderKind, id: &str) -> String {
+    if id.starts_with(&format!("{}:", kind.as_str())) {
+        id.to_string()
+    } else {
+        format!("{} {id}", kind.as_str())
     }
 }
 

@@ -44,6 +44,19 @@ pub enum Command {
         #[command(subcommand)]
         command: GroupsCommand,
     },
+    /// Queues and concurrency keys: depth, slots and limits; or act on them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Queues {
+        #[command(subcommand)]
+        command: Option<QueuesCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resource locks.
+    Locks {
+        #[command(subcommand)]
+        command: LocksCommand,
+    },
     /// A step's captured output.
     Logs {
         run: String,
@@ -162,6 +175,59 @@ pub enum RunsCommand {
         from: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Why a run, or each of its unfinished steps, is not running.
+    Explain {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum QueuesCommand {
+    /// Set a concurrency key's limit (an operator's limit: workflows no longer change
+    /// it); raising it admits waiting runs at once.
+    SetLimit {
+        key: String,
+        /// The new limit, at least 1.
+        #[arg(allow_hyphen_values = true)]
+        limit: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop claiming a queue's steps (running ones finish).
+    Pause { queue: String },
+    /// Claim a paused queue's steps again.
+    Resume { queue: String },
+}
+
+#[derive(Subcommand)]
+pub enum LocksCommand {
+    /// Locks held now.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a lock for D (a held lock exits 3, even for its holder); prints the token.
+    Acquire {
+        key: String,
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Duration,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a lock back with the token `acquire` printed.
+    Release {
+        key: String,
+        #[arg(long)]
+        token: String,
+    },
+    /// Take a lock away from whoever holds it (recorded with the reason).
+    ForceRelease {
+        key: String,
+        #[arg(long)]
+        reason: String,
     },
 }
 

@@ -4,7 +4,7 @@ mod cli;
 mod commands;
 
 use clap::Parser;
-use cli::{Cli, Command, GroupsCommand, RunsCommand};
+use cli::{Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand};
 use commands::CliError;
 use std::process::ExitCode;
 use stepwise_engine::supervisor::{supervise, SUPERVISE_COMMAND};
@@ -98,6 +98,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } => commands::control::cancel(&*store, &id, !no_compensate, json).await,
             RunsCommand::Retry { id, from, json } => {
                 commands::control::retry(&*store, &id, from, json).await
+            }
+            RunsCommand::Explain { id, json } => commands::runs::explain(&*store, &id, json).await,
+        },
+        Command::Queues { command, json } => match command {
+            None => commands::flow::queues(&*store, json).await,
+            Some(QueuesCommand::SetLimit { key, limit, json }) => {
+                commands::flow::set_limit(&*store, &key, &limit, json).await
+            }
+            Some(QueuesCommand::Pause { queue }) => {
+                commands::flow::set_paused(&*store, &queue, true).await
+            }
+            Some(QueuesCommand::Resume { queue }) => {
+                commands::flow::set_paused(&*store, &queue, false).await
+            }
+        },
+        Command::Locks { command } => match command {
+            LocksCommand::List { json } => commands::flow::list_locks(&*store, json).await,
+            LocksCommand::Acquire { key, ttl, json } => {
+                commands::flow::acquire(&*store, &key, ttl, json).await
+            }
+            LocksCommand::Release { key, token } => {
+                commands::flow::release(&*store, &key, &token).await
+            }
+            LocksCommand::ForceRelease { key, reason } => {
+                commands::flow::force_release(&*store, &key, &reason).await
             }
         },
         Command::Groups { command } => match command {

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod bench;
 pub mod control;
 pub mod events;
+pub mod flow;
 pub mod run;
 pub mod runs;
 pub mod worker;

@@ -138,3 +138,54 @@ pub async fn logs(
     }
     Ok(())
 }
+
+/// `runs explain ID`: why the run, and each of its unfinished steps, is not running.
+pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()> {
+    let run = get(store, id).await?;
+    let Some(explanation) = stepwise_store::explain::explain_run(store, run.id).await? else {
+        return Err(CliError::not_found(format!("no run {}", run.id)));
+    };
+    if json {
+        println!("{}", serde_json::to_string(&explanation)?);
+        return Ok(());
+    }
+    if explanation.status.is_terminal() {
+        let mut line = format!(
+            "run {}  {}  {}: it finished",
+            run.id, run.workflow, explanation.status
+        );
+        if let Some(t) = run.finished_at {
+            line.push_str(&format!(" at {}", t.to_rfc3339()));
+        }
+        if let Some(e) = &run.error {
+            line.push_str(&format!("; error: {}", e.lines().next().unwrap_or("")));
+        }
+        println!("{line}");
+        return Ok(());
+    }
+    match &explanation.reason {
+        Some(reason) => println!(
+            "run {}  {}  {}  {reason}",
+            run.id, run.workflow, explanation.status
+        ),
+        None => println!("run {}  {}  {}", run.id, run.workflow, explanation.status),
+    }
+    let name_width = explanation
+        .steps
+        .iter()
+        .map(|s| s.step.len())
+        .max()
+        .unwrap_or(0);
+    for s in &explanation.steps {
+        println!(
+            "{:<name_width$}  {:<9}  {}",
+            s.step,
+            s.status.as_str(),
+            s.reason
+        );
+    }
+    if explanation.steps.is_empty() {
+        eprintln!("run {} has no unfinished steps", run.id);
+    }
+    Ok(())
+}

@@ -8,13 +8,17 @@ use tokio_util::sync::CancellationToken;
 
 /// `host:pid`, as `stepwise workers` shows it.
 pub fn worker_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
+    let host = hostname().unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+/// This machine's name (`/etc/hostname`, else `HOSTNAME`), if it has one.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
         .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", std::process::id())
 }
 
 /// Cancels the returned token on SIGTERM or SIGINT (graceful shutdown); a second
