@@ -48,6 +48,9 @@ impl StepStore for PgStore {
 impl PgStore {
     async fn claim_once(&self, request: &ClaimRequest) -> Result<Vec<ClaimedStep>> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/claim_commit_mode.sql"))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(include_str!("sql/promote_due_steps.sql"))
             .execute(&mut *tx)
             .await?;

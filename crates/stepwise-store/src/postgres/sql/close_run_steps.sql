@@ -8,28 +8,38 @@ WITH closed AS (
     FROM unnest($1::uuid[]) AS run_id
     GROUP BY run_id
 ),
+-- Each run is looked up and locked through the id index, one probe per run (LATERAL
+-- fixes the plan): a join against `closed` can be planned as a scan of the whole run
+-- table when its statistics lag behind a burst of inserts. FOR UPDATE hands back
+-- each row's newest version, so the counter read is current.
 locked AS (
-    SELECT r.id FROM run r JOIN closed c ON c.run_id = r.id ORDER BY r.id FOR UPDATE OF r
+    SELECT r.id, r.steps_open, r.status, r.halt, r.no_compensate
+    FROM (SELECT run_id FROM closed ORDER BY run_id) AS ids
+    CROSS JOIN LATERAL (
+        SELECT x.id, x.steps_open, x.status, x.halt, x.no_compensate
+        FROM run x
+        WHERE x.id = ids.run_id
+        FOR UPDATE
+    ) AS r
 ),
 decided AS (
-    SELECT r.id, r.steps_open - c.n AS open,
+    SELECT l.id, l.steps_open - c.n AS open,
            CASE
-               WHEN r.steps_open - c.n > 0 THEN r.status
-               WHEN r.status = 'compensating' THEN
+               WHEN l.steps_open - c.n > 0 THEN l.status
+               WHEN l.status = 'compensating' THEN
                    CASE WHEN EXISTS (SELECT 1 FROM step x
-                                     WHERE x.run_id = r.id AND x.compensates IS NOT NULL
+                                     WHERE x.run_id = l.id AND x.compensates IS NOT NULL
                                        AND x.status <> 'completed')
                         THEN 'compensation_failed' ELSE 'compensated' END
-               WHEN r.halt IS NOT NULL AND NOT r.no_compensate
+               WHEN l.halt IS NOT NULL AND NOT l.no_compensate
                     AND EXISTS (SELECT 1 FROM step x
-                                WHERE x.run_id = r.id AND x.compensates IS NULL
+                                WHERE x.run_id = l.id AND x.compensates IS NULL
                                   AND x.compensable AND x.status = 'completed')
                    THEN 'compensating'
-               ELSE coalesce(r.halt, 'completed')
+               ELSE coalesce(l.halt, 'completed')
            END AS status
-    FROM run r
-    JOIN closed c ON c.run_id = r.id
-    JOIN locked l ON l.id = r.id
+    FROM locked l
+    JOIN closed c ON c.run_id = l.id
 ),
 updated AS (
     UPDATE run r
@@ -39,7 +49,7 @@ updated AS (
         finished_at = CASE WHEN d.open = 0 AND d.status <> 'compensating'
                            THEN stepwise_now() ELSE r.finished_at END
     FROM decided d
-    WHERE r.id = d.id
+    WHERE r.id = ANY ($1::uuid[]) AND r.id = d.id
     RETURNING r.id, r.status, r.group_name, r.steps_open, r.error
 ),
 events AS (
