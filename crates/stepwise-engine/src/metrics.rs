@@ -4,6 +4,8 @@
 pub const CLAIMS: &str = "stepwise_claims_total";
 pub const CLAIM_HITS: &str = "stepwise_claim_hits_total";
 pub const CLAIM_IDLE: &str = "stepwise_claim_idle_total";
+/// Claims woken by news of work that found none: another worker got there first.
+pub const CLAIM_LOST_RACES: &str = "stepwise_claim_lost_races_total";
 pub const CLAIM_ERRORS: &str = "stepwise_claim_errors_total";
 pub const STEPS_CLAIMED: &str = "stepwise_steps_claimed_total";
 pub const STEPS_COMPLETED: &str = "stepwise_steps_completed_total";

@@ -345,6 +345,9 @@ impl Inner {
         let mut queues: Vec<String> = vec![];
         let mut queues_read = None::<Instant>;
         let mut busy = false;
+        // Woken by news of work (rather than by the poll timer): an empty claim then
+        // means another worker took that work first.
+        let mut signalled = false;
         loop {
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -410,19 +413,24 @@ impl Inner {
             busy = !claimed.is_empty();
             if claimed.is_empty() {
                 metrics::counter!(m::CLAIM_IDLE).increment(1);
+                if std::mem::take(&mut signalled) {
+                    metrics::counter!(m::CLAIM_LOST_RACES).increment(1);
+                }
                 drop(permits);
-                tokio::select! {
-                    _ = wake.changed() => {}
+                signalled = tokio::select! {
+                    _ = wake.changed() => true,
                     changed = async { signal.as_mut().expect("guarded").changed().await }, if signal.is_some() => {
                         if changed.is_err() {
                             signal = None;
                         }
+                        true
                     }
-                    _ = tokio::time::sleep(self.options.poll_interval) => {}
+                    _ = tokio::time::sleep(self.options.poll_interval) => false,
                     _ = shutdown.cancelled() => return,
-                }
+                };
                 continue;
             }
+            signalled = false;
             metrics::counter!(m::CLAIM_HITS).increment(1);
             metrics::counter!(m::STEPS_CLAIMED).increment(claimed.len() as u64);
             for (step, permit) in claimed.into_iter().zip(permits.drain(..)) {
