@@ -79,6 +79,8 @@ pub enum Command {
     },
     /// Run a worker process.
     Worker(WorkerArgs),
+    /// The HTTP API (and an in-process worker unless --no-worker).
+    Server(ServerArgs),
     /// Live and recently dead workers.
     Workers {
         #[arg(long)]
@@ -239,6 +241,24 @@ pub enum GroupsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+pub struct ServerArgs {
+    #[arg(long, default_value = "127.0.0.1:8420")]
+    pub listen: std::net::SocketAddr,
+    /// Serve the API only; run workers as their own processes.
+    #[arg(long)]
+    pub no_worker: bool,
+    /// Serve without tokens. Token auth is not built yet, so this is required for
+    /// now: use it on a trusted network only.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+    /// Request bodies larger than this many bytes get 413.
+    #[arg(long, default_value_t = stepwise_server::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
 }
 
 #[derive(Args)]

@@ -148,6 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::events::events(&*store, args).await
         }
         Command::Worker(args) => commands::worker::worker(&url, store, &args).await,
+        Command::Server(args) => commands::server::server(&url, store, &args).await,
         Command::Workers { json } => commands::worker::workers(&*store, json).await,
         Command::Prune { older_than } => {
             let mut total = 0;

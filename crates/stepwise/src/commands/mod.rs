@@ -9,6 +9,7 @@ pub mod events;
 pub mod flow;
 pub mod run;
 pub mod runs;
+pub mod server;
 pub mod worker;
 
 use std::sync::Arc;

@@ -10,4 +10,5 @@ mod executors;
 mod flow;
 mod flow_cli;
 mod library;
+mod server;
 mod support;

@@ -1,0 +1,71 @@
+//! Request bodies and path/query values, with every rejection in the API's error
+//! shape and status (malformed 400, wrong types 422, wrong content type 415, too
+//! large 413).
+
+use crate::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use stepwise_core::RunId;
+
+/// A JSON body.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(rejected(rejection)),
+        }
+    }
+}
+
+fn rejected(rejection: JsonRejection) -> ApiError {
+    let message = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => ApiError::invalid(message),
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(message),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonRejection::BytesRejection(_) if rejection_is_too_large(&message) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the request body is larger than the server accepts",
+        ),
+        _ => ApiError::bad_request(message),
+    }
+}
+
+fn rejection_is_too_large(message: &str) -> bool {
+    message.contains("length limit") || message.contains("too large")
+}
+
+/// A run id from the path.
+pub fn run_id(text: &str) -> Result<RunId, ApiError> {
+    text.parse()
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a run id")))
+}
+
+/// A JSON body that may be left out (an empty body means the defaults).
+pub fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            ApiError::invalid(format!("the body does not fit: {e}"))
+        } else {
+            ApiError::bad_request(format!("the body is not valid JSON: {e}"))
+        }
+    })
+}

@@ -1,0 +1,263 @@
+//! The API through its router (no socket): statuses, the error shape, and hostile
+//! input that must never become a 5xx. The store behind it is SQLite in a temporary
+//! file; the store's own semantics are proved on both backends by its conformance
+//! suite.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use stepwise_core::{StepSpec, WorkflowSpec};
+use stepwise_store::Store;
+use tower::ServiceExt;
+
+struct Api {
+    router: Router,
+    store: Arc<dyn Store>,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn api() -> Api {
+    let dir = std::env::temp_dir().join(format!("sw-api-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("api.db").display());
+    let store = stepwise_store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let spec = WorkflowSpec {
+        name: "greet".into(),
+        defaults: Default::default(),
+        run: Default::default(),
+        steps: vec![StepSpec::handler("hello", "noop")],
+    };
+    store.register_workflow(&spec).await.unwrap();
+    Api {
+        router: stepwise_server::router(store.clone(), 4096),
+        store,
+        _dir: TempDir(dir),
+    }
+}
+
+impl Api {
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
+        let request = Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+}
+
+fn assert_error(status: StatusCode, body: &Value, want: StatusCode, code: &str) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let api = api().await;
+    assert_eq!(api.get("/healthz").await.0, StatusCode::OK);
+    let (status, body) = api.get("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["database_time"].is_string());
+    let (status, body) = api.get("/v1/nothing-here").await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn starting_a_run_is_idempotent_and_bad_bodies_are_4xx() {
+    let api = api().await;
+    let body = r#"{"workflow": "greet", "input": {"who": "you"}, "idempotency_key": "k1"}"#;
+    let (status, first) = api.post("/v1/runs", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["status"], "running");
+    assert_eq!(first["steps"][0]["name"], "hello");
+    let (status, again) = api.post("/v1/runs", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], first["id"]);
+
+    let (s, b) = api.post("/v1/runs", r#"{"workflow": "nope"}"#).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "unknown_workflow");
+    let (s, b) = api.post("/v1/runs", r#"{"workflow": "greet""#).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    let (s, b) = api.post("/v1/runs", r#"{"workflow": 7}"#).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    let (s, b) = api
+        .post("/v1/runs", r#"{"workflow": "greet", "colour": "red"}"#)
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    let untyped = Request::post("/v1/runs")
+        .body(Body::from(r#"{"workflow": "greet"}"#))
+        .unwrap();
+    let (s, b) = api.send(untyped).await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+
+    // Over the limit: 413, and nothing is written.
+    let huge = format!(
+        r#"{{"workflow": "greet", "input": {{"x": "{}"}}}}"#,
+        "a".repeat(8000)
+    );
+    let (s, b) = api.post("/v1/runs", &huge).await;
+    assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+    let (_, page) = api.get("/v1/runs").await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1, "{page}");
+}
+
+#[tokio::test]
+async fn runs_can_be_read_cancelled_retried_and_explained() {
+    let api = api().await;
+    let (_, run) = api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let (status, shown) = api.get(&format!("/v1/runs/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["id"], id.as_str());
+    let (status, explained) = api.get(&format!("/v1/runs/{id}/explain")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        explained["steps"][0]["reason"], "no_live_worker",
+        "{explained}"
+    );
+    let (s, b) = api.post(&format!("/v1/runs/{id}/retry"), "").await;
+    assert_error(s, &b, StatusCode::CONFLICT, "not_retryable");
+    let (status, cancelled) = api.post(&format!("/v1/runs/{id}/cancel"), "").await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), "{}").await;
+    assert_error(s, &b, StatusCode::CONFLICT, "run_ended");
+    let (status, retried) = api
+        .post(&format!("/v1/runs/{id}/retry"), r#"{"from": "hello"}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(retried["steps"], json!(["hello"]));
+    let (s, b) = api.get(&format!("/v1/runs/{id}/steps/nope/logs")).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (status, page) = api.get("/v1/runs?status=running&limit=10").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1);
+    let (status, events) = api.get(&format!("/v1/events?run={id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(events["events"].as_array().unwrap().len() >= 3, "{events}");
+}
+
+#[tokio::test]
+async fn locks_conflict_and_need_their_token() {
+    let api = api().await;
+    let (status, got) = api.post("/v1/locks/db:main", r#"{"ttl": "5m"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let token = got["token"].as_str().unwrap().to_string();
+    let (s, b) = api.post("/v1/locks/db:main", r#"{"ttl": 60}"#).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "lock_held");
+    let delete = |token: &str| {
+        Request::delete(format!("/v1/locks/db:main?token={token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, b) = api.send(delete("not-a-token")).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    let (s, b) = api.send(delete(&uuid::Uuid::new_v4().to_string())).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "wrong_token");
+    let (status, _) = api.send(delete(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (s, b) = api
+        .post("/v1/locks/db:main/force-release", r#"{"reason": "x"}"#)
+        .await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, b) = api.post("/v1/locks/db:main", r#"{"ttl": "soon"}"#).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+}
+
+/// Nothing a client sends is a server error.
+#[tokio::test]
+async fn hostile_input_is_always_a_4xx() {
+    let api = api().await;
+    let posts = [
+        ("/v1/runs", r#"{"workflow": "greet", "priority": 1e30}"#),
+        (
+            "/v1/runs",
+            r#"{"workflow": "greet", "priority": 99999999999}"#,
+        ),
+        ("/v1/runs", r#"{"workflow": "greet\u0000"}"#),
+        (
+            "/v1/runs",
+            r#"{"workflow": "greet", "input": {"x": "a\u0000b"}}"#,
+        ),
+        ("/v1/runs", r#"{"workflow": "greet'; DROP TABLE run; --"}"#),
+        ("/v1/runs", r#"{"workflow": "../../etc/passwd"}"#),
+        (
+            "/v1/runs",
+            r#"{"workflow": "greet", "idempotency_key": ""}"#,
+        ),
+        (
+            "/v1/runs",
+            r#"{"workflow": "greet", "run_at": "yesterday"}"#,
+        ),
+        ("/v1/runs", r#"[]"#),
+        ("/v1/runs", r#"null"#),
+        ("/v1/runs/not-an-id/cancel", "{}"),
+        (
+            "/v1/runs/01890000-0000-7000-8000-000000000000/cancel",
+            r#"{"compensate": "yes"}"#,
+        ),
+        ("/v1/locks/%00", r#"{"ttl": 60}"#),
+        ("/v1/locks/x", r#"{"ttl": -1}"#),
+        ("/v1/locks/x", r#"{"ttl": 99999999999999}"#),
+    ];
+    for (uri, body) in posts {
+        let (status, answer) = api.post(uri, body).await;
+        assert!(
+            status.is_client_error(),
+            "POST {uri} {body}: {status} {answer}"
+        );
+        assert!(answer["error"]["code"].is_string(), "POST {uri}: {answer}");
+    }
+    let gets = [
+        "/v1/runs/..%2F..%2Fetc%2Fpasswd",
+        "/v1/runs?status=exploded",
+        "/v1/runs?limit=0",
+        "/v1/runs?limit=abc",
+        "/v1/runs?cursor=%27%3B%20DROP",
+        "/v1/events?after=garbage",
+        "/v1/events?run=nope",
+        "/v1/groups/%00",
+        "/v1/runs/01890000-0000-7000-8000-000000000000",
+    ];
+    for uri in gets {
+        let (status, answer) = api.get(uri).await;
+        assert!(status.is_client_error(), "GET {uri}: {status} {answer}");
+    }
+    // The table is intact.
+    assert!(api.store.list_runs(Default::default()).await.is_ok());
+}

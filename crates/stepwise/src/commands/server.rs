@@ -1,0 +1,47 @@
+//! `stepwise server`: the HTTP API, with an in-process worker unless `--no-worker`.
+
+use crate::cli::ServerArgs;
+use std::sync::Arc;
+use stepwise_engine::Worker;
+use stepwise_store::Store;
+
+pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyhow::Result<()> {
+    // Deny by default: until token auth exists, serving is an explicit choice.
+    if !args.insecure_no_auth {
+        return Err(super::CliError::input(
+            "token auth is not built yet: start the server with --insecure-no-auth, and \
+             only where every client that can reach --listen is trusted",
+        ));
+    }
+    if args.body_limit == 0 {
+        return Err(super::CliError::input(
+            "--body-limit must be at least 1 byte",
+        ));
+    }
+    let shutdown = super::worker::shutdown_on_signals()?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| super::CliError::input(format!("cannot listen on {}: {e}", args.listen)))?;
+    eprintln!(
+        "stepwise server on http://{} (no auth){}",
+        listener.local_addr()?,
+        if args.no_worker { ", no worker" } else { "" }
+    );
+    let worker = if args.no_worker {
+        None
+    } else {
+        let heartbeat_store = stepwise_store::connect(url).await?;
+        let worker = Worker::new(store.clone(), super::worker::options(&args.worker)?)
+            .heartbeat_store(heartbeat_store);
+        Some(tokio::spawn(worker.run(shutdown.clone())))
+    };
+    let app = stepwise_server::router(store, args.body_limit);
+    let stop = shutdown.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    if let Some(worker) = worker {
+        worker.await??;
+    }
+    Ok(())
+}
