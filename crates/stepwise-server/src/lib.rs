@@ -7,12 +7,13 @@
 //! (malformed JSON 400, wrong types 422, unknown things 404, conflicts 409, bodies
 //! over the limit 413) — a 5xx means the database failed, never the request.
 //!
-//! Not built yet (the HTTP API issue stays open): token auth, Server-Sent Events,
-//! `/metrics`, the OpenAPI document, `PUT /workflows`, `POST /groups`.
+//! Not built yet (the HTTP API issue stays open): token auth, `/metrics`, the
+//! OpenAPI document, `PUT /workflows`, `POST /groups`.
 
 mod error;
 mod json;
 mod routes;
+mod sse;
 
 pub use error::ApiError;
 

@@ -261,3 +261,75 @@ async fn hostile_input_is_always_a_4xx() {
     // The table is intact.
     assert!(api.store.list_runs(Default::default()).await.is_ok());
 }
+
+/// Reads SSE frames until `n` events came; returns their (id, event kind) pairs.
+async fn sse_events(api: &Api, last_event_id: Option<&str>, n: usize) -> Vec<(String, String)> {
+    let mut request = Request::get("/v1/events").header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = api
+        .router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event within 10s")
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .map(|v| v.trim().to_string())
+            };
+            if let (Some(id), Some(kind)) = (field("id"), field("event")) {
+                events.push((id, kind));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn events_stream_live_and_resume_after_the_last_id_without_gaps() {
+    let api = api().await;
+    api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let first = sse_events(&api, None, 1).await;
+    assert_eq!(first[0].1, "run.created");
+    // Events written while nobody listens are there on reconnect, after the last id.
+    let (_, run) = api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let id = run["id"].as_str().unwrap();
+    api.post(&format!("/v1/runs/{id}/cancel"), "").await;
+    let resumed = sse_events(&api, Some(&first[0].0), 3).await;
+    let kinds: Vec<&str> = resumed.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(kinds, ["run.created", "step.cancelled", "run.cancelled"]);
+    let (_, page) = api.get(&format!("/v1/events?after={}", first[0].0)).await;
+    let ids: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cursor"].as_str().unwrap())
+        .collect();
+    let streamed: Vec<&str> = resumed.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(ids, streamed, "the stream and the pages agree");
+    let bad = Request::get("/v1/events")
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "garbage")
+        .body(Body::empty())
+        .unwrap();
+    let (s, b) = api.send(bad).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_cursor");
+}

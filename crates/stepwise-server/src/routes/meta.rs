@@ -3,8 +3,8 @@
 use crate::json::run_id;
 use crate::{ApiError, AppState};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -70,16 +70,39 @@ struct EventsQuery {
     limit: Option<u32>,
 }
 
-/// One page of events after `after`; pass `next` back as `after`.
+/// One page of events after `after` (pass `next` back as `after`), or, with
+/// `Accept: text/event-stream`, a live stream that resumes after `Last-Event-ID`.
 async fn events(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<EventsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = query.limit.unwrap_or(500);
     if limit == 0 || limit > 5000 {
         return Err(ApiError::invalid("limit must be between 1 and 5000"));
     }
     let run = query.run.as_deref().map(run_id).transpose()?;
+    let wants_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if wants_stream {
+        let resume = headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or(query.after);
+        // A bad cursor is refused now, not after the stream has started.
+        state
+            .store
+            .read_events(&EventQuery {
+                after: resume.clone().map(EventCursor),
+                run,
+                limit: 1,
+            })
+            .await?;
+        return Ok(crate::sse::stream(state.store.clone(), resume, run).into_response());
+    }
     let events = state
         .store
         .read_events(&EventQuery {
@@ -89,5 +112,5 @@ async fn events(
         })
         .await?;
     let next = events.last().map(|e| e.cursor.0.clone()).or(query.after);
-    Ok(Json(json!({"events": events, "next": next})))
+    Ok(Json(json!({"events": events, "next": next})).into_response())
 }
