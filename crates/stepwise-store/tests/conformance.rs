@@ -106,6 +106,7 @@ conformance!(
     flow::locks_conflict_release_by_token_expire_and_force_release,
     flow::a_reaped_steps_lock_is_kept_past_its_lease,
     flow::explain_names_each_reason,
+    flow::a_compensation_takes_its_steps_resource_lock,
     // Counted joins.
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,

@@ -226,6 +226,7 @@ async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()>
     let mut names = Vec::with_capacity(rows.len());
     let (mut queues, mut priorities, mut max_attempts) = (vec![], vec![], vec![]);
     let (mut initial, mut factor, mut max) = (vec![], vec![], vec![]);
+    let mut resources: Vec<Option<String>> = vec![];
     for row in &rows {
         let name: String = row.try_get(0)?;
         names.push(format!("{}{name}", crate::model::COMPENSATION_PREFIX));
@@ -236,6 +237,7 @@ async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()>
         initial.push(row.try_get::<i64, _>(4)?);
         factor.push(row.try_get::<f64, _>(5)?);
         max.push(row.try_get::<i64, _>(6)?);
+        resources.push(row.try_get(7)?);
     }
     sqlx::query(include_str!("sql/insert_compensations.sql"))
         .bind(run_id)
@@ -249,6 +251,7 @@ async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()>
         .bind(&factor)
         .bind(&max)
         .bind(&next)
+        .bind(&resources)
         .execute(&mut *conn)
         .await?;
     sqlx::query(include_str!("sql/begin_compensation.sql"))

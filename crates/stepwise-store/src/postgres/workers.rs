@@ -35,10 +35,15 @@ impl WorkerStore for PgStore {
             return Ok(Heartbeat::Reaped);
         };
         // The locks of its running steps live as long as its lease (plus a margin).
-        sqlx::query(include_str!("sql/extend_step_locks.sql"))
-            .bind(worker.0)
-            .execute(&self.pool)
-            .await?;
+        // Its own statement, racing completions that free locks: retried on deadlock.
+        with_retries(|| async {
+            sqlx::query(include_str!("sql/extend_step_locks.sql"))
+                .bind(worker.0)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await?;
         Ok(Heartbeat::Alive { expires_at })
     }
 

@@ -311,6 +311,7 @@ async fn begin_compensation(conn: &mut SqliteConnection, run_id: Uuid) -> Result
             "b_initial": row.try_get::<i64, _>(4)?,
             "b_factor": row.try_get::<f64, _>(5)?,
             "b_max": row.try_get::<i64, _>(6)?,
+            "resource": row.try_get::<Option<String>, _>(7)?,
             "next": ids.get(i + 1).map(|n| n.simple().to_string()),
         }));
     }

@@ -491,8 +491,9 @@ pub async fn a_retried_group_member_never_completes_its_group_twice(store: Arc<d
     assert_eq!(count(&events, EventKind::GroupCompleted), 1);
 }
 
-/// A revoked step whose worker never reports is cancelled once its lease is over,
-/// even while the worker heartbeats; a dead worker's revoked step likewise.
+/// A revoked step whose worker never reports stays running (holding back its run's
+/// end, its lock and any compensation) while that worker lives, and is cancelled once
+/// the worker is gone; a dead worker's revoked step likewise.
 pub async fn a_revoked_step_nobody_reports_is_cancelled_after_a_lease(store: Arc<dyn Store>) {
     register(&*store, &one_step("silent")).await;
     let runs = start(&*store, "silent", 2).await;
@@ -505,13 +506,36 @@ pub async fn a_revoked_step_nobody_reports_is_cancelled_after_a_lease(store: Arc
         cancel(&*store, *run, true).await;
     }
     store.advance_clock(secs(20)).await.unwrap();
-    store.reap(reaper).await.unwrap();
-    assert_eq!(get_run(&*store, runs[0]).await.status, RunStatus::Running);
+    assert!(matches!(
+        store.heartbeat(quiet).await.unwrap(),
+        Heartbeat::Alive { .. }
+    ));
     store.advance_clock(secs(20)).await.unwrap();
     assert!(matches!(
         store.heartbeat(quiet).await.unwrap(),
         Heartbeat::Alive { .. }
     ));
+    store.reap(reaper).await.unwrap();
+    let quiet_run = if get_run(&*store, runs[0]).await.steps[0].worker_id == Some(quiet) {
+        runs[0]
+    } else {
+        runs[1]
+    };
+    let dying_run = if quiet_run == runs[0] {
+        runs[1]
+    } else {
+        runs[0]
+    };
+    assert_eq!(
+        get_run(&*store, dying_run).await.status,
+        RunStatus::Cancelled
+    );
+    assert_eq!(
+        get_run(&*store, quiet_run).await.status,
+        RunStatus::Running,
+        "a live worker's revoked step is not declared stopped"
+    );
+    store.advance_clock(secs(31)).await.unwrap();
     store.reap(reaper).await.unwrap();
     for run in &runs {
         let view = get_run(&*store, *run).await;

@@ -590,3 +590,49 @@ pub async fn explain_names_each_reason(store: Arc<dyn Store>) {
     assert!(lease_until.is_some());
     assert!(explain_run(&*store, RunId::new()).await.unwrap().is_none());
 }
+
+/// An undo takes the lock of the step it undoes: it waits while someone else holds it.
+pub async fn a_compensation_takes_its_steps_resource_lock(store: Arc<dyn Store>) {
+    let mut migrate = with_resource(step("migrate"), "prod-db");
+    migrate.compensate = Some(stepwise_core::StepAction::Handler {
+        name: "unmigrate".into(),
+    });
+    let mut bad = step("bad");
+    bad.max_attempts = Some(1);
+    register(&*store, &workflow("undo_locked", vec![migrate, bad])).await;
+    let run = start(&*store, "undo_locked", 1).await[0];
+    let w = worker(&*store, secs(600)).await;
+    let first = claim(&*store, w, 10).await;
+    complete_all(&*store, &first).await;
+    let second = claim(&*store, w, 10).await;
+    fail(&*store, &second[0], false, "no").await;
+    let view = get_run(&*store, run).await;
+    assert_eq!(view.status, RunStatus::Compensating);
+    let undo = view
+        .steps
+        .iter()
+        .find(|s| s.name == "compensate:migrate")
+        .unwrap();
+    assert_eq!(undo.resource.as_deref(), Some("prod-db"));
+    let LockOutcome::Acquired { token, .. } = store
+        .acquire_lock(&LockRequest {
+            name: "prod-db".into(),
+            ttl: secs(60),
+            holder_kind: HolderKind::Cli,
+            holder_id: "cli:ops".into(),
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("free");
+    };
+    assert!(
+        claim(&*store, w, 10).await.is_empty(),
+        "the undo waits for prod-db"
+    );
+    store.release_lock("prod-db", token).await.unwrap();
+    let undo = claim(&*store, w, 10).await;
+    assert_eq!(undo.len(), 1);
+    complete_all(&*store, &undo).await;
+    assert_eq!(get_run(&*store, run).await.status, RunStatus::Compensated);
+}

@@ -1,8 +1,11 @@
--- Revoked running steps whose worker has not confirmed the stop within its lease:
--- the lease is over, so the attempt counts as stopped.
+-- Revoked running steps whose worker has not confirmed the stop within a lease and
+-- is itself gone: only then is the attempt surely stopped. A live worker always
+-- reports (it kills an exec child, aborts an http call, drops a handler), and until
+-- it does the step keeps its resource lock and holds back compensation.
 SELECT s.id, s.lease_token
 FROM step s
 JOIN worker w ON w.id = s.worker_id
 WHERE s.status = 'running' AND s.revoked_at IS NOT NULL
+  AND (w.status <> 'alive' OR w.expires_at < stepwise_now())
   AND s.revoked_at + w.lease_ms * interval '1 millisecond' < stepwise_now()
 ORDER BY s.id
