@@ -107,6 +107,7 @@ conformance!(
     flow::a_reaped_steps_lock_is_kept_past_its_lease,
     flow::explain_names_each_reason,
     flow::a_compensation_takes_its_steps_resource_lock,
+    flow::a_resumed_compensation_waits_for_its_keys_slot,
     // Counted joins.
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,

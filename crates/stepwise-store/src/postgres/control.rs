@@ -264,9 +264,9 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
         .bind(deadline_ms)
         .fetch_one(&mut *conn)
         .await?;
-    if plan.status == RunStatus::Running {
-        super::flow::rejoin_line(conn, run).await?;
-    }
+    // A keyed run queues for a slot again, whether it re-runs forward or resumes
+    // its compensation (a compensating run holds a slot too).
+    super::flow::rejoin_line(conn, run).await?;
     if let Some(group) = &group {
         sqlx::query(include_str!("sql/reopen_group.sql"))
             .bind(group)

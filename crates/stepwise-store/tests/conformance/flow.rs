@@ -636,3 +636,54 @@ pub async fn a_compensation_takes_its_steps_resource_lock(store: Arc<dyn Store>)
     complete_all(&*store, &undo).await;
     assert_eq!(get_run(&*store, run).await.status, RunStatus::Compensated);
 }
+
+/// Retrying a keyed `compensation_failed` run queues it for a slot like any retry; it
+/// resumes compensating only once admitted.
+pub async fn a_resumed_compensation_waits_for_its_keys_slot(store: Arc<dyn Store>) {
+    let mut a = step("a");
+    a.max_attempts = Some(1);
+    a.compensate = Some(stepwise_core::StepAction::Handler {
+        name: "undo".into(),
+    });
+    let mut b = step("b");
+    b.max_attempts = Some(1);
+    register(&*store, &keyed("resume", vec![a, b], 1)).await;
+    let runs = start_for(&*store, "resume", &["k", "k"]).await;
+    let w = worker(&*store, secs(600)).await;
+    let step_a = claim(&*store, w, 10).await;
+    complete_all(&*store, &step_a).await;
+    let step_b = claim(&*store, w, 10).await;
+    fail(&*store, &step_b[0], false, "b broke").await;
+    let undo = claim(&*store, w, 10).await;
+    assert_eq!(undo[0].step, "compensate:a");
+    fail(&*store, &undo[0], false, "undo broke").await;
+    assert_eq!(
+        status(&*store, runs[0]).await,
+        RunStatus::CompensationFailed
+    );
+    assert_eq!(status(&*store, runs[1]).await, RunStatus::Running);
+
+    let RetryOutcome::Retried { status: now, .. } = retry_run(&*store, runs[0]).await else {
+        panic!("retryable");
+    };
+    assert_eq!(
+        now,
+        RunStatus::Pending,
+        "it waits behind the run holding the slot"
+    );
+    let next = claim(&*store, w, 10).await;
+    assert!(
+        next.iter().all(|c| c.run_id == runs[1]),
+        "the resumed undo waits"
+    );
+    complete_all(&*store, &next).await;
+    let last = claim(&*store, w, 10).await;
+    complete_all(&*store, &last).await;
+    assert_eq!(status(&*store, runs[1]).await, RunStatus::Completed);
+    assert_eq!(status(&*store, runs[0]).await, RunStatus::Compensating);
+    let resumed = claim(&*store, w, 10).await;
+    assert_eq!(resumed[0].step, "compensate:a");
+    complete_all(&*store, &resumed).await;
+    assert_eq!(status(&*store, runs[0]).await, RunStatus::Compensated);
+    assert_eq!(key(&*store, "tenant-k").await.active, 0);
+}

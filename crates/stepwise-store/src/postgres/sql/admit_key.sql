@@ -1,7 +1,9 @@
 -- $1 key, whose row the caller locked in an earlier statement (so this statement's
 -- snapshot sees every admission and release before it). Admits the oldest waiting
 -- runs while slots are free; their root steps become claimable (or wait out a
--- delayed start). Taking the slot commits with the admission (invariant 4).
+-- delayed start). Taking the slot commits with the admission (invariant 4). A run
+-- with compensation steps was retried from compensation_failed: it goes back to
+-- compensating, its slot taken like any other run's.
 WITH free AS (
     SELECT greatest(max_active - active, 0) AS n FROM concurrency_key WHERE key = $1
 ),
@@ -14,7 +16,10 @@ next AS (
 ),
 admitted AS (
     UPDATE run r
-    SET status = 'running', started_at = stepwise_now(), holds_slot = true
+    SET status = CASE WHEN EXISTS (SELECT 1 FROM step s
+                                   WHERE s.run_id = r.id AND s.compensates IS NOT NULL)
+                      THEN 'compensating' ELSE 'running' END,
+        started_at = stepwise_now(), holds_slot = true
     FROM next
     WHERE r.id = next.id
     RETURNING r.id, r.group_name
@@ -29,7 +34,6 @@ roots AS (
     SET status = CASE WHEN s.run_after > stepwise_now() THEN 'scheduled' ELSE 'pending' END
     FROM admitted a
     WHERE s.run_id = a.id AND s.status = 'blocked' AND s.deps_remaining = 0
-      AND s.compensates IS NULL
 ),
 events AS (
     INSERT INTO event (kind, run_id, group_name, data)
