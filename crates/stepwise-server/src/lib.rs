@@ -7,11 +7,12 @@
 //! (malformed JSON 400, wrong types 422, unknown things 404, conflicts 409, bodies
 //! over the limit 413) — a 5xx means the database failed, never the request.
 //!
-//! Not built yet (the HTTP API issue stays open): token auth, `/metrics`, the
-//! OpenAPI document, `PUT /workflows`, `POST /groups`.
+//! Not built yet (the HTTP API issue stays open): token auth, the OpenAPI document,
+//! `PUT /workflows`, `POST /groups`.
 
 mod error;
 mod json;
+mod metrics;
 mod routes;
 mod sse;
 
@@ -25,16 +26,50 @@ use stepwise_store::Store;
 /// Request bodies larger than this get 413 before anything is read into a handler.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+pub use metrics_exporter_prometheus::PrometheusHandle;
+
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The process's recorder, when one is installed: `/metrics` renders it.
+    pub metrics: Option<PrometheusHandle>,
 }
 
-/// The router of every route, with a body limit of `body_limit` bytes.
-pub fn router(store: Arc<dyn Store>, body_limit: usize) -> Router {
+/// How the router is set up.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Request bodies larger than this many bytes get 413.
+    pub body_limit: usize,
+    /// The installed Prometheus recorder (see [`install_metrics`]), if any.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: DEFAULT_BODY_LIMIT,
+            metrics: None,
+        }
+    }
+}
+
+/// Installs the process-wide Prometheus recorder the engine's counters and
+/// histograms go to; `None` if a recorder was installed already.
+pub fn install_metrics() -> Option<PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok()
+}
+
+/// The router of every route.
+pub fn router(store: Arc<dyn Store>, options: ServerOptions) -> Router {
     routes::all()
+        .merge(metrics::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(AppState { store })
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .with_state(AppState {
+            store,
+            metrics: options.metrics,
+        })
 }

@@ -41,7 +41,13 @@ async fn api() -> Api {
     };
     store.register_workflow(&spec).await.unwrap();
     Api {
-        router: stepwise_server::router(store.clone(), 4096),
+        router: stepwise_server::router(
+            store.clone(),
+            stepwise_server::ServerOptions {
+                body_limit: 4096,
+                metrics: None,
+            },
+        ),
         store,
         _dir: TempDir(dir),
     }
@@ -332,4 +338,28 @@ async fn events_stream_live_and_resume_after_the_last_id_without_gaps() {
         .unwrap();
     let (s, b) = api.send(bad).await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_cursor");
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_with_database_gauges() {
+    let api = api().await;
+    api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let response = api
+        .router
+        .clone()
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(
+        text.contains("stepwise_queue_pending_steps{queue=\"default\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE stepwise_workers_alive gauge"),
+        "{text}"
+    );
+    assert!(text.contains("stepwise_workers_alive 0"), "{text}");
 }

@@ -35,7 +35,11 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
             .heartbeat_store(heartbeat_store);
         Some(tokio::spawn(worker.run(shutdown.clone())))
     };
-    let app = stepwise_server::router(store, args.body_limit);
+    let options = stepwise_server::ServerOptions {
+        body_limit: args.body_limit,
+        metrics: stepwise_server::install_metrics(),
+    };
+    let app = stepwise_server::router(store, options);
     let stop = shutdown.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })

@@ -72,6 +72,13 @@ fn the_server_runs_what_clients_start() {
         },
     );
     assert_eq!(done["steps"][0]["output"]["said"], "hi");
+    let (status, metrics) = http(&addr, "GET", "/metrics", "");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("stepwise_steps_claimed_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("stepwise_workers_alive 1"), "{metrics}");
     let (status, body) = http(&addr, "POST", "/v1/runs", "{not json");
     assert_eq!(status, 400, "{body}");
     server.signal(nix::sys::signal::Signal::SIGTERM);

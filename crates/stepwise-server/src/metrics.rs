@@ -1,0 +1,104 @@
+//! `GET /metrics`: the engine's counters and histograms (through the `metrics`
+//! facade's Prometheus recorder) and gauges read from the database at scrape time,
+//! so they describe every worker, not just this process.
+
+use crate::{ApiError, AppState};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use std::fmt::Write;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let mut text = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
+    let now = state.store.now().await?;
+    let queues = state.store.queue_stats().await?;
+    let keys = state.store.concurrency_keys().await?;
+    let alive = state
+        .store
+        .list_workers()
+        .await?
+        .iter()
+        .filter(|w| w.status == "alive")
+        .count();
+    let mut gauge = |name: &str, help: &str, samples: Vec<(String, f64)>| {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (labels, value) in samples {
+            let _ = writeln!(text, "{name}{labels} {value}");
+        }
+    };
+    let by_queue = |f: &dyn Fn(&stepwise_store::QueueStats) -> f64| {
+        queues
+            .iter()
+            .map(|q| (format!("{{queue=\"{}\"}}", escape(&q.name)), f(q)))
+            .collect::<Vec<_>>()
+    };
+    gauge(
+        "stepwise_queue_pending_steps",
+        "Steps claimable now, per queue.",
+        by_queue(&|q| q.pending as f64),
+    );
+    gauge(
+        "stepwise_queue_scheduled_steps",
+        "Steps waiting out a backoff or a delayed start, per queue.",
+        by_queue(&|q| q.scheduled as f64),
+    );
+    gauge(
+        "stepwise_queue_running_steps",
+        "Steps running, per queue.",
+        by_queue(&|q| q.running as f64),
+    );
+    gauge(
+        "stepwise_queue_oldest_pending_age_seconds",
+        "Age of the run of the oldest claimable step, per queue (0 when none).",
+        by_queue(&|q| {
+            q.oldest_pending_since
+                .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+                .unwrap_or(0.0)
+        }),
+    );
+    let by_key = |f: &dyn Fn(&stepwise_store::ConcurrencyKeyView) -> f64| {
+        keys.iter()
+            .map(|k| (format!("{{key=\"{}\"}}", escape(&k.key)), f(k)))
+            .collect::<Vec<_>>()
+    };
+    gauge(
+        "stepwise_concurrency_waiting_runs",
+        "Runs waiting for a slot, per concurrency key.",
+        by_key(&|k| k.waiting as f64),
+    );
+    gauge(
+        "stepwise_concurrency_active_runs",
+        "Runs holding a slot, per concurrency key.",
+        by_key(&|k| k.active as f64),
+    );
+    gauge(
+        "stepwise_workers_alive",
+        "Workers whose lease is current.",
+        vec![(String::new(), alive as f64)],
+    );
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+/// A label value as the text format wants it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
