@@ -50,6 +50,31 @@ fn rejection_is_too_large(message: &str) -> bool {
     message.contains("length limit") || message.contains("too large")
 }
 
+/// A raw body (bytes), with the body limit's rejection in the API's shape.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                let message = rejection.body_text();
+                if rejection_is_too_large(&message) {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "the request body is larger than the server accepts",
+                    )
+                } else {
+                    ApiError::bad_request(message)
+                }
+            })
+    }
+}
+
 /// A run id from the path.
 pub fn run_id(text: &str) -> Result<RunId, ApiError> {
     text.parse()

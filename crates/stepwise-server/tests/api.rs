@@ -363,3 +363,73 @@ async fn metrics_are_prometheus_text_with_database_gauges() {
     );
     assert!(text.contains("stepwise_workers_alive 0"), "{text}");
 }
+
+#[tokio::test]
+async fn workflows_are_put_as_toml_or_json_and_groups_are_sealed_batches() {
+    let api = api().await;
+    let put = |name: &str, kind: &str, body: &str| {
+        Request::put(format!("/v1/workflows/{name}"))
+            .header("content-type", kind)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let toml = "name = \"shout\"\n[[steps]]\nname = \"loud\"\nhandler = \"noop\"\n";
+    let (status, version) = api.send(put("shout", "application/toml", toml)).await;
+    assert_eq!(status, StatusCode::OK, "{version}");
+    assert_eq!(version["version"], 1);
+    let as_json = r#"{"name": "shout", "steps": [{"name": "loud", "handler": "noop"}]}"#;
+    let (status, same) = api.send(put("shout", "application/json", as_json)).await;
+    assert_eq!(status, StatusCode::OK, "{same}");
+    assert_eq!(
+        same["changed"], false,
+        "the same document keeps its version"
+    );
+    let (s, b) = api.send(put("other", "application/toml", toml)).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow");
+    let (s, b) = api
+        .send(put(
+            "shout",
+            "application/toml",
+            "name = \"shout\"\n[[steps]]\nname = \"x\"\nexce = [\"true\"]\n",
+        ))
+        .await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_workflow");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shout.toml:4:1"),
+        "{b}"
+    );
+    let (s, b) = api.send(put("shout", "image/png", toml)).await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let (_, listed) = api.get("/v1/workflows").await;
+    assert_eq!(listed["workflows"].as_array().unwrap().len(), 2);
+
+    let group = r#"{"name": "batch-1", "runs": [{"workflow": "shout"}, {"workflow": "greet"}]}"#;
+    let (status, created) = api.post("/v1/groups", group).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["group"]["total"], 2);
+    assert_eq!(created["runs"].as_array().unwrap().len(), 2);
+    let (s, b) = api.post("/v1/groups", group).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "group_exists");
+    let (status, shown) = api.get("/v1/groups/batch-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["remaining"], 2);
+    let broken = r#"{"name": "batch-2", "runs": [{"workflow": "shout"}, {"workflow": "nope"}]}"#;
+    let (s, b) = api.post("/v1/groups", broken).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "unknown_workflow");
+    let (s, b) = api.get("/v1/groups/batch-2").await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+
+    let (_, run) = api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let id = run["id"].as_str().unwrap();
+    let huge = format!(r#"{{"compensate": true, "pad": "{}"}}"#, "x".repeat(8000));
+    let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), &huge).await;
+    assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+}

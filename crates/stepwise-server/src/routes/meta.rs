@@ -1,4 +1,4 @@
-//! Health, workflows, workers, groups and the event stream (as JSON pages).
+//! Health, workers, groups and the event stream (as JSON pages or live).
 
 use crate::json::run_id;
 use crate::{ApiError, AppState};
@@ -15,7 +15,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
-        .route("/v1/workflows", get(workflows))
         .route("/v1/workers", get(workers))
         .route("/v1/groups/{name}", get(group))
         .route("/v1/events", get(events))
@@ -38,12 +37,6 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
             )
         }
     }
-}
-
-async fn workflows(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        json!({"workflows": state.store.list_workflows().await?}),
-    ))
 }
 
 async fn workers(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

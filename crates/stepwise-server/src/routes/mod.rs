@@ -3,6 +3,7 @@
 mod flow;
 mod meta;
 mod runs;
+mod workflows;
 
 use crate::AppState;
 use axum::Router;
@@ -12,4 +13,5 @@ pub fn all() -> Router<AppState> {
         .merge(meta::routes())
         .merge(runs::routes())
         .merge(flow::routes())
+        .merge(workflows::routes())
 }

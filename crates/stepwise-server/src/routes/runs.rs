@@ -1,8 +1,7 @@
 //! Runs: start, list, show, cancel, retry, explain, logs.
 
-use crate::json::{optional_body, run_id, Body};
+use crate::json::{optional_body, run_id, Body, RawBody};
 use crate::{ApiError, AppState};
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -26,10 +25,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/runs/{id}/steps/{step}/logs", get(logs))
 }
 
-/// `POST /v1/runs`.
+/// `POST /v1/runs`, and each run of `POST /v1/groups`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StartRun {
+pub(super) struct StartRun {
     workflow: String,
     #[serde(default = "empty_object")]
     input: Value,
@@ -44,16 +43,23 @@ fn empty_object() -> Value {
     json!({})
 }
 
+impl StartRun {
+    pub(super) fn into_new_run(self) -> NewRun {
+        let mut run = NewRun::new(self.workflow, self.input).priority(self.priority);
+        run.idempotency_key = self.idempotency_key;
+        run.concurrency_key = self.concurrency_key;
+        if let Some(at) = self.run_at {
+            run = run.start(StartAt::At(at));
+        }
+        run
+    }
+}
+
 async fn start(
     State(state): State<AppState>,
     Body(body): Body<StartRun>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let mut run = NewRun::new(body.workflow, body.input).priority(body.priority);
-    run.idempotency_key = body.idempotency_key;
-    run.concurrency_key = body.concurrency_key;
-    if let Some(at) = body.run_at {
-        run = run.start(StartAt::At(at));
-    }
+    let run = body.into_new_run();
     let created = state
         .store
         .create_runs(RunBatch {
@@ -150,7 +156,7 @@ fn yes() -> bool {
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let run = run_id(&id)?;
     let body: CancelBody = optional_body(&body)?;
@@ -186,7 +192,7 @@ struct RetryBody {
 async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let run = run_id(&id)?;
     let body: RetryBody = optional_body(&body)?;
