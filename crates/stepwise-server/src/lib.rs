@@ -7,15 +7,17 @@
 //! (malformed JSON 400, wrong types 422, unknown things 404, conflicts 409, bodies
 //! over the limit 413) — a 5xx means the database failed, never the request.
 //!
-//! Not built yet (the HTTP API issue stays open): token auth, the OpenAPI document
-//! and `GET /v1/groups`.
+//! Not built yet (the HTTP API issue stays open): the OpenAPI document and
+//! `GET /v1/groups`.
 
+mod auth;
 mod error;
 mod json;
 mod metrics;
 mod routes;
 mod sse;
 
+pub use auth::{required_scope, AuthMode};
 pub use error::ApiError;
 
 use axum::extract::DefaultBodyLimit;
@@ -34,6 +36,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The process's recorder, when one is installed: `/metrics` renders it.
     pub metrics: Option<PrometheusHandle>,
+    pub auth: AuthMode,
 }
 
 /// How the router is set up.
@@ -43,6 +46,8 @@ pub struct ServerOptions {
     pub body_limit: usize,
     /// The installed Prometheus recorder (see [`install_metrics`]), if any.
     pub metrics: Option<PrometheusHandle>,
+    /// Tokens by default.
+    pub auth: AuthMode,
 }
 
 impl Default for ServerOptions {
@@ -50,6 +55,7 @@ impl Default for ServerOptions {
         Self {
             body_limit: DEFAULT_BODY_LIMIT,
             metrics: None,
+            auth: AuthMode::Tokens,
         }
     }
 }
@@ -64,12 +70,20 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
 
 /// The router of every route.
 pub fn router(store: Arc<dyn Store>, options: ServerOptions) -> Router {
+    let state = AppState {
+        store,
+        metrics: options.metrics,
+        auth: options.auth,
+    };
     routes::all()
         .merge(metrics::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .with_state(AppState {
-            store,
-            metrics: options.metrics,
-        })
+        // Outermost: a request without the right token reads no body and touches
+        // nothing.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::check,
+        ))
+        .with_state(state)
 }

@@ -46,6 +46,7 @@ async fn api() -> Api {
             stepwise_server::ServerOptions {
                 body_limit: 4096,
                 metrics: None,
+                auth: stepwise_server::AuthMode::Open,
             },
         ),
         store,
@@ -432,4 +433,113 @@ async fn workflows_are_put_as_toml_or_json_and_groups_are_sealed_batches() {
     let huge = format!(r#"{{"compensate": true, "pad": "{}"}}"#, "x".repeat(8000));
     let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), &huge).await;
     assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large");
+}
+
+/// Every route × no token, a bad one, an expired one, a revoked one, and one of too
+/// low a scope; the health checks need none.
+#[tokio::test]
+async fn the_auth_matrix() {
+    let open = api().await;
+    let store = open.store.clone();
+    let router = stepwise_server::router(store.clone(), stepwise_server::ServerOptions::default());
+    let token = |scope, expires_in| {
+        let store = store.clone();
+        async move {
+            store
+                .create_token(&stepwise_store::NewToken {
+                    name: format!("{scope:?}"),
+                    scope,
+                    expires_in,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    use stepwise_store::TokenScope::*;
+    let read = token(Read, None).await.secret;
+    let write = token(Write, None).await.secret;
+    let admin = token(Admin, None).await.secret;
+    let expired = token(Admin, Some(std::time::Duration::from_secs(5)))
+        .await
+        .secret;
+    let revoked = token(Admin, None).await;
+    store.revoke_token(revoked.token.id).await.unwrap();
+    store
+        .advance_clock(std::time::Duration::from_secs(6))
+        .await
+        .unwrap();
+    let run = "01890000-0000-7000-8000-000000000000";
+    let routes: Vec<(&str, String, stepwise_store::TokenScope)> = vec![
+        ("GET", "/v1/runs".into(), Read),
+        ("GET", format!("/v1/runs/{run}"), Read),
+        ("GET", format!("/v1/runs/{run}/explain"), Read),
+        ("GET", "/v1/queues".into(), Read),
+        ("GET", "/v1/workers".into(), Read),
+        ("GET", "/v1/locks".into(), Read),
+        ("GET", "/v1/workflows".into(), Read),
+        ("GET", "/v1/events".into(), Read),
+        ("GET", "/metrics".into(), Read),
+        ("POST", "/v1/runs".into(), Write),
+        ("POST", format!("/v1/runs/{run}/cancel"), Write),
+        ("POST", format!("/v1/runs/{run}/retry"), Write),
+        ("POST", "/v1/groups".into(), Write),
+        ("PUT", "/v1/workflows/x".into(), Admin),
+        ("POST", "/v1/locks/x".into(), Admin),
+        ("DELETE", "/v1/locks/x?token=x".into(), Admin),
+        ("POST", "/v1/locks/x/force-release".into(), Admin),
+    ];
+    let send = |method: &str, uri: &str, secret: Option<&str>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(secret) = secret {
+            request = request.header("authorization", format!("Bearer {secret}"));
+        }
+        router
+            .clone()
+            .oneshot(request.body(Body::from("{}")).unwrap())
+    };
+    for (method, uri, needed) in &routes {
+        for (who, secret) in [
+            ("no token", None),
+            ("a bad token", Some("sw_nonsense")),
+            ("an expired token", Some(expired.as_str())),
+            ("a revoked token", Some(revoked.secret.as_str())),
+        ] {
+            let status = send(method, uri, secret).await.unwrap().status();
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {uri} with {who}"
+            );
+        }
+        let lower = match needed {
+            Read => None,
+            Write => Some(read.as_str()),
+            Admin => Some(write.as_str()),
+        };
+        if let Some(lower) = lower {
+            let status = send(method, uri, Some(lower)).await.unwrap().status();
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {uri} with a lower scope"
+            );
+        }
+        let enough = match needed {
+            Read => read.as_str(),
+            Write => write.as_str(),
+            Admin => admin.as_str(),
+        };
+        let status = send(method, uri, Some(enough)).await.unwrap().status();
+        assert!(
+            status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+            "{method} {uri} with enough scope: {status}"
+        );
+    }
+    for path in ["/healthz", "/readyz"] {
+        let status = send("GET", path, None).await.unwrap().status();
+        assert_eq!(status, StatusCode::OK, "{path} needs no token");
+    }
 }

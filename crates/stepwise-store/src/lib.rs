@@ -34,6 +34,7 @@ pub mod postgres;
 mod retry_plan;
 mod sanitize;
 pub mod sqlite;
+mod token;
 mod traits;
 mod transient;
 
@@ -48,7 +49,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or

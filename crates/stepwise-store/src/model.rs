@@ -556,3 +556,70 @@ pub enum ReleaseOutcome {
     /// It is held under another token; nothing changed.
     WrongToken(LockView),
 }
+
+/// What an API token may do (DESIGN.md "HTTP API": read < write < admin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// Every GET, `/metrics`, the OpenAPI document.
+    Read,
+    /// Also start, cancel and retry runs and groups.
+    Write,
+    /// Everything: workflows, locks, queues, tokens.
+    Admin,
+}
+
+impl TokenScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Read => "read",
+            TokenScope::Write => "write",
+            TokenScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "read" => Some(TokenScope::Read),
+            "write" => Some(TokenScope::Write),
+            "admin" => Some(TokenScope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A token to create.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// What it is for, for people (`ci-deploys`).
+    pub name: String,
+    pub scope: TokenScope,
+    /// Expires this long after creation (database clock); never when `None`.
+    pub expires_in: Option<Duration>,
+}
+
+/// A token as stored: never its secret, only a hash of it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenView {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub scope: TokenScope,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new token and its secret, which is shown this once and never stored.
+#[derive(Clone, Debug)]
+pub struct CreatedToken {
+    pub token: TokenView,
+    pub secret: String,
+}
+
+/// Why a presented secret was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRefusal {
+    Unknown,
+    Expired,
+    Revoked,
+}

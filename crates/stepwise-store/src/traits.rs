@@ -131,6 +131,23 @@ pub trait FlowStore: Send + Sync {
     async fn list_locks(&self) -> Result<Vec<LockView>>;
 }
 
+/// API tokens. Secrets are never stored: only their SHA-256, so a leaked database
+/// does not leak working tokens.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Creates a token; its secret is returned once.
+    async fn create_token(&self, token: &NewToken) -> Result<CreatedToken>;
+    /// The token a secret belongs to, if it is current (database clock).
+    async fn verify_token(
+        &self,
+        secret: &str,
+    ) -> Result<std::result::Result<TokenView, TokenRefusal>>;
+    /// Every token, newest first, without secrets.
+    async fn list_tokens(&self) -> Result<Vec<TokenView>>;
+    /// Revokes a token; false when there is no such token.
+    async fn revoke_token(&self, id: uuid::Uuid) -> Result<bool>;
+}
+
 /// Workers, heartbeats and the reaper.
 #[async_trait]
 pub trait WorkerStore: Send + Sync {
@@ -183,6 +200,7 @@ pub trait Store:
     + StepStore
     + ControlStore
     + FlowStore
+    + TokenStore
     + WorkerStore
     + EventStore
     + ClockStore
@@ -196,6 +214,7 @@ impl<T> Store for T where
         + StepStore
         + ControlStore
         + FlowStore
+        + TokenStore
         + WorkerStore
         + EventStore
         + ClockStore

@@ -39,6 +39,8 @@ mod review;
 mod runs;
 #[path = "conformance/support.rs"]
 mod support;
+#[path = "conformance/tokens.rs"]
+mod tokens;
 
 /// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
 macro_rules! conformance {
@@ -108,6 +110,8 @@ conformance!(
     flow::explain_names_each_reason,
     flow::a_compensation_takes_its_steps_resource_lock,
     flow::a_resumed_compensation_waits_for_its_keys_slot,
+    // API tokens.
+    tokens::tokens_verify_expire_and_revoke,
     // Counted joins.
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,

@@ -81,6 +81,11 @@ pub enum Command {
     Worker(WorkerArgs),
     /// The HTTP API (and an in-process worker unless --no-worker).
     Server(ServerArgs),
+    /// API tokens: the secret is printed once and stored hashed.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Live and recently dead workers.
     Workers {
         #[arg(long)]
@@ -243,6 +248,28 @@ pub enum GroupsCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// A new token; its secret is printed alone on the last line of stdout.
+    Create {
+        #[arg(long)]
+        scope: String,
+        /// Expires after this long (never when not given).
+        #[arg(long, value_parser = parse_duration)]
+        expires: Option<Duration>,
+        /// What it is for.
+        #[arg(long, default_value = "token")]
+        name: String,
+    },
+    /// Every token, without secrets.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
 #[derive(Args)]
 pub struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:8420")]
@@ -250,8 +277,8 @@ pub struct ServerArgs {
     /// Serve the API only; run workers as their own processes.
     #[arg(long)]
     pub no_worker: bool,
-    /// Serve without tokens. Token auth is not built yet, so this is required for
-    /// now: use it on a trusted network only.
+    /// Serve without tokens (only where every client that can reach --listen is
+    /// trusted). Without it the server needs at least one live token.
     #[arg(long)]
     pub insecure_no_auth: bool,
     /// Request bodies larger than this many bytes get 413.

@@ -4,7 +4,7 @@ mod cli;
 mod commands;
 
 use clap::Parser;
-use cli::{Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand};
+use cli::{Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand, TokensCommand};
 use commands::CliError;
 use std::process::ExitCode;
 use stepwise_engine::supervisor::{supervise, SUPERVISE_COMMAND};
@@ -149,6 +149,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker(args) => commands::worker::worker(&url, store, &args).await,
         Command::Server(args) => commands::server::server(&url, store, &args).await,
+        Command::Tokens { command } => match command {
+            TokensCommand::Create {
+                scope,
+                expires,
+                name,
+            } => commands::tokens::create(&*store, &scope, expires, name).await,
+            TokensCommand::List { json } => commands::tokens::list(&*store, json).await,
+            TokensCommand::Revoke { id } => commands::tokens::revoke(&*store, &id).await,
+        },
         Command::Workers { json } => commands::worker::workers(&*store, json).await,
         Command::Prune { older_than } => {
             let mut total = 0;

@@ -14,6 +14,7 @@ mod locks;
 mod runs;
 mod settle;
 mod steps;
+mod tokens;
 mod workers;
 
 use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};
@@ -28,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_init.sql")),
     (2, include_str!("migrations/0002_early_end.sql")),
     (3, include_str!("migrations/0003_flow_control.sql")),
+    (4, include_str!("migrations/0004_tokens.sql")),
 ];
 
 /// Stepwise on SQLite.

@@ -10,6 +10,7 @@ pub mod flow;
 pub mod run;
 pub mod runs;
 pub mod server;
+pub mod tokens;
 pub mod worker;
 
 use std::sync::Arc;

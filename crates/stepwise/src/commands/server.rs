@@ -6,11 +6,12 @@ use stepwise_engine::Worker;
 use stepwise_store::Store;
 
 pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyhow::Result<()> {
-    // Deny by default: until token auth exists, serving is an explicit choice.
-    if !args.insecure_no_auth {
+    // Deny by default: a server nobody could call is a mistake, and one anybody
+    // could call must be asked for.
+    if !args.insecure_no_auth && !super::tokens::any_live(&*store).await? {
         return Err(super::CliError::input(
-            "token auth is not built yet: start the server with --insecure-no-auth, and \
-             only where every client that can reach --listen is trusted",
+            "no live API token: create one with `stepwise tokens create --scope admin`, \
+             or start with --insecure-no-auth where every client is trusted",
         ));
     }
     if args.body_limit == 0 {
@@ -23,8 +24,13 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
         .await
         .map_err(|e| super::CliError::input(format!("cannot listen on {}: {e}", args.listen)))?;
     eprintln!(
-        "stepwise server on http://{} (no auth){}",
+        "stepwise server on http://{} ({}){}",
         listener.local_addr()?,
+        if args.insecure_no_auth {
+            "no auth"
+        } else {
+            "bearer tokens"
+        },
         if args.no_worker { ", no worker" } else { "" }
     );
     let worker = if args.no_worker {
@@ -38,6 +44,11 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
     let options = stepwise_server::ServerOptions {
         body_limit: args.body_limit,
         metrics: stepwise_server::install_metrics(),
+        auth: if args.insecure_no_auth {
+            stepwise_server::AuthMode::Open
+        } else {
+            stepwise_server::AuthMode::Tokens
+        },
     };
     let app = stepwise_server::router(store, options);
     let stop = shutdown.clone();

@@ -1,0 +1,89 @@
+//! Bearer tokens and scopes (DESIGN.md "HTTP API"): deny by default.
+//!
+//! `read` may GET anything (and `/metrics`); `write` may also start, cancel and
+//! retry runs and groups; `admin` may do everything else (workflows, locks,
+//! queues). `/healthz` and `/readyz` need no token. The secret is only hashed and
+//! looked up; it is never logged.
+
+use crate::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use stepwise_store::{TokenRefusal, TokenScope};
+
+/// Whether the API asks for tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every route but the health checks needs a bearer token of enough scope.
+    #[default]
+    Tokens,
+    /// No tokens (`--insecure-no-auth`, or `stepwise dev` on a loopback address).
+    Open,
+}
+
+/// The scope a request needs; `None` for the public health checks.
+pub fn required_scope(method: &Method, path: &str) -> Option<TokenScope> {
+    if path == "/healthz" || path == "/readyz" {
+        return None;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        return Some(TokenScope::Read);
+    }
+    let write = method == Method::POST
+        && (path == "/v1/runs"
+            || path == "/v1/groups"
+            || (path.starts_with("/v1/runs/")
+                && (path.ends_with("/cancel") || path.ends_with("/retry"))));
+    Some(if write {
+        TokenScope::Write
+    } else {
+        TokenScope::Admin
+    })
+}
+
+pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.auth == AuthMode::Open {
+        return next.run(request).await;
+    }
+    let Some(needed) = required_scope(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(secret) = presented else {
+        return unauthorized("send `Authorization: Bearer TOKEN` (see `stepwise tokens create`)");
+    };
+    match state.store.verify_token(secret).await {
+        Err(e) => ApiError::from(e).into_response(),
+        Ok(Err(TokenRefusal::Unknown)) => unauthorized("the token is not known"),
+        Ok(Err(TokenRefusal::Expired)) => unauthorized("the token has expired"),
+        Ok(Err(TokenRefusal::Revoked)) => unauthorized("the token was revoked"),
+        Ok(Ok(token)) if token.scope < needed => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this needs a {} token; token {:?} is {}",
+                needed.as_str(),
+                token.name,
+                token.scope.as_str()
+            ),
+        )
+        .into_response(),
+        Ok(Ok(_)) => next.run(request).await,
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    response
+}

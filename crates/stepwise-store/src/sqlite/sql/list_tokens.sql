@@ -1,0 +1,1 @@
+SELECT id, name, scope, created_at, expires_at, revoked_at FROM api_token ORDER BY id DESC
