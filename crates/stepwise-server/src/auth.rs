@@ -42,8 +42,14 @@ pub fn required_scope(method: &Method, path: &str) -> Option<TokenScope> {
     })
 }
 
-pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Who is calling: the name of the token presented (`anonymous` without auth).
+/// Handlers that record a holder (locks) read it from the request's extensions.
+#[derive(Clone, Debug)]
+pub struct Caller(pub String);
+
+pub async fn check(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if state.auth == AuthMode::Open {
+        request.extensions_mut().insert(Caller("anonymous".into()));
         return next.run(request).await;
     }
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
@@ -74,7 +80,10 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
             ),
         )
         .into_response(),
-        Ok(Ok(_)) => next.run(request).await,
+        Ok(Ok(token)) => {
+            request.extensions_mut().insert(Caller(token.name));
+            next.run(request).await
+        }
     }
 }
 

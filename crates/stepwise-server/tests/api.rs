@@ -542,4 +542,17 @@ async fn the_auth_matrix() {
         let status = send("GET", path, None).await.unwrap().status();
         assert_eq!(status, StatusCode::OK, "{path} needs no token");
     }
+    // A lock taken through the API names the token that took it.
+    let take = Request::post("/v1/locks/held")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::from(r#"{"ttl": 60}"#))
+        .unwrap();
+    assert_eq!(
+        router.clone().oneshot(take).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let locks = store.list_locks().await.unwrap();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(locks[0].holder_id, "api:Admin");
 }

@@ -54,6 +54,7 @@ fn ttl(value: &Value) -> Result<Duration, ApiError> {
 
 async fn acquire(
     State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     Path(key): Path<String>,
     Body(body): Body<AcquireBody>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -61,7 +62,10 @@ async fn acquire(
         name: key.clone(),
         ttl: ttl(&body.ttl)?,
         holder_kind: HolderKind::Api,
-        holder_id: "api:anonymous".into(),
+        holder_id: format!(
+            "api:{}",
+            caller.map_or_else(|| "anonymous".to_string(), |c| c.0 .0.clone())
+        ),
     };
     match state.store.acquire_lock(&request).await? {
         LockOutcome::Acquired { lock, token } => Ok((
