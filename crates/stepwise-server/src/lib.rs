@@ -7,8 +7,7 @@
 //! (malformed JSON 400, wrong types 422, unknown things 404, conflicts 409, bodies
 //! over the limit 413) — a 5xx means the database failed, never the request.
 //!
-//! Not built yet (the HTTP API issue stays open): the OpenAPI document and
-//! `GET /v1/groups`.
+//! Not built yet (the HTTP API issue stays open): the OpenAPI document.
 
 mod auth;
 mod error;

@@ -419,6 +419,10 @@ async fn workflows_are_put_as_toml_or_json_and_groups_are_sealed_batches() {
     assert_eq!(created["runs"].as_array().unwrap().len(), 2);
     let (s, b) = api.post("/v1/groups", group).await;
     assert_error(s, &b, StatusCode::CONFLICT, "group_exists");
+    let (status, listed) = api.get("/v1/groups").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed["groups"][0]["name"], "batch-1");
+    assert_eq!(listed["groups"][0]["counts"]["running"], 2, "{listed}");
     let (status, shown) = api.get("/v1/groups/batch-1").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["remaining"], 2);
@@ -477,6 +481,7 @@ async fn the_auth_matrix() {
         ("GET", "/v1/workers".into(), Read),
         ("GET", "/v1/locks".into(), Read),
         ("GET", "/v1/workflows".into(), Read),
+        ("GET", "/v1/groups".into(), Read),
         ("GET", "/v1/events".into(), Read),
         ("GET", "/metrics".into(), Read),
         ("POST", "/v1/runs".into(), Write),

@@ -46,6 +46,8 @@ pub trait RunStore: Send + Sync {
     async fn prune_runs(&self, older_than: Duration, limit: u32) -> Result<u64>;
     /// A group with its counts per run status.
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>>;
+    /// The names of the newest `limit` groups, newest first (by database sequence).
+    async fn list_group_names(&self, limit: u32) -> Result<Vec<String>>;
     /// The captured logs of a step's finished attempts, oldest first (only `attempt`
     /// when given).
     async fn attempt_logs(

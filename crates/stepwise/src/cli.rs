@@ -81,6 +81,17 @@ pub enum Command {
     Worker(WorkerArgs),
     /// The HTTP API (and an in-process worker unless --no-worker).
     Server(ServerArgs),
+    /// Migrate, apply the workflows of a directory, and serve the API with a worker
+    /// in one process; on a loopback address no token is needed.
+    Dev {
+        /// Apply every `*.toml` file in this directory first.
+        #[arg(long)]
+        workflows: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8420")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        worker: WorkerArgs,
+    },
     /// API tokens: the secret is printed once and stored hashed.
     Tokens {
         #[command(subcommand)]

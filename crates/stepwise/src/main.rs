@@ -149,6 +149,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Worker(args) => commands::worker::worker(&url, store, &args).await,
         Command::Server(args) => commands::server::server(&url, store, &args).await,
+        Command::Dev {
+            workflows,
+            listen,
+            worker,
+        } => commands::server::dev(&url, store, workflows, listen, worker).await,
         Command::Tokens { command } => match command {
             TokensCommand::Create {
                 scope,

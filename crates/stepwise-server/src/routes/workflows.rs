@@ -17,7 +17,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/workflows", get(list))
         .route("/v1/workflows/{name}", put(apply))
-        .route("/v1/groups", post(create_group))
+        .route("/v1/groups", post(create_group).get(list_groups))
 }
 
 async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
@@ -71,6 +71,31 @@ async fn apply(
     }
     let version = state.store.register_workflow(&file.spec).await?;
     Ok(Json(version))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupsQuery {
+    limit: Option<u32>,
+}
+
+/// The newest groups first, with their counts.
+async fn list_groups(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<GroupsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        return Err(ApiError::invalid("limit must be between 1 and 500"));
+    }
+    let mut groups = Vec::new();
+    for name in state.store.list_group_names(limit).await? {
+        // A group pruned between the two reads is left out.
+        if let Some(group) = state.store.get_group(&name).await? {
+            groups.push(group);
+        }
+    }
+    Ok(Json(json!({"groups": groups})))
 }
 
 #[derive(Deserialize)]

@@ -258,6 +258,13 @@ impl RunStore for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn list_group_names(&self, limit: u32) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(include_str!("sql/list_group_names.sql"))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {
         let Some(row) = sqlx::query(include_str!("sql/get_group.sql"))
             .bind(name)

@@ -273,6 +273,12 @@ pub async fn group_names_are_unique(store: Arc<dyn Store>) {
     .await;
     let empty = store.get_group("empty").await.unwrap().unwrap();
     assert_eq!((empty.total, empty.remaining), (0, 0));
+    assert_eq!(
+        store.list_group_names(10).await.unwrap(),
+        ["empty", "nightly"],
+        "newest first"
+    );
+    assert_eq!(store.list_group_names(1).await.unwrap(), ["empty"]);
     assert!(empty.completed_at.is_some());
     let events = events_when(&*store, None, "group.completed", |e| {
         count(e, EventKind::GroupCompleted) > 0

@@ -5,6 +5,36 @@ use std::sync::Arc;
 use stepwise_engine::Worker;
 use stepwise_store::Store;
 
+/// `stepwise dev`: migrate, apply a directory's workflows, serve with a worker.
+pub async fn dev(
+    url: &str,
+    store: Arc<dyn Store>,
+    workflows: Option<std::path::PathBuf>,
+    listen: std::net::SocketAddr,
+    worker: crate::cli::WorkerArgs,
+) -> anyhow::Result<()> {
+    store.migrate().await?;
+    if let Some(dir) = workflows {
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| super::CliError::input(format!("cannot read {}: {e}", dir.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        super::apply::apply(&*store, &files).await?;
+    }
+    let args = ServerArgs {
+        listen,
+        no_worker: false,
+        // A development server on this machine's loopback needs no token; anywhere
+        // else it needs one, as `stepwise server` does.
+        insecure_no_auth: listen.ip().is_loopback(),
+        body_limit: stepwise_server::DEFAULT_BODY_LIMIT,
+        worker,
+    };
+    server(url, store, &args).await
+}
+
 pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyhow::Result<()> {
     // Deny by default: a server nobody could call is a mistake, and one anybody
     // could call must be asked for.

@@ -150,3 +150,37 @@ fn with_a_token_the_server_asks_for_it() {
     assert_eq!(http_as(&addr, Some(&secret), "GET", "/v1/runs", "").0, 401);
     server.signal(nix::sys::signal::Signal::SIGTERM);
 }
+
+#[test]
+fn dev_applies_a_directory_and_serves_loopback_without_tokens() {
+    let scratch = Scratch::new();
+    let db = TestDb::new(Backend::Sqlite, &scratch);
+    let url = db.url.as_str();
+    std::fs::create_dir(scratch.path().join("flows")).unwrap();
+    scratch.write("flows/hello.toml", WORKFLOW);
+    scratch.write("flows/notes.txt", "not a workflow");
+    let flows = scratch.path().join("flows");
+    let dev = Background::spawn(
+        url,
+        &[
+            "dev",
+            "--workflows",
+            flows.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &scratch,
+        "dev",
+    );
+    let addr = listening(&dev);
+    let (status, body) = http(&addr, "POST", "/v1/runs", r#"{"workflow": "hello"}"#);
+    assert_eq!(status, 201, "{body}");
+    let run: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = run["id"].as_str().unwrap().to_string();
+    eventually("the run completed", Duration::from_secs(60), || {
+        let (_, body) = http(&addr, "GET", &format!("/v1/runs/{id}"), "");
+        let run: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (run["status"] == "completed").then_some(())
+    });
+    dev.signal(nix::sys::signal::Signal::SIGTERM);
+}

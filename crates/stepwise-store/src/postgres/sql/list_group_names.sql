@@ -1,0 +1,2 @@
+-- $1 limit: the newest groups first (by sequence, not time).
+SELECT name FROM run_group ORDER BY seq DESC LIMIT $1
