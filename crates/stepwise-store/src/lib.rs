@@ -32,6 +32,7 @@ pub mod model;
 mod plan;
 pub mod postgres;
 mod retry_plan;
+mod rules;
 mod sanitize;
 pub mod sqlite;
 mod token;

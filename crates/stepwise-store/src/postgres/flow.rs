@@ -17,7 +17,6 @@ use serde_json::json;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use std::collections::BTreeMap;
-use std::time::Duration;
 use stepwise_core::{EventKind, RunId};
 use uuid::Uuid;
 
@@ -104,19 +103,6 @@ pub(super) async fn rejoin_line(conn: &mut PgConnection, run: Uuid) -> Result<()
     Ok(())
 }
 
-/// Lock names follow the rules of keys; a TTL is between a second and thirty days.
-fn check_lock(name: &str, ttl: Option<Duration>) -> Result<()> {
-    crate::plan::check_key("lock name", &Some(name.to_string()))?;
-    if let Some(ttl) = ttl {
-        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(30 * 86_400) {
-            return Err(StoreError::InvalidInput(
-                "a lock's ttl must be between 1s and 30 days".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn lock_from_row(row: &PgRow) -> Result<LockView> {
     let kind: String = row.try_get(1)?;
     Ok(LockView {
@@ -135,15 +121,7 @@ async fn lock_event(
     lock: &LockView,
     extra: serde_json::Value,
 ) -> Result<()> {
-    let mut data = json!({
-        "key": lock.name,
-        "holder_kind": lock.holder_kind,
-        "holder_id": lock.holder_id,
-        "expires_at": lock.expires_at,
-    });
-    if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
-        data.extend(extra.clone());
-    }
+    let data = crate::rules::lock_event_data(lock, extra);
     settle::insert_event(
         conn,
         NewEvent {
@@ -236,12 +214,7 @@ impl FlowStore for PgStore {
     }
 
     async fn set_key_limit(&self, key: &str, limit: u32) -> Result<ConcurrencyKeyView> {
-        crate::plan::check_key("concurrency key", &Some(key.to_string()))?;
-        if limit == 0 || limit > 1_000_000 {
-            return Err(StoreError::InvalidInput(
-                "a concurrency limit must be between 1 and 1000000".into(),
-            ));
-        }
+        crate::rules::check_key_limit(key, limit)?;
         with_retries(|| async {
             let mut tx = self.pool.begin().await?;
             sqlx::query(include_str!("sql/set_key_limit.sql"))
@@ -261,7 +234,7 @@ impl FlowStore for PgStore {
     }
 
     async fn acquire_lock(&self, request: &LockRequest) -> Result<LockOutcome> {
-        check_lock(&request.name, Some(request.ttl))?;
+        crate::rules::check_lock(&request.name, Some(request.ttl))?;
         crate::plan::check_key("lock holder", &Some(request.holder_id.clone()))?;
         with_retries(|| async {
             let mut tx = self.pool.begin().await?;
@@ -295,7 +268,7 @@ impl FlowStore for PgStore {
     }
 
     async fn release_lock(&self, name: &str, token: Uuid) -> Result<ReleaseOutcome> {
-        check_lock(name, None)?;
+        crate::rules::check_lock(name, None)?;
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query(include_str!("sql/get_lock.sql"))
             .bind(name)
@@ -321,12 +294,8 @@ impl FlowStore for PgStore {
     }
 
     async fn force_release_lock(&self, name: &str, reason: &str) -> Result<Option<LockView>> {
-        check_lock(name, None)?;
-        if reason.trim().is_empty() || reason.contains('\0') || reason.len() > 2000 {
-            return Err(StoreError::InvalidInput(
-                "a forced release needs a reason (up to 2000 bytes, no NUL)".into(),
-            ));
-        }
+        crate::rules::check_lock(name, None)?;
+        crate::rules::check_force_reason(reason)?;
         let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query(include_str!("sql/get_lock.sql"))
             .bind(name)

@@ -10,7 +10,7 @@ use super::{opt_time, SqliteStore};
 use crate::model::*;
 use crate::plan::RunPlan;
 use crate::transient::with_retries;
-use crate::{FlowStore, Result, StoreError};
+use crate::{FlowStore, Result};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::sqlite::SqliteRow;
@@ -210,12 +210,7 @@ impl FlowStore for SqliteStore {
     }
 
     async fn set_key_limit(&self, key: &str, limit: u32) -> Result<ConcurrencyKeyView> {
-        crate::plan::check_key("concurrency key", &Some(key.to_string()))?;
-        if limit == 0 || limit > 1_000_000 {
-            return Err(StoreError::InvalidInput(
-                "a concurrency limit must be between 1 and 1000000".into(),
-            ));
-        }
+        crate::rules::check_key_limit(key, limit)?;
         with_retries(|| async {
             let mut tx = self.write().await?;
             sqlx::query(include_str!("sql/set_key_limit.sql"))

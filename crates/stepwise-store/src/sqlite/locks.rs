@@ -13,7 +13,6 @@ use crate::{Result, StoreError};
 use serde_json::json;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
-use std::time::Duration;
 use stepwise_core::{EventKind, WorkerId};
 use uuid::Uuid;
 
@@ -105,19 +104,6 @@ pub(super) async fn sweep(conn: &mut SqliteConnection) -> Result<()> {
     Ok(())
 }
 
-/// Lock names follow the rules of keys; a TTL is between a second and thirty days.
-fn check_lock(name: &str, ttl: Option<Duration>) -> Result<()> {
-    crate::plan::check_key("lock name", &Some(name.to_string()))?;
-    if let Some(ttl) = ttl {
-        if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(30 * 86_400) {
-            return Err(StoreError::InvalidInput(
-                "a lock's ttl must be between 1s and 30 days".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn lock_from_row(row: &SqliteRow) -> Result<LockView> {
     let kind: String = row.try_get(1)?;
     Ok(LockView {
@@ -136,15 +122,7 @@ async fn lock_event(
     lock: &LockView,
     extra: serde_json::Value,
 ) -> Result<()> {
-    let mut data = json!({
-        "key": lock.name,
-        "holder_kind": lock.holder_kind,
-        "holder_id": lock.holder_id,
-        "expires_at": lock.expires_at,
-    });
-    if let (Some(data), Some(extra)) = (data.as_object_mut(), extra.as_object()) {
-        data.extend(extra.clone());
-    }
+    let data = crate::rules::lock_event_data(lock, extra);
     settle::insert_event(
         conn,
         NewEvent {
@@ -169,7 +147,7 @@ async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Option<(LockView
 }
 
 pub(super) async fn acquire(store: &SqliteStore, request: &LockRequest) -> Result<LockOutcome> {
-    check_lock(&request.name, Some(request.ttl))?;
+    crate::rules::check_lock(&request.name, Some(request.ttl))?;
     crate::plan::check_key("lock holder", &Some(request.holder_id.clone()))?;
     with_retries(|| async {
         let mut tx = store.write().await?;
@@ -206,7 +184,7 @@ pub(super) async fn release(
     name: &str,
     token: Uuid,
 ) -> Result<ReleaseOutcome> {
-    check_lock(name, None)?;
+    crate::rules::check_lock(name, None)?;
     with_retries(|| async {
         let mut tx = store.write().await?;
         let Some((lock, held_with)) = get(&mut tx, name).await? else {
@@ -231,12 +209,8 @@ pub(super) async fn force_release(
     name: &str,
     reason: &str,
 ) -> Result<Option<LockView>> {
-    check_lock(name, None)?;
-    if reason.trim().is_empty() || reason.contains('\0') || reason.len() > 2000 {
-        return Err(StoreError::InvalidInput(
-            "a forced release needs a reason (up to 2000 bytes, no NUL)".into(),
-        ));
-    }
+    crate::rules::check_lock(name, None)?;
+    crate::rules::check_force_reason(reason)?;
     with_retries(|| async {
         let mut tx = store.write().await?;
         let Some((lock, _)) = get(&mut tx, name).await? else {
