@@ -7,6 +7,7 @@ macro_rules! event_kinds {
     ($($variant:ident => $text:literal),+ $(,)?) => {
         /// Every kind of event Stepwise writes. The text form is the wire and storage form.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum EventKind {
             $(#[serde(rename = $text)] $variant,)+
         }

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 /// Exponential backoff: `initial * factor^(n-1)`, capped at `max`, for the n-th retry.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backoff {
     #[serde(with = "millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub initial: Duration,
     pub factor: f64,
     #[serde(with = "millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub max: Duration,
 }
 

@@ -15,6 +15,7 @@ pub const DEFAULT_QUEUE: &str = "default";
 
 /// A named workflow: steps, their dependencies and policies.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
     pub name: String,
@@ -27,6 +28,7 @@ pub struct WorkflowSpec {
 
 /// Policies every step inherits unless it overrides them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepDefaults {
     pub max_attempts: u32,
@@ -48,6 +50,7 @@ impl Default for StepDefaults {
 
 /// Whole-run policies.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunPolicy {
     /// Counted from the run's creation, in milliseconds.
@@ -57,6 +60,7 @@ pub struct RunPolicy {
 
 /// Runs whose key renders equal are admitted FIFO, at most `limit` at a time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConcurrencySpec {
     /// A [`Template`] over the run's input, e.g. `"{{ input.tenant }}"`.
@@ -66,6 +70,7 @@ pub struct ConcurrencySpec {
 
 /// One node of the workflow.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
     pub name: String,
@@ -122,6 +127,7 @@ impl StepSpec {
 
 /// What a step (or a compensation) does.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepAction {
     /// A child process; the context on stdin, JSON on stdout.

@@ -94,3 +94,51 @@ pub fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, A
         }
     })
 }
+
+/// Query parameters; an unknown parameter or a value of the wrong type is a 400 in
+/// the API's error shape (axum's own rejection is plain text).
+pub struct Query<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| Query(value))
+            .map_err(|rejection| {
+                ApiError::bad_request(format!(
+                    "the query string does not fit: {}",
+                    rejection.body_text()
+                ))
+            })
+    }
+}
+
+/// Path segments; one that is not valid percent-encoded UTF-8 is a 400 in the API's
+/// error shape.
+pub struct Path<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Path(value))
+            .map_err(|rejection| ApiError::bad_request(rejection.body_text()))
+    }
+}

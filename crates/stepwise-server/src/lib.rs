@@ -7,14 +7,21 @@
 //! (malformed JSON 400, wrong types 422, unknown things 404, conflicts 409, bodies
 //! over the limit 413) — a 5xx means the database failed, never the request.
 //!
-//! Not built yet (the HTTP API issue stays open): the OpenAPI document.
+//! The OpenAPI document (`GET /v1/openapi.json`, [`openapi_document`]) is generated
+//! from the handlers' own annotations and types through the same router, so it
+//! cannot list a route the server lacks or miss one it has.
 
 mod auth;
+mod document;
 mod error;
 mod json;
 mod metrics;
+mod openapi;
 mod routes;
+mod schema;
 mod sse;
+
+pub use openapi::document_json as openapi_document;
 
 pub use auth::{required_scope, AuthMode};
 pub use error::ApiError;
@@ -74,9 +81,16 @@ pub fn router(store: Arc<dyn Store>, options: ServerOptions) -> Router {
         metrics: options.metrics,
         auth: options.auth,
     };
-    routes::all()
-        .merge(metrics::routes())
+    let (routes, _) = routes::all().merge(metrics::routes()).split_for_parts();
+    routes
         .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not serve that method (see /v1/openapi.json)",
+            )
+        })
         .layer(DefaultBodyLimit::max(options.body_limit))
         // Outermost: a request without the right token reads no body and touches
         // nothing.

@@ -14,6 +14,7 @@ use stepwise_core::{RunId, RunStatus, StepStatus, WorkerId};
 
 /// Why a run, or a step, is where it is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Reason {
     /// Steps it depends on have not completed.
@@ -159,6 +160,7 @@ pub fn holder_name(kind: HolderKind, id: &str) -> String {
 
 /// One unfinished step and why it is where it is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepExplanation {
     pub step: String,
     pub status: StepStatus,
@@ -168,6 +170,7 @@ pub struct StepExplanation {
 
 /// A run and its unfinished steps, explained.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunExplanation {
     pub run: RunId,
     pub status: RunStatus,

@@ -8,6 +8,7 @@ use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, Work
 
 /// A registered workflow version.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowVersion {
     pub name: String,
     pub version: i32,
@@ -17,6 +18,7 @@ pub struct WorkflowVersion {
 
 /// A stored workflow definition.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredWorkflow {
     pub name: String,
     pub version: i32,
@@ -274,6 +276,7 @@ pub struct ReapReport {
 
 /// A worker as shown by `stepwise workers`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerView {
     pub id: WorkerId,
     pub name: String,
@@ -287,6 +290,7 @@ pub struct WorkerView {
 
 /// Steps done out of steps in all.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Progress {
     pub done: i64,
     pub total: i64,
@@ -294,6 +298,7 @@ pub struct Progress {
 
 /// A run with its steps and their attempts.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunView {
     pub id: RunId,
     pub workflow: String,
@@ -315,6 +320,7 @@ pub struct RunView {
 
 /// One step of a run.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepView {
     pub id: StepId,
     pub name: String,
@@ -340,6 +346,7 @@ pub struct StepView {
 
 /// One finished attempt.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptView {
     pub number: u32,
     pub worker_id: Option<WorkerId>,
@@ -372,6 +379,7 @@ pub struct RunPage {
 
 /// A group and its counts.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupView {
     pub name: String,
     pub total: i64,
@@ -385,6 +393,7 @@ pub struct GroupView {
 /// An opaque position in the event stream. On PostgreSQL it carries the writing
 /// transaction's id as well as the sequence number (DESIGN.md invariant 10).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct EventCursor(pub String);
 
@@ -396,6 +405,7 @@ impl std::fmt::Display for EventCursor {
 
 /// One lifecycle event.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     pub cursor: EventCursor,
     pub kind: EventKind,
@@ -433,6 +443,7 @@ pub struct QueueView {
 
 /// The captured output of one attempt.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptLog {
     pub number: u32,
     pub outcome: String,
@@ -450,6 +461,7 @@ pub struct StepActivity {
 
 /// A queue's depth, as `stepwise queues` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueStats {
     pub name: String,
     pub paused: bool,
@@ -465,6 +477,7 @@ pub struct QueueStats {
 
 /// A concurrency key: its limit and who holds or waits for its slots.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConcurrencyKeyView {
     pub key: String,
     pub limit: u32,
@@ -489,6 +502,7 @@ pub struct KeyLine {
 
 /// Who holds a resource lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HolderKind {
     /// A running step (the holder id is the step id).
@@ -530,6 +544,7 @@ pub struct LockRequest {
 
 /// A resource lock as stored (the token is only shown to whoever acquired it).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockView {
     pub name: String,
     pub holder_kind: HolderKind,
@@ -559,6 +574,7 @@ pub enum ReleaseOutcome {
 
 /// What an API token may do (DESIGN.md "HTTP API": read < write < admin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenScope {
     /// Every GET, `/metrics`, the OpenAPI document.
@@ -600,6 +616,7 @@ pub struct NewToken {
 
 /// A token as stored: never its secret, only a hash of it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: uuid::Uuid,
     pub name: String,

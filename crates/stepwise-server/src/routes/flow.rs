@@ -1,41 +1,70 @@
 //! Queues, concurrency keys and resource locks.
 
-use crate::json::Body;
+use crate::json::{Body, Path, Query};
+use crate::schema::{AcquiredLock, ErrorBody, ForceReleased, Locks, Queues, ReleasedLock};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Duration;
 use stepwise_store::{HolderKind, LockOutcome, LockRequest, ReleaseOutcome};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/queues", get(queues))
-        .route("/v1/locks", get(locks))
-        .route("/v1/locks/{key}", post(acquire).delete(release))
-        .route("/v1/locks/{key}/force-release", post(force_release))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(queues))
+        .routes(routes!(locks))
+        .routes(routes!(acquire, release))
+        .routes(routes!(force_release))
 }
 
+/// Every queue's depth, and every concurrency key's limit and line.
+#[utoipa::path(get, path = "/v1/queues", tag = "flow",
+    responses((status = 200, description = "Queues and concurrency keys", body = Queues)))]
 async fn queues(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({
-        "queues": state.store.queue_stats().await?,
-        "concurrency_keys": state.store.concurrency_keys().await?,
-    })))
+    Ok(Json(Queues {
+        queues: state.store.queue_stats().await?,
+        concurrency_keys: state.store.concurrency_keys().await?,
+    }))
 }
 
+/// The resource locks held now.
+#[utoipa::path(get, path = "/v1/locks", tag = "flow",
+    responses((status = 200, description = "Held locks", body = Locks)))]
 async fn locks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({"locks": state.store.list_locks().await?})))
+    Ok(Json(Locks {
+        locks: state.store.list_locks().await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AcquireBody {
-    /// Seconds, or a duration such as `"30s"` or `"5m"`.
+    /// Whole seconds, or a duration such as `"30s"` or `"5m"`.
+    #[schema(schema_with = ttl_schema)]
     ttl: Value,
+}
+
+fn ttl_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .description(Some("seconds")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some("a duration such as \"30s\", \"5m\" or \"1h30m\"")),
+        )
+        .build()
+        .into()
 }
 
 fn ttl(value: &Value) -> Result<Duration, ApiError> {
@@ -52,6 +81,16 @@ fn ttl(value: &Value) -> Result<Duration, ApiError> {
     }
 }
 
+/// Takes a resource lock for a client; steps naming it as their `resource` wait
+/// until it is released or expires.
+#[utoipa::path(post, path = "/v1/locks/{key}", tag = "flow",
+    params(("key" = String, Path, description = "The lock's name")),
+    request_body = AcquireBody,
+    responses(
+        (status = 200, description = "Taken: keep the token to release it", body = AcquiredLock),
+        (status = 409, description = "Held by someone (named, with the expiry)", body = ErrorBody),
+        (status = 422, description = "Bad ttl", body = ErrorBody),
+    ))]
 async fn acquire(
     State(state): State<AppState>,
     caller: Option<axum::Extension<crate::auth::Caller>>,
@@ -68,10 +107,11 @@ async fn acquire(
         ),
     };
     match state.store.acquire_lock(&request).await? {
-        LockOutcome::Acquired { lock, token } => Ok((
-            StatusCode::OK,
-            Json(json!({"key": lock.name, "token": token, "expires_at": lock.expires_at})),
-        )),
+        LockOutcome::Acquired { lock, token } => Ok(Json(AcquiredLock {
+            key: lock.name,
+            token,
+            expires_at: lock.expires_at,
+        })),
         LockOutcome::Held(lock) => Err(ApiError::conflict(
             "lock_held",
             format!(
@@ -83,12 +123,23 @@ async fn acquire(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReleaseQuery {
+    /// The token `POST /v1/locks/{key}` answered with.
+    #[param(value_type = uuid::Uuid)]
     token: String,
 }
 
+/// Releases a lock taken with `POST /v1/locks/{key}`.
+#[utoipa::path(delete, path = "/v1/locks/{key}", tag = "flow",
+    params(("key" = String, Path, description = "The lock's name"), ReleaseQuery),
+    responses(
+        (status = 200, description = "Released", body = ReleasedLock),
+        (status = 404, description = "Nobody holds it", body = ErrorBody),
+        (status = 409, description = "Held under another token", body = ErrorBody),
+    ))]
 async fn release(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -99,7 +150,10 @@ async fn release(
         .parse()
         .map_err(|_| ApiError::bad_request(format!("{:?} is not a lock token", query.token)))?;
     match state.store.release_lock(&key, token).await? {
-        ReleaseOutcome::Released => Ok(Json(json!({"key": key, "released": true}))),
+        ReleaseOutcome::Released => Ok(Json(ReleasedLock {
+            key,
+            released: true,
+        })),
         ReleaseOutcome::NotHeld => Err(ApiError::not_found(format!("nobody holds lock {key:?}"))),
         ReleaseOutcome::WrongToken(lock) => Err(ApiError::conflict(
             "wrong_token",
@@ -111,19 +165,32 @@ async fn release(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ForceBody {
+    /// Why, for the `lock.force_released` event.
     reason: String,
 }
 
+/// Takes a lock away from whoever holds it (a step holding it is not stopped).
+#[utoipa::path(post, path = "/v1/locks/{key}/force-release", tag = "flow",
+    params(("key" = String, Path, description = "The lock's name")),
+    request_body = ForceBody,
+    responses(
+        (status = 200, description = "Released; the lock as it was", body = ForceReleased),
+        (status = 404, description = "Nobody holds it", body = ErrorBody),
+        (status = 422, description = "No reason given", body = ErrorBody),
+    ))]
 async fn force_release(
     State(state): State<AppState>,
     Path(key): Path<String>,
     Body(body): Body<ForceBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     match state.store.force_release_lock(&key, &body.reason).await? {
-        Some(lock) => Ok(Json(json!({"key": key, "released": lock}))),
+        Some(lock) => Ok(Json(ForceReleased {
+            key,
+            released: lock,
+        })),
         None => Err(ApiError::not_found(format!("nobody holds lock {key:?}"))),
     }
 }

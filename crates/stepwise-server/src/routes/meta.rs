@@ -1,48 +1,88 @@
 //! Health, workers, groups and the event stream (as JSON pages or live).
 
-use crate::json::run_id;
+use crate::json::{run_id, Path, Query};
+use crate::schema::{ErrorBody, EventPage, Health, Ready, Workers};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
-use stepwise_store::{EventCursor, EventQuery};
+use stepwise_store::{EventCursor, EventQuery, GroupView};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(ready))
-        .route("/v1/workers", get(workers))
-        .route("/v1/groups/{name}", get(group))
-        .route("/v1/events", get(events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(workers))
+        .routes(routes!(group))
+        .routes(routes!(events))
+        .routes(routes!(openapi_document))
 }
 
-/// The database answers.
-async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+/// This document (OpenAPI 3.1), generated from the router.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn openapi_document() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document_json(),
+    )
+}
+
+/// The process is up (no token needed).
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()),
+    responses((status = 200, description = "Up", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+/// The database answers (no token needed).
+#[utoipa::path(get, path = "/readyz", tag = "meta", security(()),
+    responses(
+        (status = 200, description = "Ready", body = Ready),
+        (status = 503, description = "The database does not answer", body = ErrorBody),
+    ))]
+async fn ready(State(state): State<AppState>) -> Response {
     match state.store.now().await {
-        Ok(now) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "database_time": now})),
-        ),
+        Ok(now) => Json(Ready {
+            status: "ready".into(),
+            database_time: now,
+        })
+        .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
+            ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    json!({"error": {"code": "unavailable", "message": "the database does not answer"}}),
-                ),
+                "unavailable",
+                "the database does not answer",
             )
+            .into_response()
         }
     }
 }
 
+/// Every registered worker, live or not, with its last heartbeat.
+#[utoipa::path(get, path = "/v1/workers", tag = "meta",
+    responses((status = 200, description = "Workers", body = Workers)))]
 async fn workers(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(json!({"workers": state.store.list_workers().await?})))
+    Ok(Json(Workers {
+        workers: state.store.list_workers().await?,
+    }))
 }
 
+/// A group and its runs' counts per status.
+#[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups",
+    params(("name" = String, Path, description = "The group's name")),
+    responses(
+        (status = 200, description = "The group", body = GroupView),
+        (status = 404, description = "No such group", body = ErrorBody),
+    ))]
 async fn group(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -55,16 +95,36 @@ async fn group(
     Ok(Json(group))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Events after this cursor (`next` of the previous page, or an event's `cursor`).
     after: Option<String>,
+    /// Only this run's events.
+    #[param(value_type = Option<uuid::Uuid>)]
     run: Option<String>,
+    /// Page size, 1 to 5000 (default 500); ignored by the stream.
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
 }
 
 /// One page of events after `after` (pass `next` back as `after`), or, with
 /// `Accept: text/event-stream`, a live stream that resumes after `Last-Event-ID`.
+#[utoipa::path(get, path = "/v1/events", tag = "events",
+    params(
+        EventsQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume the stream after this event"),
+    ),
+    responses(
+        (status = 200, description = "A page of events, or the live stream (each event's `id` is its cursor, its `event` the kind)",
+            content(
+                (EventPage = "application/json"),
+                (String = "text/event-stream"),
+            )),
+        (status = 400, description = "A cursor or run id that is not one", body = ErrorBody),
+        (status = 422, description = "limit out of range", body = ErrorBody),
+    ))]
 async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -105,5 +165,5 @@ async fn events(
         })
         .await?;
     let next = events.last().map(|e| e.cursor.0.clone()).or(query.after);
-    Ok(Json(json!({"events": events, "next": next})).into_response())
+    Ok(Json(EventPage { events, next }).into_response())
 }

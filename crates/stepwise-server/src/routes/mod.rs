@@ -6,10 +6,10 @@ mod runs;
 mod workflows;
 
 use crate::AppState;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn all() -> Router<AppState> {
-    Router::new()
+pub fn all() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(meta::routes())
         .merge(runs::routes())
         .merge(flow::routes())

@@ -1,41 +1,52 @@
 //! Runs: start, list, show, cancel, retry, explain, logs.
 
-use crate::json::{optional_body, run_id, Body, RawBody};
+use crate::json::{optional_body, run_id, Body, Path, Query, RawBody};
+use crate::schema::{Cancelled, ErrorBody, Explanation, Logs, Retried, RunPage};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use stepwise_core::RunStatus;
 use stepwise_store::{
-    CancelOutcome, CancelRequest, NewRun, RetryOutcome, RetryRequest, RunBatch, RunFilter, StartAt,
+    CancelOutcome, CancelRequest, NewRun, RetryOutcome, RetryRequest, RunBatch, RunFilter, RunView,
+    StartAt,
 };
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/runs", post(start).get(list))
-        .route("/v1/runs/{id}", get(show))
-        .route("/v1/runs/{id}/cancel", post(cancel))
-        .route("/v1/runs/{id}/retry", post(retry))
-        .route("/v1/runs/{id}/explain", get(explain))
-        .route("/v1/runs/{id}/steps/{step}/logs", get(logs))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start, list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(explain))
+        .routes(routes!(logs))
 }
 
-/// `POST /v1/runs`, and each run of `POST /v1/groups`.
-#[derive(Deserialize)]
+/// A run to start: `POST /v1/runs`, and each run of `POST /v1/groups`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StartRun {
+    /// A registered workflow's name; its latest version runs.
     workflow: String,
+    /// Any JSON; the steps see it as `input` (default `{}`).
     #[serde(default = "empty_object")]
+    #[schema(value_type = Object)]
     input: Value,
+    /// A second start with the same key returns the first run (200) instead.
     idempotency_key: Option<String>,
+    /// Overrides the key the workflow's `concurrency.key` template renders.
     concurrency_key: Option<String>,
+    /// Higher is claimed first (default 0).
     #[serde(default)]
     priority: i32,
+    /// Do not start before this instant.
     run_at: Option<DateTime<Utc>>,
 }
 
@@ -55,6 +66,14 @@ impl StartRun {
     }
 }
 
+/// Starts a run.
+#[utoipa::path(post, path = "/v1/runs", tag = "runs",
+    request_body = StartRun,
+    responses(
+        (status = 201, description = "The run was created", body = RunView),
+        (status = 200, description = "The idempotency key was used before: that run", body = RunView),
+        (status = 404, description = "No such workflow", body = ErrorBody),
+    ))]
 async fn start(
     State(state): State<AppState>,
     Body(body): Body<StartRun>,
@@ -83,16 +102,30 @@ async fn start(
     Ok((status, Json(view)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only runs in this state.
+    #[param(value_type = Option<RunStatus>)]
     status: Option<String>,
+    /// Only runs of this workflow.
     workflow: Option<String>,
+    /// Only runs of this group.
     group: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// Lists runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of runs (without their steps)", body = RunPage),
+        (status = 422, description = "Unknown status or limit out of range", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -118,11 +151,19 @@ async fn list(
             cursor: query.cursor,
         })
         .await?;
-    Ok(Json(
-        json!({"runs": page.runs, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(RunPage {
+        runs: page.runs,
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// A run with its steps, their attempts and its progress.
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs",
+    params(("id" = uuid::Uuid, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -136,9 +177,10 @@ async fn show(
     Ok(Json(run))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {
+    /// Undo the completed steps in reverse order first (default true).
     #[serde(default = "yes")]
     compensate: bool,
 }
@@ -153,6 +195,16 @@ fn yes() -> bool {
     true
 }
 
+/// Cancels a run: running steps are stopped, and (by default) completed steps are
+/// compensated. The body may be left out.
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = uuid::Uuid, Path, description = "The run's id")),
+    request_body(content = Option<CancelBody>, description = "Optional; `{}` by default"),
+    responses(
+        (status = 200, description = "Cancelled (or compensating)", body = Cancelled),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run already ended, or is compensating", body = ErrorBody),
+    ))]
 async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -177,18 +229,33 @@ async fn cancel(
                  compensation (the run then ends compensation_failed)"
             ),
         )),
-        CancelOutcome::Cancelled { status, revoked } => Ok(Json(
-            json!({"id": run, "status": status, "stopping_steps": revoked}),
-        )),
+        CancelOutcome::Cancelled { status, revoked } => Ok(Json(Cancelled {
+            id: run,
+            status,
+            stopping_steps: revoked,
+        })),
     }
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RetryBody {
+    /// Run again from this step (it and everything after it); default: the steps
+    /// that did not complete.
     from: Option<String>,
 }
 
+/// Retries a failed, cancelled, timed-out or compensation-failed run. The body may be
+/// left out.
+#[utoipa::path(post, path = "/v1/runs/{id}/retry", tag = "runs",
+    params(("id" = uuid::Uuid, Path, description = "The run's id")),
+    request_body(content = Option<RetryBody>, description = "Optional; `{}` by default"),
+    responses(
+        (status = 200, description = "The run is running again", body = Retried),
+        (status = 404, description = "No such run", body = ErrorBody),
+        (status = 409, description = "The run cannot be retried in its state", body = ErrorBody),
+        (status = 422, description = "No such step to retry from", body = ErrorBody),
+    ))]
 async fn retry(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -209,12 +276,21 @@ async fn retry(
                  compensation_failed runs can be retried"
             ),
         )),
-        RetryOutcome::Retried { status, steps } => {
-            Ok(Json(json!({"id": run, "status": status, "steps": steps})))
-        }
+        RetryOutcome::Retried { status, steps } => Ok(Json(Retried {
+            id: run,
+            status,
+            steps,
+        })),
     }
 }
 
+/// Why the run, and each of its unfinished steps, is not running.
+#[utoipa::path(get, path = "/v1/runs/{id}/explain", tag = "runs",
+    params(("id" = uuid::Uuid, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The explanation", body = Explanation),
+        (status = 404, description = "No such run", body = ErrorBody),
+    ))]
 async fn explain(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -226,12 +302,25 @@ async fn explain(
     Ok(Json(explanation))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LogsQuery {
+    /// Only this attempt (1-based); default: every attempt.
     attempt: Option<u32>,
 }
 
+/// The captured output (stderr, and stdout beyond the result) of a step's attempts.
+#[utoipa::path(get, path = "/v1/runs/{id}/steps/{step}/logs", tag = "runs",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The run's id"),
+        ("step" = String, Path, description = "The step's name"),
+        LogsQuery,
+    ),
+    responses(
+        (status = 200, description = "The logs", body = Logs),
+        (status = 404, description = "No such run or step", body = ErrorBody),
+    ))]
 async fn logs(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
@@ -249,5 +338,5 @@ async fn logs(
         )));
     }
     let logs = state.store.attempt_logs(id, &step, query.attempt).await?;
-    Ok(Json(json!({"logs": logs})))
+    Ok(Json(Logs { logs }))
 }

@@ -2,33 +2,52 @@
 //! batch of runs in one transaction).
 
 use super::runs::StartRun;
-use crate::json::{Body, RawBody};
+use crate::document::WorkflowDocument;
+use crate::json::{Body, Path, Query, RawBody};
+use crate::schema::{CreatedGroup, ErrorBody, Groups, Workflows};
 use crate::{ApiError, AppState};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
-use stepwise_store::RunBatch;
+use stepwise_store::{RunBatch, WorkflowVersion};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workflows", get(list))
-        .route("/v1/workflows/{name}", put(apply))
-        .route("/v1/groups", post(create_group).get(list_groups))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(apply))
+        .routes(routes!(create_group, list_groups))
 }
 
+/// The latest version of every registered workflow.
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
+    responses((status = 200, description = "Workflows", body = Workflows)))]
 async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(
-        json!({"workflows": state.store.list_workflows().await?}),
-    ))
+    Ok(Json(Workflows {
+        workflows: state.store.list_workflows().await?,
+    }))
 }
 
 /// Registers the workflow file in the body: TOML (`application/toml`) or the same
 /// document as JSON. Validation and its messages are the CLI's (`stepwise apply`).
 /// An `exec` step without `cwd` runs in its worker's directory: an upload has none.
+#[utoipa::path(put, path = "/v1/workflows/{name}", tag = "workflows",
+    params(("name" = String, Path, description = "The workflow's name; the document's `name` must equal it")),
+    request_body(description = "The workflow file: TOML, or the same document as JSON",
+        content(
+            (String = "application/toml"),
+            (WorkflowDocument = "application/json"),
+        )),
+    responses(
+        (status = 200, description = "Registered (`changed` is false when it equals the latest version)", body = WorkflowVersion),
+        (status = 400, description = "Not UTF-8, or not JSON", body = ErrorBody),
+        (status = 415, description = "Neither TOML nor JSON", body = ErrorBody),
+        (status = 422, description = "Not a valid workflow: the message names file, line, column and field", body = ErrorBody),
+    ))]
 async fn apply(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -73,16 +92,24 @@ async fn apply(
     Ok(Json(version))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GroupsQuery {
+    /// At most this many, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
 /// The newest groups first, with their counts.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", params(GroupsQuery),
+    responses(
+        (status = 200, description = "Groups", body = Groups),
+        (status = 422, description = "limit out of range", body = ErrorBody),
+    ))]
 async fn list_groups(
     State(state): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<GroupsQuery>,
+    Query(query): Query<GroupsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if limit == 0 || limit > 500 {
@@ -95,17 +122,25 @@ async fn list_groups(
             groups.push(group);
         }
     }
-    Ok(Json(json!({"groups": groups})))
+    Ok(Json(Groups { groups }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewGroup {
+    /// Unique; the group completes exactly once, when its last run ends.
     name: String,
     runs: Vec<StartRun>,
 }
 
 /// A sealed group and its runs, created in one transaction.
+#[utoipa::path(post, path = "/v1/groups", tag = "groups",
+    request_body = NewGroup,
+    responses(
+        (status = 201, description = "The group and its runs' ids", body = CreatedGroup),
+        (status = 404, description = "A run names an unknown workflow (nothing was created)", body = ErrorBody),
+        (status = 409, description = "A group of that name exists", body = ErrorBody),
+    ))]
 async fn create_group(
     State(state): State<AppState>,
     Body(body): Body<NewGroup>,
@@ -124,8 +159,5 @@ async fn create_group(
         .await?
         .ok_or_else(|| ApiError::not_found("the group vanished (pruned?)"))?;
     let ids: Vec<_> = created.iter().map(|c| c.id).collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"group": group, "runs": ids})),
-    ))
+    Ok((StatusCode::CREATED, Json(CreatedGroup { group, runs: ids })))
 }

@@ -13,6 +13,8 @@ use stepwise_core::{StepSpec, WorkflowSpec};
 use stepwise_store::Store;
 use tower::ServiceExt;
 
+mod openapi;
+
 struct Api {
     router: Router,
     store: Arc<dyn Store>,
@@ -264,6 +266,7 @@ async fn hostile_input_is_always_a_4xx() {
     for uri in gets {
         let (status, answer) = api.get(uri).await;
         assert!(status.is_client_error(), "GET {uri}: {status} {answer}");
+        assert!(answer["error"]["code"].is_string(), "GET {uri}: {answer}");
     }
     // The table is intact.
     assert!(api.store.list_runs(Default::default()).await.is_ok());
@@ -484,6 +487,9 @@ async fn the_auth_matrix() {
         ("GET", "/v1/groups".into(), Read),
         ("GET", "/v1/events".into(), Read),
         ("GET", "/metrics".into(), Read),
+        ("GET", "/v1/openapi.json".into(), Read),
+        ("GET", "/v1/groups/nightly".into(), Read),
+        ("GET", format!("/v1/runs/{run}/steps/hello/logs"), Read),
         ("POST", "/v1/runs".into(), Write),
         ("POST", format!("/v1/runs/{run}/cancel"), Write),
         ("POST", format!("/v1/runs/{run}/retry"), Write),

@@ -1,0 +1,220 @@
+//! The schema of a workflow file sent as JSON to `PUT /v1/workflows/{name}`.
+//!
+//! The parser (`stepwise_core::parse_workflow_file`) reads TOML into types whose
+//! every value carries its source position for error messages, which a schema
+//! cannot describe; these types mirror its keys for the OpenAPI document only. A
+//! test asks the parser which keys it accepts at each level and compares them with
+//! these, so the two cannot drift apart unnoticed.
+
+#![allow(dead_code)] // Read by the schema derive, never constructed.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// A workflow file (DESIGN.md "Workflow files"), as JSON.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "ingest",
+    "run": {"deadline": "2h", "concurrency": {"key": "{{ input.tenant }}", "limit": 1}},
+    "steps": [
+        {"name": "parse", "exec": ["python3", "parse.py"]},
+        {"name": "store", "after": ["parse"], "exec": ["./store.sh"],
+         "compensate": ["./unstore.sh"], "resource": "db:{{ input.db }}"}
+    ]
+}))]
+pub struct WorkflowDocument {
+    /// Must equal the `{name}` of the path: 1-128 letters, digits, `-`, `_`, `.`.
+    name: String,
+    /// Informational: the store numbers versions itself.
+    version: Option<i64>,
+    defaults: Option<Defaults>,
+    run: Option<RunSection>,
+    /// At least one.
+    steps: Vec<Step>,
+}
+
+/// Policies every step inherits unless it sets its own.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    max_attempts: Option<i64>,
+    backoff: Option<BackoffDocument>,
+    /// Per attempt, e.g. `"10m"`.
+    timeout: Option<String>,
+}
+
+/// `initial * factor^(n-1)`, capped at `max`, before the n-th retry.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffDocument {
+    /// A duration such as `"1s"`.
+    initial: Option<String>,
+    factor: Option<f64>,
+    /// A duration such as `"5m"`.
+    max: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// The whole run's deadline from its creation, e.g. `"2h"`.
+    deadline: Option<String>,
+    concurrency: Option<Concurrency>,
+}
+
+/// Runs whose rendered key is equal are admitted first come, first served, at most
+/// `limit` at a time.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// A template over the run's input, e.g. `"{{ input.tenant }}"`.
+    key: String,
+    /// Default 1.
+    limit: Option<i64>,
+}
+
+/// One step. Exactly one of `exec`, `http` and `handler` says what it does.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    name: String,
+    /// Default `default`.
+    queue: Option<String>,
+    /// Default: the previous step; `[]` for a root.
+    after: Option<Vec<String>>,
+    /// A child process: the context on stdin, JSON on stdout.
+    exec: Option<Vec<String>>,
+    http: Option<Http>,
+    /// A Rust function registered by the embedding program.
+    handler: Option<String>,
+    /// A resource lock held while the step runs, a template e.g. `"db:{{ input.db }}"`.
+    resource: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    cwd: Option<String>,
+    /// Undoes the step when a later one fails: an argv, or an action table.
+    compensate: Option<Compensate>,
+    max_attempts: Option<i64>,
+    backoff: Option<BackoffDocument>,
+    /// Per attempt, e.g. `"30s"`.
+    timeout: Option<String>,
+    priority: Option<i64>,
+}
+
+/// POSTs (or sends with `method`) the step's context to `url`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    url: String,
+    /// Default `POST`.
+    method: Option<String>,
+}
+
+/// A compensation: `["./undo.sh"]` or `{"exec" | "http" | "handler": ...}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Compensate {
+    Argv(Vec<String>),
+    Action(Action),
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    exec: Option<Vec<String>>,
+    http: Option<Http>,
+    handler: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use utoipa::openapi::schema::{Schema, SchemaType};
+    use utoipa::openapi::RefOr;
+    use utoipa::PartialSchema;
+
+    fn properties<T: ToSchema + PartialSchema>() -> BTreeSet<String> {
+        match T::schema() {
+            RefOr::T(Schema::Object(object)) => object.properties.keys().cloned().collect(),
+            _ => panic!("{} is not an object schema", T::name()),
+        }
+    }
+
+    /// The keys the parser accepts where `unknown` sits, read from its "expected
+    /// `a`, `b` or `c`" message.
+    fn parser_keys(document: &str) -> BTreeSet<String> {
+        let error = stepwise_core::parse_workflow_file(document, "probe.toml", None)
+            .expect_err("the probe key is unknown")
+            .to_string();
+        let listed = error
+            .split("expected")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no key list in {error:?}"));
+        listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn document_schema_lists_exactly_the_keys_the_parser_accepts() {
+        let step = "[[steps]]\nname = \"a\"\nexec = [\"true\"]\n";
+        let cases: Vec<(&str, String, BTreeSet<String>)> = vec![
+            (
+                "file",
+                format!("unknown = 1\n{step}"),
+                properties::<WorkflowDocument>(),
+            ),
+            (
+                "defaults",
+                format!("[defaults]\nunknown = 1\n{step}"),
+                properties::<Defaults>(),
+            ),
+            (
+                "backoff",
+                format!("[defaults.backoff]\nunknown = 1\n{step}"),
+                properties::<BackoffDocument>(),
+            ),
+            (
+                "run",
+                format!("[run]\nunknown = 1\n{step}"),
+                properties::<RunSection>(),
+            ),
+            (
+                "concurrency",
+                format!("[run.concurrency]\nkey = \"k\"\nunknown = 1\n{step}"),
+                properties::<Concurrency>(),
+            ),
+            ("step", format!("{step}unknown = 1\n"), properties::<Step>()),
+            (
+                "http",
+                "[[steps]]\nname = \"a\"\nhttp = { url = \"http://x\", unknown = 1 }\n".into(),
+                properties::<Http>(),
+            ),
+            (
+                "compensate action",
+                format!("{step}compensate = {{ handler = \"h\", unknown = 1 }}\n"),
+                properties::<Action>(),
+            ),
+        ];
+        for (level, document, documented) in cases {
+            assert_eq!(parser_keys(&document), documented, "keys of {level}");
+        }
+    }
+
+    #[test]
+    fn document_schema_is_an_object_with_required_name_and_steps() {
+        let RefOr::T(Schema::Object(object)) = WorkflowDocument::schema() else {
+            panic!("not an object");
+        };
+        assert!(matches!(object.schema_type, SchemaType::Type(_)));
+        assert_eq!(
+            object.required,
+            vec!["name".to_string(), "steps".to_string()]
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! The OpenAPI document, generated from the same router the server runs.
+//!
+//! Each handler declares its path, parameters, body and the answers particular to it
+//! (`#[utoipa::path]`), and the routes are registered through `utoipa_axum`, so a
+//! route cannot exist without its description. The answers every route shares are
+//! added here from what the route is: any route needing a token can answer 401 and
+//! 403 ([`required_scope`], the same function the auth layer asks); a route with a
+//! body can answer 400, 413, 415 and 422; with query or path parameters 400; every
+//! route 405 for another method and 500/503 when the database fails. Every error
+//! has the [`ErrorBody`] schema.
+
+use crate::auth::required_scope;
+use crate::schema::ErrorBody;
+use axum::http::Method;
+use std::sync::OnceLock;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Stepwise",
+        description = "A durable workflow engine on the database you already run. \
+            Every route but `/healthz` and `/readyz` needs `Authorization: Bearer TOKEN` \
+            (`stepwise tokens create --scope read|write|admin`): `read` for every GET, \
+            `write` to start, cancel and retry runs and groups, `admin` for the rest. \
+            Every error is `{\"error\": {\"code\", \"message\"}}`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "runs", description = "Start, list, inspect, cancel and retry runs"),
+        (name = "workflows", description = "Register workflow files"),
+        (name = "groups", description = "Sealed batches of runs that complete exactly once"),
+        (name = "flow", description = "Queues, concurrency keys and resource locks"),
+        (name = "events", description = "The lifecycle event feed (transactional outbox)"),
+        (name = "meta", description = "Health, workers, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole document: the routes' own descriptions and the shared answers.
+pub fn document() -> Document {
+    let (_, mut api) = crate::routes::all()
+        .merge(crate::metrics::routes())
+        .split_for_parts();
+    api.merge(ApiDoc::openapi());
+    api.info = ApiDoc::openapi().info;
+    for (path, item) in api.paths.paths.iter_mut() {
+        let operations = [
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::PUT, &mut item.put),
+            (Method::DELETE, &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            if let Some(operation) = operation {
+                add_shared_answers(&method, path, operation);
+            }
+        }
+    }
+    api
+}
+
+/// The document as JSON, built once.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    })
+}
+
+fn add_shared_answers(method: &Method, path: &str, operation: &mut Operation) {
+    let mut answers: Vec<(&str, String)> = Vec::new();
+    match required_scope(method, path) {
+        Some(scope) => {
+            operation.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
+            answers.push((
+                "401",
+                "No token, or one that is unknown, expired or revoked".into(),
+            ));
+            answers.push((
+                "403",
+                format!(
+                    "The token's scope is too low: this needs `{}`",
+                    scope.as_str()
+                ),
+            ));
+        }
+        None => operation.security = Some(Vec::new()),
+    }
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    if operation.request_body.is_some() {
+        answers.push(("400", "The body is not valid JSON (or not UTF-8)".into()));
+        answers.push(("413", "The body is larger than the server accepts".into()));
+        answers.push(("415", "The body's Content-Type is not one listed".into()));
+        answers.push((
+            "422",
+            "The body does not fit: a missing or unknown field, or a wrong type".into(),
+        ));
+    }
+    if parameters
+        .iter()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Query))
+    {
+        answers.push((
+            "400",
+            "An unknown query parameter, or a value of the wrong type".into(),
+        ));
+    }
+    if parameters
+        .iter()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Path))
+    {
+        answers.push(("400", "A path segment that is not valid".into()));
+    }
+    answers.push(("405", "The path does not serve this method".into()));
+    if path != "/healthz" {
+        answers.push(("500", "The database failed; see the server log".into()));
+        answers.push((
+            "503",
+            "The database does not answer, or its schema is of another version".into(),
+        ));
+    }
+    for (status, description) in answers {
+        operation
+            .responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(error_answer(&description)));
+    }
+}
+
+fn error_answer(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}

@@ -1,0 +1,142 @@
+//! The bodies the API answers with that are not store values themselves: list
+//! pages and small acknowledgements. Handlers build these (not ad-hoc JSON), so the
+//! OpenAPI document describes exactly what is sent.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use stepwise_core::{RunId, RunStatus};
+use stepwise_store::explain::RunExplanation;
+use stepwise_store::{
+    AttemptLog, ConcurrencyKeyView, Event, GroupView, LockView, QueueStats, RunView,
+    StoredWorkflow, WorkerView,
+};
+use utoipa::ToSchema;
+
+/// Every error: a status, and this body.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, snake_case: `not_found`, `invalid_input`, `lock_held`, ...
+    pub code: String,
+    /// A sentence for people naming what is wrong.
+    pub message: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    /// `ready`.
+    pub status: String,
+    /// The database's clock, which decides every lease, backoff and deadline.
+    pub database_time: DateTime<Utc>,
+}
+
+/// One page of runs, newest first, without their steps.
+#[derive(Serialize, ToSchema)]
+pub struct RunPage {
+    pub runs: Vec<RunView>,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Cancelled {
+    pub id: RunId,
+    /// `cancelled`, or `compensating` while completed steps are undone.
+    pub status: RunStatus,
+    /// How many running steps are being stopped.
+    pub stopping_steps: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Retried {
+    pub id: RunId,
+    pub status: RunStatus,
+    /// The steps reset to run again, in workflow order.
+    pub steps: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Logs {
+    /// One entry per attempt (or only the one asked for), oldest first.
+    pub logs: Vec<AttemptLog>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Workflows {
+    /// The latest version of each workflow.
+    pub workflows: Vec<StoredWorkflow>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Groups {
+    /// Newest first.
+    pub groups: Vec<GroupView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedGroup {
+    pub group: GroupView,
+    /// The runs created, in the order they were sent.
+    pub runs: Vec<RunId>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Queues {
+    pub queues: Vec<QueueStats>,
+    pub concurrency_keys: Vec<ConcurrencyKeyView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Workers {
+    pub workers: Vec<WorkerView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Locks {
+    pub locks: Vec<LockView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AcquiredLock {
+    pub key: String,
+    /// Release with `DELETE /v1/locks/{key}?token=`.
+    pub token: uuid::Uuid,
+    /// On the database clock; the lock is free after this unless released sooner.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReleasedLock {
+    pub key: String,
+    /// Always true: a lock that was not released is an error.
+    pub released: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ForceReleased {
+    pub key: String,
+    /// The lock as it was when it was taken away.
+    pub released: LockView,
+}
+
+/// One page of lifecycle events, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// Pass back as `after` for the events that follow (the same cursor when there
+    /// were none).
+    pub next: Option<String>,
+}
+
+/// `explain` for a run: a store value, named here so the document can refer to it.
+pub type Explanation = RunExplanation;
