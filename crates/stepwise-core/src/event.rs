@@ -7,7 +7,6 @@ macro_rules! event_kinds {
     ($($variant:ident => $text:literal),+ $(,)?) => {
         /// Every kind of event Stepwise writes. The text form is the wire and storage form.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum EventKind {
             $(#[serde(rename = $text)] $variant,)+
         }
@@ -59,6 +58,21 @@ event_kinds! {
     LockForceReleased => "lock.force_released",
     WorkerReaped => "worker.reaped",
 }
+
+// By hand: the derive cannot read the dotted names the macro gives each variant.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for EventKind {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(EventKind::ALL.iter().map(|k| k.as_str())))
+            .description(Some("The kind of lifecycle event, e.g. `step.completed`."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for EventKind {}
 
 impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

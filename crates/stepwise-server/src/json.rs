@@ -20,11 +20,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Body(value)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(value)) => object_body(value).map(Body),
             Err(rejection) => Err(rejected(rejection)),
         }
     }
+}
+
+/// Every body is a JSON object: serde would otherwise read a struct from an array
+/// of its fields in order, which no client means.
+fn object_body<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::invalid(format!("the body does not fit: {e}")))
 }
 
 fn rejected(rejection: JsonRejection) -> ApiError {
@@ -81,18 +91,14 @@ pub fn run_id(text: &str) -> Result<RunId, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{text:?} is not a run id")))
 }
 
-/// A JSON body that may be left out (an empty body means the defaults).
+/// A JSON body that may be left out (an empty body, or `null`, means the defaults).
 pub fn optional_body<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    if bytes.iter().all(u8::is_ascii_whitespace) || bytes.trim_ascii() == b"null" {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_data() {
-            ApiError::invalid(format!("the body does not fit: {e}"))
-        } else {
-            ApiError::bad_request(format!("the body is not valid JSON: {e}"))
-        }
-    })
+    let value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    object_body(value)
 }
 
 /// Query parameters; an unknown parameter or a value of the wrong type is a 400 in

@@ -5,7 +5,8 @@
 //! route cannot exist without its description. The answers every route shares are
 //! added here from what the route is: any route needing a token can answer 401 and
 //! 403 ([`required_scope`], the same function the auth layer asks); a route with a
-//! body can answer 400, 413, 415 and 422; with query or path parameters 400; every
+//! body can answer 400, 413, 415 and 422; with query parameters 400 and 422; with path
+//! parameters 400; every
 //! route 405 for another method and 500/503 when the database fails. Every error
 //! has the [`ErrorBody`] schema.
 
@@ -128,6 +129,7 @@ fn add_shared_answers(method: &Method, path: &str, operation: &mut Operation) {
             "400",
             "An unknown query parameter, or a value of the wrong type".into(),
         ));
+        answers.push(("422", "A query value out of its range".into()));
     }
     if parameters
         .iter()

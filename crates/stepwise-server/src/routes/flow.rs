@@ -43,6 +43,7 @@ async fn locks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"ttl": "10m"}))]
 struct AcquireBody {
     /// Whole seconds, or a duration such as `"30s"` or `"5m"`.
     #[schema(schema_with = ttl_schema)]
@@ -167,8 +168,10 @@ async fn release(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "the deploy that held it crashed"}))]
 struct ForceBody {
-    /// Why, for the `lock.force_released` event.
+    /// Why, for the `lock.force_released` event: up to 2000 bytes, no NUL.
+    #[schema(min_length = 1, max_length = 2000, pattern = "^[^\\u0000]+$")]
     reason: String,
 }
 

@@ -135,6 +135,8 @@ async fn events(
         return Err(ApiError::invalid("limit must be between 1 and 5000"));
     }
     let run = query.run.as_deref().map(run_id).transpose()?;
+    // `?after=` with nothing after it is the start of the feed, as no `after` is.
+    let after = query.after.filter(|a| !a.is_empty());
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -144,7 +146,8 @@ async fn events(
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
-            .or(query.after);
+            .filter(|id| !id.is_empty())
+            .or(after);
         // A bad cursor is refused now, not after the stream has started.
         state
             .store
@@ -159,11 +162,11 @@ async fn events(
     let events = state
         .store
         .read_events(&EventQuery {
-            after: query.after.clone().map(EventCursor),
+            after: after.clone().map(EventCursor),
             run,
             limit,
         })
         .await?;
-    let next = events.last().map(|e| e.cursor.0.clone()).or(query.after);
+    let next = events.last().map(|e| e.cursor.0.clone()).or(after);
     Ok(Json(EventPage { events, next }).into_response())
 }

@@ -32,12 +32,16 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// A run to start: `POST /v1/runs`, and each run of `POST /v1/groups`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "workflow": "docs-pipeline",
+    "input": {"document": "sample.txt"},
+    "idempotency_key": "doc-42"
+}))]
 pub(super) struct StartRun {
     /// A registered workflow's name; its latest version runs.
     workflow: String,
     /// Any JSON; the steps see it as `input` (default `{}`).
     #[serde(default = "empty_object")]
-    #[schema(value_type = Object)]
     input: Value,
     /// A second start with the same key returns the first run (200) instead.
     idempotency_key: Option<String>,
@@ -148,7 +152,8 @@ async fn list(
             workflow: query.workflow,
             group: query.group,
             limit: Some(limit),
-            cursor: query.cursor,
+            // `?cursor=` with nothing after it is the first page.
+            cursor: query.cursor.filter(|c| !c.is_empty()),
         })
         .await?;
     Ok(Json(RunPage {
@@ -179,6 +184,7 @@ async fn show(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"compensate": true}))]
 struct CancelBody {
     /// Undo the completed steps in reverse order first (default true).
     #[serde(default = "yes")]
@@ -239,6 +245,7 @@ async fn cancel(
 
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"from": "summary"}))]
 struct RetryBody {
     /// Run again from this step (it and everything after it); default: the steps
     /// that did not complete.
@@ -307,6 +314,7 @@ async fn explain(
 #[into_params(parameter_in = Query)]
 struct LogsQuery {
     /// Only this attempt (1-based); default: every attempt.
+    #[param(minimum = 1, maximum = 2147483647)]
     attempt: Option<u32>,
 }
 
@@ -327,6 +335,11 @@ async fn logs(
     Query(query): Query<LogsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let id = run_id(&id)?;
+    if query.attempt.is_some_and(|a| a == 0 || a > i32::MAX as u32) {
+        return Err(ApiError::invalid(
+            "attempt must be between 1 and 2147483647",
+        ));
+    }
     let run = state
         .store
         .get_run(id)

@@ -127,8 +127,17 @@ async fn list_groups(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "nightly-2026-11-24",
+    "runs": [
+        {"workflow": "docs-pipeline", "input": {"document": "a.txt"}},
+        {"workflow": "docs-pipeline", "input": {"document": "b.txt"}}
+    ]
+}))]
 struct NewGroup {
-    /// Unique; the group completes exactly once, when its last run ends.
+    /// Unique; the group completes exactly once, when its last run ends. Up to 512
+    /// bytes, no NUL.
+    #[schema(min_length = 1, max_length = 512, pattern = "^[^\\u0000]+$")]
     name: String,
     runs: Vec<StartRun>,
 }
