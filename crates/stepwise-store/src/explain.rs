@@ -166,6 +166,8 @@ pub struct StepExplanation {
     pub status: StepStatus,
     #[serde(flatten)]
     pub reason: Reason,
+    /// The reason as a sentence (what `runs explain` prints).
+    pub message: String,
 }
 
 /// A run and its unfinished steps, explained.
@@ -176,6 +178,8 @@ pub struct RunExplanation {
     pub status: RunStatus,
     /// For the run as a whole (waiting for a slot, compensating), if anything.
     pub reason: Option<Reason>,
+    /// That reason as a sentence.
+    pub message: Option<String>,
     pub steps: Vec<StepExplanation>,
 }
 
@@ -259,12 +263,14 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
         steps.push(StepExplanation {
             step: step.name.clone(),
             status: step.status,
+            message: reason.to_string(),
             reason,
         });
     }
     Ok(Some(RunExplanation {
         run: id,
         status: run.status,
+        message: reason.as_ref().map(Reason::to_string),
         reason,
         steps,
     }))

@@ -170,6 +170,10 @@ pub trait EventStore: Send + Sync {
     /// Events after `query.after` in commit-safe order: an event that commits after a
     /// read is never behind that read's last cursor.
     async fn read_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
+    /// The cursor of the newest event readable now (`None` when there is none):
+    /// reading after it yields only events that become readable later, so a
+    /// follower can start "from now" without paging through the history.
+    async fn latest_event_cursor(&self) -> Result<Option<EventCursor>>;
 }
 
 /// The database clock, which decides every time, and its test seam.

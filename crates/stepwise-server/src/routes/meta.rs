@@ -99,7 +99,8 @@ async fn group(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct EventsQuery {
-    /// Events after this cursor (`next` of the previous page, or an event's `cursor`).
+    /// Events after this cursor (`next` of the previous page, or an event's
+    /// `cursor`); `now` for only the events that come after the request.
     after: Option<String>,
     /// Only this run's events.
     #[param(value_type = Option<uuid::Uuid>)]
@@ -135,8 +136,12 @@ async fn events(
         return Err(ApiError::invalid("limit must be between 1 and 5000"));
     }
     let run = query.run.as_deref().map(run_id).transpose()?;
-    // `?after=` with nothing after it is the start of the feed, as no `after` is.
-    let after = query.after.filter(|a| !a.is_empty());
+    // `?after=` with nothing after it is the start of the feed, as no `after` is;
+    // `?after=now` skips the history.
+    let after = match query.after.filter(|a| !a.is_empty()) {
+        Some(a) if a == "now" => state.store.latest_event_cursor().await?.map(|c| c.0),
+        other => other,
+    };
     let wants_stream = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

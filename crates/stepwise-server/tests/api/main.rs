@@ -342,6 +342,23 @@ async fn events_stream_live_and_resume_after_the_last_id_without_gaps() {
         .unwrap();
     let (s, b) = api.send(bad).await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_cursor");
+    // `after=now` skips the history: only what happens later is served.
+    let (_, empty) = api.get("/v1/events?after=now").await;
+    assert_eq!(empty["events"], json!([]), "{empty}");
+    let (_, later) = api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let (_, page) = api
+        .get(&format!(
+            "/v1/events?after={}",
+            empty["next"].as_str().unwrap()
+        ))
+        .await;
+    let runs: Vec<&Value> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["run_id"])
+        .collect();
+    assert_eq!(runs, [&later["id"]], "{page}");
 }
 
 #[tokio::test]

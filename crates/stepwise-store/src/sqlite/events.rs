@@ -41,4 +41,11 @@ impl EventStore for SqliteStore {
         }
         Ok(events)
     }
+
+    async fn latest_event_cursor(&self) -> Result<Option<EventCursor>> {
+        let seq: Option<i64> = sqlx::query_scalar(include_str!("sql/latest_event_cursor.sql"))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(seq.map(|s| EventCursor(s.to_string())))
+    }
 }

@@ -281,3 +281,66 @@ pub async fn event_reader_never_skips_beside_concurrent_writers(store: Arc<dyn S
     assert_eq!(one.len(), 4);
     assert!(one.iter().all(|e| e.run_id == Some(some_run)));
 }
+
+/// A follower that starts from the latest cursor (the dashboard, `?after=now`) sees
+/// every later event and none of the history.
+pub async fn following_from_the_latest_cursor_yields_only_later_events(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.latest_event_cursor().await.unwrap(),
+        None,
+        "no events yet"
+    );
+    register(&*store, &one_step("tail")).await;
+    let first = create(
+        &*store,
+        RunBatch {
+            group: None,
+            runs: vec![NewRun::new("tail", json!({"n": 1}))],
+        },
+    )
+    .await;
+    let history = events_when(&*store, None, "the first run's event", |e| !e.is_empty()).await;
+    let latest = store
+        .latest_event_cursor()
+        .await
+        .unwrap()
+        .expect("a cursor once there are events");
+    assert_eq!(&latest, &history.last().unwrap().cursor);
+    let after = |cursor: EventCursor| EventQuery {
+        after: Some(cursor),
+        run: None,
+        limit: 100,
+    };
+    assert!(store
+        .read_events(&after(latest.clone()))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let second = create(
+        &*store,
+        RunBatch {
+            group: None,
+            runs: vec![NewRun::new("tail", json!({"n": 2}))],
+        },
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let later = loop {
+        let page = store.read_events(&after(latest.clone())).await.unwrap();
+        if !page.is_empty() || Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(!later.is_empty(), "the second run's events are served");
+    assert!(
+        later.iter().all(|e| e.run_id == Some(second[0])),
+        "only events after the cursor: {later:?} (first run {})",
+        first[0]
+    );
+    assert_eq!(
+        store.latest_event_cursor().await.unwrap().as_ref(),
+        Some(&later.last().unwrap().cursor)
+    );
+}
