@@ -2,7 +2,7 @@
 //!
 //! `read` may GET anything (and `/metrics`); `write` may also start, cancel and
 //! retry runs and groups; `admin` may do everything else (workflows, locks,
-//! queues). `/healthz` and `/readyz` need no token. The secret is only hashed and
+//! queues). `/healthz`, `/readyz` and the dashboard's static pages need no token. The secret is only hashed and
 //! looked up; it is never logged.
 
 use crate::{ApiError, AppState};
@@ -22,9 +22,10 @@ pub enum AuthMode {
     Open,
 }
 
-/// The scope a request needs; `None` for the public health checks.
+/// The scope a request needs; `None` for the public health checks and the
+/// dashboard's static pages (which call the API with the viewer's own token).
 pub fn required_scope(method: &Method, path: &str) -> Option<TokenScope> {
-    if path == "/healthz" || path == "/readyz" {
+    if !(path.starts_with("/v1/") || path == "/metrics") {
         return None;
     }
     if method == Method::GET || method == Method::HEAD {

@@ -12,6 +12,7 @@
 //! cannot list a route the server lacks or miss one it has.
 
 mod auth;
+mod dashboard;
 mod document;
 mod error;
 mod json;
@@ -83,6 +84,7 @@ pub fn router(store: Arc<dyn Store>, options: ServerOptions) -> Router {
     };
     let (routes, _) = routes::all().merge(metrics::routes()).split_for_parts();
     routes
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

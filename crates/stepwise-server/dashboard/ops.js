@@ -1,0 +1,164 @@
+// The operator's pages: queues and concurrency keys, resource locks, workers,
+// groups and the event feed. Each refreshes when an event says something changed,
+// and on a timer for what moves without events (ages, heartbeats).
+
+import { api, get, post } from "./api.js";
+import { ago, ask, badge, between, debounce, duration, h, short, table, toast } from "./ui.js";
+
+// Renders `draw(data)` into a container, now and whenever events of `prefixes`
+// arrive or `every` milliseconds pass.
+async function livePage(main, ctx, { title, load, draw, prefixes, every }) {
+  const body = h("div", {});
+  main.replaceChildren(h("h1", {}, title), body);
+  const refresh = async () => {
+    try {
+      body.replaceChildren(...[draw(await load(), refresh)].flat(Infinity).filter(Boolean));
+    } catch (e) {
+      ctx.fail(e);
+    }
+  };
+  await refresh();
+  const soon = debounce(refresh, 300);
+  ctx.follow("after=now", (event) => {
+    if (prefixes.some((p) => event.kind.startsWith(p))) soon();
+  });
+  ctx.every(every, refresh);
+}
+
+export function queuesPage(main, ctx) {
+  return livePage(main, ctx, {
+    title: "Queues",
+    load: () => get("/v1/queues"),
+    prefixes: ["run.", "step.", "lock."],
+    every: 5000,
+    draw: (q) => [
+      table(["Queue", "State", "Pending", "Scheduled", "Running", "Oldest pending"],
+        q.queues.map((x) => h("tr", { "data-queue": x.name },
+          h("td", {}, x.name),
+          h("td", {}, x.paused ? badge("paused") : "serving"),
+          h("td", {}, x.pending), h("td", {}, x.scheduled), h("td", {}, x.running),
+          h("td", {}, x.oldest_pending_since ? duration(between(x.oldest_pending_since)) : "—"))),
+        "No queues yet: they appear when a workflow is registered."),
+      h("h2", {}, "Concurrency keys"),
+      table(["Key", "Limit", "Running", "Waiting", ""],
+        q.concurrency_keys.map((k) => h("tr", { "data-key": k.key },
+          h("td", { class: "mono" }, k.key),
+          h("td", {}, k.limit, k.limit_set ? h("span", { class: "muted" }, " (set by hand)") : ""),
+          h("td", {}, k.active), h("td", {}, k.waiting),
+          h("td", {}, h("a", { href: "/?status=pending" }, "waiting runs")))),
+        "No concurrency keys in use."),
+    ],
+  });
+}
+
+export function locksPage(main, ctx) {
+  return livePage(main, ctx, {
+    title: "Resource locks",
+    load: () => get("/v1/locks"),
+    prefixes: ["lock.", "step."],
+    every: 5000,
+    draw: (answer, refresh) => table(["Lock", "Holder", "Taken", "Expires", ""],
+      answer.locks.map((lock) => h("tr", { "data-lock": lock.name },
+        h("td", { class: "mono" }, lock.name),
+        h("td", {}, lock.holder_kind, " ", h("span", { class: "mono" }, lock.holder_id)),
+        h("td", {}, ago(lock.acquired_at)),
+        h("td", {}, ago(lock.expires_at)),
+        h("td", {}, h("button", {
+          type: "button", class: "danger", "data-force": lock.name,
+          onclick: () => forceRelease(lock, refresh, ctx),
+        }, "Force release…")))),
+      "No lock is held."),
+  });
+}
+
+async function forceRelease(lock, refresh, ctx) {
+  const answer = await ask({
+    title: `Force-release ${lock.name}?`,
+    text: `It is held by ${lock.holder_kind} ${lock.holder_id}. A step holding it is not stopped; the release is recorded with your reason.`,
+    fields: [h("label", { for: "force-reason" }, "Reason (required)"),
+      h("input", { type: "text", name: "reason", id: "force-reason", required: true, maxlength: 2000 })],
+    ok: "Force release",
+    danger: true,
+  });
+  if (!answer) return;
+  try {
+    await post(`/v1/locks/${encodeURIComponent(lock.name)}/force-release`, { reason: answer.reason });
+    toast(`Lock ${lock.name} released`);
+    refresh();
+  } catch (e) {
+    ctx.fail(e);
+  }
+}
+
+export function workersPage(main, ctx) {
+  return livePage(main, ctx, {
+    title: "Workers",
+    load: () => get("/v1/workers"),
+    prefixes: ["worker.", "step."],
+    every: 3000,
+    draw: (answer) => table(["Worker", "State", "Queues", "Running steps", "Last heartbeat", "Started"],
+      answer.workers.map((w) => h("tr", { "data-worker": w.id },
+        h("td", {}, w.name, h("div", { class: "muted mono" }, short(w.id))),
+        h("td", {}, badge(w.status)),
+        h("td", {}, w.queues.join(", ")),
+        h("td", {}, w.running_steps),
+        h("td", {}, ago(w.heartbeat_at)),
+        h("td", {}, ago(w.started_at)))),
+      "No worker has registered. Start one with `stepwise worker`."),
+  });
+}
+
+export function groupsPage(main, ctx) {
+  return livePage(main, ctx, {
+    title: "Groups",
+    load: () => get("/v1/groups?limit=100"),
+    prefixes: ["run.", "group."],
+    every: 10000,
+    draw: (answer) => table(["Group", "Runs", "Remaining", "By status", "Created", "Completed"],
+      answer.groups.map((g) => h("tr", { "data-group": g.name },
+        h("td", {}, h("a", { href: "/?group=" + encodeURIComponent(g.name) }, g.name)),
+        h("td", {}, g.total), h("td", {}, g.remaining),
+        h("td", {}, Object.entries(g.counts).map(([s, n]) => h("span", { style: "margin-right:6px" }, badge(s), " ", n))),
+        h("td", {}, ago(g.created_at)),
+        h("td", {}, g.completed_at ? ago(g.completed_at) : "—"))),
+      "No groups. `stepwise run W --inputs FILE.jsonl --group G` or POST /v1/groups makes one."),
+  });
+}
+
+// The feed shows events as they arrive; the history can be paged in from the start.
+export async function eventsPage(main, ctx) {
+  const rows = h("tbody", {});
+  let shown = 0;
+  const add = (event, fresh) => {
+    shown += 1;
+    const row = h("tr", { class: fresh ? "fresh" : null },
+      h("td", {}, ago(event.at)),
+      h("td", {}, h("code", {}, event.kind)),
+      h("td", {}, event.run_id ? h("a", { class: "mono", href: "/runs/" + event.run_id }, short(event.run_id)) : "—"),
+      h("td", {}, event.step || event.group || ""),
+      h("td", { class: "hide-narrow mono" }, JSON.stringify(event.data).slice(0, 160)));
+    if (fresh) rows.prepend(row); else rows.append(row);
+    while (rows.children.length > 500) rows.lastChild.remove();
+    empty.hidden = shown > 0;
+  };
+  const empty = h("div", { class: "panel empty" }, "Waiting for events…");
+  let after = "";
+  const more = h("button", {
+    type: "button", class: "quiet",
+    onclick: async () => {
+      try {
+        const page = await api("GET", "/v1/events?limit=200" + (after ? "&after=" + encodeURIComponent(after) : ""));
+        page.events.forEach((e) => add(e, false));
+        after = page.next || after;
+        if (page.events.length < 200) more.disabled = true;
+      } catch (e) { ctx.fail(e); }
+    },
+  }, "Load the history (oldest first)");
+  main.replaceChildren(h("h1", {}, "Events"),
+    h("p", { class: "muted" }, "New events appear at the top as they are committed."),
+    h("div", { class: "scroll" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["At", "Kind", "Run", "Step / group", "Data"].map((x) => h("th", {}, x)))),
+      rows)),
+    empty, h("p", {}, more));
+  ctx.follow("after=now", (event) => add(event, true));
+}

@@ -1,0 +1,199 @@
+// One run: what failed and why first, then every step on a shared timeline with
+// its attempts (worker, start, duration, error) and captured logs, the `explain`
+// answer for whatever is not running, and cancel / retry.
+
+import { get, post } from "./api.js";
+import { ago, ask, badge, between, clock, debounce, duration, h, json, progress, short, toast } from "./ui.js";
+
+const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "compensated", "compensation_failed"];
+const RETRYABLE = ["failed", "cancelled", "timed_out", "compensation_failed"];
+const TAIL_LINES = 30;
+
+export async function runPage(main, ctx) {
+  const id = ctx.params[0];
+  const path = "/v1/runs/" + encodeURIComponent(id);
+
+  async function load() {
+    const run = await get(path);
+    const [explanation, logs] = await Promise.all([
+      TERMINAL.includes(run.status) ? null : get(path + "/explain").catch(() => null),
+      loadLogs(path, run),
+    ]);
+    main.replaceChildren(...view(run, explanation, logs, { refresh, ctx }).flat(Infinity).filter(Boolean));
+  }
+  const refresh = () => load().catch((e) => ctx.fail(e));
+  await load();
+  const soon = debounce(refresh, 200);
+  ctx.follow("after=now&run=" + encodeURIComponent(id), soon);
+  ctx.every(5000, refresh);
+}
+
+// The logs of every step that has run, by step name and attempt number.
+async function loadLogs(path, run) {
+  const logs = {};
+  await Promise.all(run.steps
+    .filter((s) => s.history.length || s.status === "running")
+    .map(async (s) => {
+      try {
+        const answer = await get(`${path}/steps/${encodeURIComponent(s.name)}/logs`);
+        logs[s.name] = Object.fromEntries(answer.logs.map((l) => [l.number, l]));
+      } catch {
+        logs[s.name] = {};
+      }
+    }));
+  return logs;
+}
+
+function view(run, explanation, logs, actions) {
+  const start = Date.parse(run.started_at || run.created_at);
+  const end = run.finished_at ? Date.parse(run.finished_at) : Date.now();
+  const span = Math.max(end - start, 1);
+  return [
+    h("p", { class: "muted" }, h("a", { href: "/" }, "Runs"), " / ", run.workflow),
+    h("h1", {}, run.workflow, " ", badge(run.status)),
+    summary(run),
+    h("div", { class: "panel" },
+      h("div", { class: "facts" },
+        fact("Run", h("span", { class: "mono" }, run.id)),
+        fact("Progress", progress(run.progress)),
+        fact("Created", ago(run.created_at)),
+        fact("Duration", duration(between(run.started_at || run.created_at, run.finished_at))),
+        fact("Workflow version", run.workflow_version),
+        run.group ? fact("Group", h("a", { href: "/?group=" + encodeURIComponent(run.group) }, run.group)) : null,
+        run.concurrency_key ? fact("Concurrency key", run.concurrency_key) : null,
+        run.idempotency_key ? fact("Idempotency key", run.idempotency_key) : null),
+      buttons(run, actions),
+      h("details", {}, h("summary", {}, "Input"), json(run.input))),
+    why(explanation),
+    h("h2", {}, "Steps"),
+    run.steps.map((step) => stepView(step, logs[step.name] || {}, { start, span, explanation })),
+  ];
+}
+
+function fact(label, value) {
+  return h("div", {}, h("span", {}, label), value);
+}
+
+// What a person needs first when a run failed: which step, which attempt, the error.
+function summary(run) {
+  if (!run.error && !["failed", "timed_out", "compensation_failed", "cancelled"].includes(run.status)) return null;
+  const failed = run.steps.filter((s) => s.status === "failed");
+  return h("div", { class: "error-box", id: "run-error" },
+    h("strong", {}, run.status === "cancelled" ? "Cancelled" : "Failed",
+      failed.length ? ` at step ${failed.map((s) => s.name).join(", ")}` : "",
+      failed.length === 1 ? ` after ${failed[0].attempts} of ${failed[0].max_attempts} attempts` : "",
+      ": "),
+    run.error || (failed[0] && failed[0].error) || run.status);
+}
+
+function why(explanation) {
+  if (!explanation) return null;
+  const lines = [];
+  if (explanation.message) lines.push(h("div", {}, h("strong", {}, "Run: "), explanation.message));
+  for (const s of explanation.steps) {
+    if (s.reason === "running") continue;
+    lines.push(h("div", {}, h("strong", {}, s.step, ": "), s.message));
+  }
+  if (!lines.length) return null;
+  return h("div", { class: "why-box", id: "explain" }, h("h3", {}, "Why it is not running"), lines);
+}
+
+function buttons(run, { refresh, ctx }) {
+  const cancel = async () => {
+    const answer = await ask({
+      title: "Cancel this run?",
+      text: "Running steps are stopped. Completed steps with a compensation are undone in reverse order unless you say otherwise.",
+      fields: [h("label", { for: "compensate" }, "Compensate completed steps"),
+        h("select", { name: "compensate", id: "compensate" },
+          h("option", { value: "true" }, "yes, undo them"), h("option", { value: "false" }, "no"))],
+      ok: "Cancel run",
+      danger: true,
+    });
+    if (!answer) return;
+    try {
+      const r = await post(`/v1/runs/${run.id}/cancel`, { compensate: answer.compensate === "true" });
+      toast(`Run is ${r.status.replace(/_/g, " ")}` + (r.stopping_steps ? `; stopping ${r.stopping_steps} step(s)` : ""));
+      refresh();
+    } catch (e) { ctx.fail(e); }
+  };
+  const retry = async () => {
+    const forward = run.steps.filter((s) => !s.compensates);
+    const answer = await ask({
+      title: "Retry this run?",
+      text: "The run gets a fresh attempt budget.",
+      fields: [h("label", { for: "retry-from" }, "From"),
+        h("select", { name: "from", id: "retry-from" },
+          h("option", { value: "" }, "the steps that did not complete"),
+          forward.map((s) => h("option", { value: s.name }, "step " + s.name + " and after")))],
+      ok: "Retry run",
+    });
+    if (!answer) return;
+    try {
+      const r = await post(`/v1/runs/${run.id}/retry`, answer.from ? { from: answer.from } : {});
+      toast(`Run is ${r.status} again; steps reset: ${r.steps.join(", ")}`);
+      refresh();
+    } catch (e) { ctx.fail(e); }
+  };
+  return h("div", { class: "actions" },
+    TERMINAL.includes(run.status) ? null : h("button", { type: "button", class: "danger", id: "cancel-run", onclick: cancel }, "Cancel run…"),
+    RETRYABLE.includes(run.status) ? h("button", { type: "button", id: "retry-run", onclick: retry }, "Retry…") : null);
+}
+
+function stepView(step, logs, { start, span, explanation }) {
+  const attempts = step.history.map((a) => ({ ...a }));
+  if (step.status === "running") {
+    attempts.push({ number: step.attempts, worker_id: step.worker_id, started_at: step.started_at, finished_at: null, outcome: "running", error: null });
+  }
+  const lane = h("div", { class: "lane", title: "attempts on the run's timeline" },
+    attempts.filter((a) => a.started_at).map((a) => {
+      const from = Date.parse(a.started_at);
+      const to = a.finished_at ? Date.parse(a.finished_at) : Date.now();
+      const left = Math.max(0, Math.min(100, ((from - start) / span) * 100));
+      const width = Math.max(0.4, Math.min(100 - left, ((to - from) / span) * 100));
+      return h("span", { class: "o-" + a.outcome, style: `left:${left}%;width:${width}%`, title: `attempt ${a.number}: ${a.outcome}, ${duration(to - from)}` });
+    }));
+  const explained = explanation && explanation.steps.find((s) => s.step === step.name);
+  const failed = step.status === "failed" || attempts.some((a) => a.outcome === "failed");
+  return h("section", { class: "step" + (step.status === "failed" ? " failed" : ""), "data-step": step.name },
+    h("div", { class: "head" },
+      h("div", {},
+        h("div", { class: "name" }, step.name),
+        h("div", { class: "muted" },
+          step.compensates ? `undoes ${step.compensates} · ` : "",
+          `queue ${step.queue}`, step.resource ? ` · lock ${step.resource}` : "",
+          ` · ${step.attempts}/${step.max_attempts} attempts`)),
+      h("div", {}, badge(step.status)),
+      lane),
+    h("div", { class: "body" },
+      explained && explained.reason !== "running" ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
+      step.run_after && step.status === "pending" ? h("div", { class: "muted" }, "Not before ", clock(step.run_after)) : null,
+      attempts.map((a) => attemptView(a, logs[a.number])),
+      step.output !== null && step.output !== undefined
+        ? (failed ? h("details", {}, h("summary", {}, "Output"), json(step.output)) : h("div", {}, h("h3", {}, "Output"), json(step.output)))
+        : null));
+}
+
+function attemptView(attempt, log) {
+  const text = log && log.log ? log.log : "";
+  const lines = text ? text.replace(/\n$/, "").split("\n") : [];
+  const tail = lines.slice(-TAIL_LINES).join("\n");
+  const bad = attempt.outcome === "failed" || attempt.outcome === "reaped";
+  let logView = null;
+  if (text && bad) {
+    logView = h("div", { class: "log-tail" },
+      h("div", { class: "muted" }, lines.length > TAIL_LINES ? `last ${TAIL_LINES} of ${lines.length} log lines` : "log"),
+      h("pre", {}, tail),
+      lines.length > TAIL_LINES ? h("details", {}, h("summary", {}, "whole log"), h("pre", {}, text)) : null);
+  } else if (text) {
+    logView = h("details", {}, h("summary", {}, `log (${lines.length} lines)`), h("pre", {}, text));
+  }
+  return h("div", { class: "attempt", "data-attempt": attempt.number },
+    h("div", { class: "line" },
+      h("strong", {}, "Attempt ", attempt.number),
+      badge(attempt.outcome),
+      h("span", { class: "mono", title: attempt.worker_id || "" }, "worker ", short(attempt.worker_id)),
+      h("span", {}, "started ", clock(attempt.started_at)),
+      h("span", {}, duration(between(attempt.started_at, attempt.finished_at)))),
+    attempt.error ? h("div", { class: "error-box" }, attempt.error) : null,
+    logView);
+}

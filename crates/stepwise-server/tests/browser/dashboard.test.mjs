@@ -1,0 +1,231 @@
+// The dashboard in a real browser: Debian's Chromium driven by playwright-core,
+// against `stepwise dev` (SQLite, in-process worker) serving real workflows whose
+// steps are real processes. Screenshots of the run go to docs/screenshots.
+//
+// Run by .ci/browser; needs the stepwise binary (STEPWISE_BIN, default
+// ../../../../target/debug/stepwise) and /usr/bin/chromium (CHROMIUM).
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../../../..");
+const bin = process.env.STEPWISE_BIN || join(process.env.CARGO_TARGET_DIR || join(root, "target"), "debug/stepwise");
+const shots = process.env.SCREENSHOT_DIR || join(root, "docs/screenshots");
+const port = 18000 + (process.pid % 1000);
+const base = `http://127.0.0.1:${port}`;
+
+const WORKFLOWS = {
+  // Fails in its second step, twice, printing to stderr first: the failure a person
+  // has to diagnose from the page.
+  "report.toml": `
+name = "report"
+[defaults]
+max_attempts = 2
+backoff = { initial = "100ms", factor = 1.0, max = "100ms" }
+[[steps]]
+name = "fetch"
+exec = ["sh", "-c", "echo 'fetched 3 rows' >&2; echo '{\\"rows\\": 3}'"]
+[[steps]]
+name = "render"
+exec = ["sh", "-c", "echo 'loading template report.html' >&2; echo 'rendering 3 rows' >&2; echo 'error: template not found: report.html' >&2; exit 3"]
+`,
+  // Reserves, then waits: something to cancel, with a step to compensate.
+  "slow.toml": `
+name = "slow"
+[[steps]]
+name = "reserve"
+exec = ["sh", "-c", "echo '{\\"seat\\": 12}'"]
+compensate = ["sh", "-c", "echo released seat >&2; echo '{}'"]
+[[steps]]
+name = "wait"
+exec = ["sleep", "60"]
+`,
+};
+
+let server;
+let browser;
+let page;
+let work;
+
+async function api(method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+async function until(what, fn, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function runStatus(id) {
+  return (await api("GET", "/v1/runs/" + id)).body.status;
+}
+
+async function start(workflow) {
+  const r = await api("POST", "/v1/runs", { workflow, input: {} });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body.id;
+}
+
+async function shot(name, p = page) {
+  mkdirSync(shots, { recursive: true });
+  await p.screenshot({ path: join(shots, name), fullPage: false });
+}
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), "stepwise-browser-"));
+  const flows = join(work, "workflows");
+  mkdirSync(flows);
+  for (const [name, text] of Object.entries(WORKFLOWS)) writeFileSync(join(flows, name), text);
+  server = spawn(bin, ["dev", "--workflows", flows, "--listen", `127.0.0.1:${port}`, "--pool", "*=4"], {
+    cwd: work,
+    env: { ...process.env, STEPWISE_DATABASE_URL: `sqlite://${join(work, "dashboard.db")}`, RUST_LOG: "warn" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  await until("the server", async () => {
+    try {
+      return (await fetch(base + "/readyz")).ok;
+    } catch {
+      return false;
+    }
+  });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on("pageerror", (e) => console.error("page error:", e));
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.kill("SIGTERM");
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test("the list shows a new run without a reload", async () => {
+  await page.goto(base + "/");
+  await page.locator("h1", { hasText: "Runs" }).waitFor();
+  await page.locator("#live.on").waitFor();
+  await page.evaluate(() => { window.__notReloaded = true; });
+  const id = await start("report");
+  await page.locator(`tr[data-run="${id}"]`).waitFor({ timeout: 10000 });
+  assert.equal(await page.evaluate(() => window.__notReloaded), true, "the page was not reloaded");
+  // It moves on by itself to failed.
+  await page.locator(`tr[data-run="${id}"] [data-status="failed"]`).waitFor({ timeout: 20000 });
+  await start("report");
+  await start("slow");
+  await page.waitForTimeout(800);
+  await shot("runs.png");
+});
+
+test("a failed step's error and log are visible on its run page without a click", async () => {
+  const id = await start("report");
+  await until("the run to fail", async () => (await runStatus(id)) === "failed", 20000);
+  await page.goto(`${base}/runs/${id}`);
+  const summary = page.locator("#run-error");
+  await summary.waitFor();
+  assert.match(await summary.innerText(), /render/);
+  const render = page.locator('section.step[data-step="render"]');
+  // Both attempts, each with its error and the tail of its log, in the first render.
+  for (const n of [1, 2]) {
+    const attempt = render.locator(`.attempt[data-attempt="${n}"]`);
+    assert.match(await attempt.locator(".error-box").innerText(), /exit|status|3/);
+    const log = attempt.locator(".log-tail pre");
+    assert.ok(await log.isVisible(), `attempt ${n}'s log is visible`);
+    assert.match(await log.innerText(), /template not found: report\.html/);
+  }
+  await shot("run-failed.png");
+  const narrow = await browser.newPage({ viewport: { width: 390, height: 844 } });
+  await narrow.goto(`${base}/runs/${id}`);
+  await narrow.locator("#run-error").waitFor();
+  const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 1, `no sideways scrolling on a narrow screen (${overflow}px)`);
+  await shot("run-narrow.png", narrow);
+  await narrow.close();
+});
+
+test("cancel and retry work from the run page", async () => {
+  const id = await start("slow");
+  await until("the wait step to run", async () => {
+    const run = (await api("GET", "/v1/runs/" + id)).body;
+    return run.steps.find((s) => s.name === "wait").status === "running";
+  });
+  await page.goto(`${base}/runs/${id}`);
+  await page.locator("#cancel-run").click();
+  await page.locator("#dialog[open]").waitFor();
+  await page.locator("#compensate").selectOption("true");
+  await page.locator("#dialog-ok").click();
+  await until("the run to be compensated", async () => (await runStatus(id)) === "compensated");
+  await page.locator('h1 [data-status="compensated"]').waitFor({ timeout: 10000 });
+  await page.locator('section.step[data-step="compensate:reserve"] [data-status="completed"]').waitFor();
+  await shot("run-compensated.png");
+
+  // A failed run retried from its first step runs both steps again.
+  const failed = await start("report");
+  await until("the run to fail", async () => (await runStatus(failed)) === "failed", 20000);
+  await page.goto(`${base}/runs/${failed}`);
+  await page.locator("#retry-run").click();
+  await page.locator("#dialog[open]").waitFor();
+  await page.locator("#retry-from").selectOption("fetch");
+  await page.locator("#dialog-ok").click();
+  await until("the retried run to fail again with fresh attempts", async () => {
+    const run = (await api("GET", "/v1/runs/" + failed)).body;
+    const fetch = run.steps.find((s) => s.name === "fetch");
+    return run.status === "failed" && fetch.history.length === 2;
+  }, 20000);
+  // The page follows the run live: the second round of attempts appears.
+  await page.locator('section.step[data-step="render"] .attempt[data-attempt="4"]').waitFor({ timeout: 10000 });
+});
+
+test("the locks page force-releases a lock with a reason", async () => {
+  const taken = await api("POST", "/v1/locks/db:main", { ttl: "10m" });
+  assert.equal(taken.status, 200, JSON.stringify(taken.body));
+  await page.goto(base + "/locks");
+  const row = page.locator('tr[data-lock="db:main"]');
+  await row.waitFor();
+  await shot("locks.png");
+  await row.locator("button[data-force]").click();
+  await page.locator("#dialog[open]").waitFor();
+  await page.locator("#force-reason").fill("the deploy holding it crashed");
+  await page.locator("#dialog-ok").click();
+  await row.waitFor({ state: "detached", timeout: 10000 });
+  assert.deepEqual((await api("GET", "/v1/locks")).body.locks, []);
+  const events = (await api("GET", "/v1/events?limit=5000")).body.events;
+  const forced = events.find((e) => e.kind === "lock.force_released");
+  assert.ok(forced, "a lock.force_released event");
+  assert.equal(forced.data.reason, "the deploy holding it crashed");
+});
+
+test("queues, workers, groups and events pages render live data", async () => {
+  await api("POST", "/v1/groups", { name: "nightly", runs: [{ workflow: "report" }, { workflow: "report" }] });
+  await page.goto(base + "/queues");
+  await page.locator('tr[data-queue="default"]').waitFor();
+  await shot("queues.png");
+  await page.goto(base + "/workers");
+  await page.locator('tr[data-worker] [data-status="alive"]').first().waitFor();
+  await page.goto(base + "/groups");
+  await page.locator('tr[data-group="nightly"]').waitFor();
+  await page.goto(base + "/events");
+  await page.locator("#live.on").waitFor();
+  await start("report");
+  await page.locator("tbody tr code", { hasText: "run.created" }).first().waitFor({ timeout: 10000 });
+});
