@@ -75,11 +75,21 @@ function fact(label, value) {
 }
 
 // What a person needs first when a run failed: which step, which attempt, the error.
+const ENDINGS = {
+  failed: "Failed",
+  timed_out: "Timed out",
+  cancelled: "Cancelled",
+  compensated: "Undone",
+  compensating: "Undoing",
+  compensation_failed: "Compensation failed",
+};
+
 function summary(run) {
-  if (!run.error && !["failed", "timed_out", "compensation_failed", "cancelled"].includes(run.status)) return null;
+  if (!run.error && !ENDINGS[run.status]) return null;
   const failed = run.steps.filter((s) => s.status === "failed");
-  return h("div", { class: "error-box", id: "run-error" },
-    h("strong", {}, run.status === "cancelled" ? "Cancelled" : "Failed",
+  const bad = ["failed", "timed_out", "compensation_failed"].includes(run.status);
+  return h("div", { class: bad ? "error-box" : "why-box", id: "run-error" },
+    h("strong", {}, ENDINGS[run.status] || run.status,
       failed.length ? ` at step ${failed.map((s) => s.name).join(", ")}` : "",
       failed.length === 1 ? ` after ${failed[0].attempts} of ${failed[0].max_attempts} attempts` : "",
       ": "),
@@ -112,7 +122,7 @@ function buttons(run, { refresh, ctx }) {
     if (!answer) return;
     try {
       const r = await post(`/v1/runs/${run.id}/cancel`, { compensate: answer.compensate === "true" });
-      toast(`Run is ${r.status.replace(/_/g, " ")}` + (r.stopping_steps ? `; stopping ${r.stopping_steps} step(s)` : ""));
+      toast("Cancel requested" + (r.stopping_steps ? `; stopping ${r.stopping_steps} running step(s)` : ""));
       refresh();
     } catch (e) { ctx.fail(e); }
   };

@@ -2,7 +2,8 @@
 //!
 //! `read` may GET anything (and `/metrics`); `write` may also start, cancel and
 //! retry runs and groups; `admin` may do everything else (workflows, locks,
-//! queues). `/healthz`, `/readyz` and the dashboard's static pages need no token. The secret is only hashed and
+//! queues). `/healthz`, `/readyz` and the dashboard's static pages need no token
+//! (the pages call the API with the viewer's own). The secret is only hashed and
 //! looked up; it is never logged.
 
 use crate::{ApiError, AppState};

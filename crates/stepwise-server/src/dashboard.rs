@@ -18,7 +18,11 @@ const INDEX: &str = include_str!("../dashboard/index.html");
 
 /// (name, content type, text) of every asset.
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("style.css", "text/css; charset=utf-8", include_str!("../dashboard/style.css")),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../dashboard/style.css"),
+    ),
     ("app.js", JS, include_str!("../dashboard/app.js")),
     ("api.js", JS, include_str!("../dashboard/api.js")),
     ("ui.js", JS, include_str!("../dashboard/ui.js")),

@@ -51,7 +51,9 @@ pub struct RunPage {
 #[derive(Serialize, ToSchema)]
 pub struct Cancelled {
     pub id: RunId,
-    /// `cancelled`, or `compensating` while completed steps are undone.
+    /// The run's status right after the request: `cancelled`; or, when completed
+    /// steps are to be undone, `running` while its running steps stop and then
+    /// `compensating`.
     pub status: RunStatus,
     /// How many running steps are being stopped.
     pub stopping_steps: u32,

@@ -584,3 +584,80 @@ async fn the_auth_matrix() {
     assert_eq!(locks.len(), 1, "{locks:?}");
     assert_eq!(locks[0].holder_id, "api:Admin");
 }
+
+/// The dashboard's pages and assets need no token (they call the API with the
+/// viewer's own), are served from the binary, and allow nothing from elsewhere.
+#[tokio::test]
+async fn the_dashboard_is_served_from_the_binary_without_a_token() {
+    let open = api().await;
+    let router = stepwise_server::router(
+        open.store.clone(),
+        stepwise_server::ServerOptions::default(),
+    );
+    let fetch = |path: String| {
+        let router = router.clone();
+        async move {
+            let response = router
+                .oneshot(Request::get(path.as_str()).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (status, headers, String::from_utf8_lossy(&body).to_string())
+        }
+    };
+    let run = "01890000-0000-7000-8000-000000000000";
+    for page in [
+        "/".to_string(),
+        format!("/runs/{run}"),
+        "/queues".into(),
+        "/locks".into(),
+        "/workers".into(),
+        "/groups".into(),
+        "/events".into(),
+    ] {
+        let (status, headers, body) = fetch(page.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        assert!(headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'self'"));
+        assert!(body.contains("/assets/app.js"), "{page}");
+    }
+    // Every module the app imports is served, with a JavaScript content type.
+    let mut pending = vec!["app.js".to_string()];
+    let mut served = std::collections::BTreeSet::new();
+    while let Some(module) = pending.pop() {
+        if !served.insert(module.clone()) {
+            continue;
+        }
+        let (status, headers, body) = fetch(format!("/assets/{module}")).await;
+        assert_eq!(status, StatusCode::OK, "{module}");
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript"));
+        for import in body.split("from \"./").skip(1) {
+            pending.push(import.split('"').next().unwrap().to_string());
+        }
+    }
+    assert!(served.len() >= 5, "{served:?}");
+    let (status, headers, _) = fetch("/assets/style.css".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let (status, _, body) = fetch("/assets/../../etc/passwd".into()).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let (status, _, body) = fetch("/assets/nope.js".into()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // The API behind it still wants a token.
+    let (status, _, _) = fetch("/v1/runs".into()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}

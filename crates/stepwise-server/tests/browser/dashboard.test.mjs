@@ -94,7 +94,7 @@ before(async () => {
   const flows = join(work, "workflows");
   mkdirSync(flows);
   for (const [name, text] of Object.entries(WORKFLOWS)) writeFileSync(join(flows, name), text);
-  server = spawn(bin, ["dev", "--workflows", flows, "--listen", `127.0.0.1:${port}`, "--pool", "*=4"], {
+  server = spawn(bin, ["dev", "--workflows", flows, "--listen", `127.0.0.1:${port}`, "--pool", "*=4", "--shutdown-timeout", "1s"], {
     cwd: work,
     env: { ...process.env, STEPWISE_DATABASE_URL: `sqlite://${join(work, "dashboard.db")}`, RUST_LOG: "warn" },
     stdio: ["ignore", "inherit", "inherit"],
@@ -176,7 +176,7 @@ test("cancel and retry work from the run page", async () => {
   await page.locator("#dialog-ok").click();
   await until("the run to be compensated", async () => (await runStatus(id)) === "compensated");
   await page.locator('h1 [data-status="compensated"]').waitFor({ timeout: 10000 });
-  await page.locator('section.step[data-step="compensate:reserve"] [data-status="completed"]').waitFor();
+  await page.locator('section.step[data-step="compensate:reserve"] .head [data-status="completed"]').waitFor();
   await shot("run-compensated.png");
 
   // A failed run retried from its first step runs both steps again.
