@@ -7,7 +7,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -228,4 +228,41 @@ test("queues, workers, groups and events pages render live data", async () => {
   await page.locator("#live.on").waitFor();
   await start("report");
   await page.locator("tbody tr code", { hasText: "run.created" }).first().waitFor({ timeout: 10000 });
+});
+
+test("with tokens, the page asks for one and keeps it for the tab", async () => {
+  // A second server on the same database, with tokens and no worker.
+  const url = `sqlite://${join(work, "dashboard.db")}`;
+  const env = { ...process.env, STEPWISE_DATABASE_URL: url, RUST_LOG: "warn" };
+  const created = spawnSync(bin, ["tokens", "create", "--scope", "read", "--name", "browser"], { env, encoding: "utf8" });
+  assert.equal(created.status, 0, created.stderr);
+  const secret = created.stdout.trim().split("\n").pop();
+  const failed = await start("report");
+  await until("the run to fail", async () => (await runStatus(failed)) === "failed", 20000);
+  const guarded = `http://127.0.0.1:${port + 1}`;
+  const other = spawn(bin, ["server", "--no-worker", "--listen", `127.0.0.1:${port + 1}`], { env, stdio: "inherit" });
+  try {
+    await until("the guarded server", async () => {
+      try { return (await fetch(guarded + "/readyz")).ok; } catch { return false; }
+    });
+    const tab = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await tab.goto(guarded + "/");
+    const banner = tab.locator("#banner");
+    await banner.waitFor();
+    assert.match(await banner.innerText(), /needs an API token/);
+    await banner.locator("input[name=token]").fill(secret);
+    await banner.locator("button[type=submit]").click();
+    await tab.locator("tr[data-run]").first().waitFor();
+    assert.equal(await tab.evaluate(() => sessionStorage.getItem("stepwise.token")), secret);
+    // It survives a reload; a read token may look but not retry: the refusal is
+    // shown and nothing changes.
+    await tab.goto(`${guarded}/runs/${failed}`);
+    await tab.locator("#retry-run").click();
+    await tab.locator("#dialog-ok").click();
+    await tab.locator("#banner", { hasText: "needs a write token" }).waitFor();
+    assert.equal(await runStatus(failed), "failed");
+    await tab.close();
+  } finally {
+    other.kill("SIGTERM");
+  }
 });
