@@ -13,19 +13,25 @@ export async function runPage(main, ctx) {
   const id = ctx.params[0];
   const path = "/v1/runs/" + encodeURIComponent(id);
 
+  let ended = false;
   async function load() {
     const run = await get(path);
     const [explanation, logs] = await Promise.all([
       TERMINAL.includes(run.status) ? null : get(path + "/explain").catch(() => null),
       loadLogs(path, run),
     ]);
+    ended = TERMINAL.includes(run.status);
+    // Whatever the reader opened stays open across live re-renders.
+    const open = new Set([...main.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
     main.replaceChildren(...view(run, explanation, logs, { refresh, ctx }).flat(Infinity).filter(Boolean));
+    for (const d of main.querySelectorAll("details[data-key]")) if (open.has(d.dataset.key)) d.open = true;
   }
   const refresh = () => load().catch((e) => ctx.fail(e));
   await load();
   const soon = debounce(refresh, 200);
   ctx.follow("after=now&run=" + encodeURIComponent(id), soon);
-  ctx.every(5000, refresh);
+  // Durations and backoffs move on without events, until the run has ended.
+  ctx.every(5000, () => { if (!ended) refresh(); });
 }
 
 // The logs of every step that has run, by step name and attempt number.
@@ -63,7 +69,7 @@ function view(run, explanation, logs, actions) {
         run.concurrency_key ? fact("Concurrency key", run.concurrency_key) : null,
         run.idempotency_key ? fact("Idempotency key", run.idempotency_key) : null),
       buttons(run, actions),
-      h("details", {}, h("summary", {}, "Input"), json(run.input))),
+      h("details", { "data-key": "input" }, h("summary", {}, "Input"), json(run.input))),
     why(explanation),
     h("h2", {}, "Steps"),
     run.steps.map((step) => stepView(step, logs[step.name] || {}, { start, span, explanation })),
@@ -177,13 +183,14 @@ function stepView(step, logs, { start, span, explanation }) {
     h("div", { class: "body" },
       explained && explained.reason !== "running" ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
       step.run_after && step.status === "pending" ? h("div", { class: "muted" }, "Not before ", clock(step.run_after)) : null,
-      attempts.map((a) => attemptView(a, logs[a.number])),
+      attempts.map((a) => attemptView(step.name, a, logs[a.number])),
       step.output !== null && step.output !== undefined
-        ? (failed ? h("details", {}, h("summary", {}, "Output"), json(step.output)) : h("div", {}, h("h3", {}, "Output"), json(step.output)))
+        ? (failed ? h("details", { "data-key": "output:" + step.name }, h("summary", {}, "Output"), json(step.output)) : h("div", {}, h("h3", {}, "Output"), json(step.output)))
         : null));
 }
 
-function attemptView(attempt, log) {
+function attemptView(stepName, attempt, log) {
+  const key = `log:${stepName}:${attempt.number}`;
   const text = log && log.log ? log.log : "";
   const lines = text ? text.replace(/\n$/, "").split("\n") : [];
   const tail = lines.slice(-TAIL_LINES).join("\n");
@@ -193,9 +200,9 @@ function attemptView(attempt, log) {
     logView = h("div", { class: "log-tail" },
       h("div", { class: "muted" }, lines.length > TAIL_LINES ? `last ${TAIL_LINES} of ${lines.length} log lines` : "log"),
       h("pre", {}, tail),
-      lines.length > TAIL_LINES ? h("details", {}, h("summary", {}, "whole log"), h("pre", {}, text)) : null);
+      lines.length > TAIL_LINES ? h("details", { "data-key": key }, h("summary", {}, "whole log"), h("pre", {}, text)) : null);
   } else if (text) {
-    logView = h("details", {}, h("summary", {}, `log (${lines.length} lines)`), h("pre", {}, text));
+    logView = h("details", { "data-key": key }, h("summary", {}, `log (${lines.length} lines)`), h("pre", {}, text));
   }
   return h("div", { class: "attempt", "data-attempt": attempt.number },
     h("div", { class: "line" },

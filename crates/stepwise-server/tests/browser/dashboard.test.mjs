@@ -183,6 +183,9 @@ test("cancel and retry work from the run page", async () => {
   const failed = await start("report");
   await until("the run to fail", async () => (await runStatus(failed)) === "failed", 20000);
   await page.goto(`${base}/runs/${failed}`);
+  // A log the reader opened stays open while the page follows the run.
+  const fetchLog = page.locator('details[data-key="log:fetch:1"]');
+  await fetchLog.locator("summary").click();
   await page.locator("#retry-run").click();
   await page.locator("#dialog[open]").waitFor();
   await page.locator("#retry-from").selectOption("fetch");
@@ -194,6 +197,7 @@ test("cancel and retry work from the run page", async () => {
   }, 20000);
   // The page follows the run live: the second round of attempts appears.
   await page.locator('section.step[data-step="render"] .attempt[data-attempt="4"]').waitFor({ timeout: 10000 });
+  assert.equal(await fetchLog.evaluate((d) => d.open), true, "the opened log is still open");
 });
 
 test("the locks page force-releases a lock with a reason", async () => {
