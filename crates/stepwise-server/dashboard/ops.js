@@ -59,7 +59,7 @@ export function locksPage(main, ctx) {
     draw: (answer, refresh) => table(["Lock", "Holder", "Taken", "Expires", ""],
       answer.locks.map((lock) => h("tr", { "data-lock": lock.name },
         h("td", { class: "mono" }, lock.name),
-        h("td", {}, lock.holder_kind, " ", h("span", { class: "mono" }, lock.holder_id)),
+        h("td", {}, holder(lock)),
         h("td", {}, ago(lock.acquired_at)),
         h("td", {}, ago(lock.expires_at)),
         h("td", {}, h("button", {
@@ -70,10 +70,16 @@ export function locksPage(main, ctx) {
   });
 }
 
+// `cli:alice@host` as it is; a step's holder as "step <id>".
+function holder(lock) {
+  const named = lock.holder_id.startsWith(lock.holder_kind + ":");
+  return h("span", {}, named ? "" : lock.holder_kind + " ", h("span", { class: "mono" }, lock.holder_id));
+}
+
 async function forceRelease(lock, refresh, ctx) {
   const answer = await ask({
     title: `Force-release ${lock.name}?`,
-    text: `It is held by ${lock.holder_kind} ${lock.holder_id}. A step holding it is not stopped; the release is recorded with your reason.`,
+    text: `It is held by ${lock.holder_id}. A step holding it is not stopped; the release is recorded with your reason.`,
     fields: [h("label", { for: "force-reason" }, "Reason (required)"),
       h("input", { type: "text", name: "reason", id: "force-reason", required: true, maxlength: 2000 })],
     ok: "Force release",
