@@ -32,6 +32,15 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        // A NUL reaching PostgreSQL in text that no check caught is the caller's
+        // input, not a database failure (22021: character not in repertoire).
+        if let sqlx::Error::Database(db) = &e {
+            if db.code().as_deref() == Some("22021") {
+                return StoreError::InvalidInput(
+                    "text with a NUL character (\\u0000) cannot be stored or looked up".into(),
+                );
+            }
+        }
         StoreError::Database(Box::new(e))
     }
 }

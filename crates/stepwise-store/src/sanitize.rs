@@ -10,6 +10,12 @@ use std::borrow::Cow;
 
 const REPLACEMENT: &str = "\u{FFFD}";
 
+/// A name PostgreSQL could not even compare: no stored name contains a NUL, so a
+/// lookup by such a name finds nothing, on either backend.
+pub(crate) fn unstorable(name: &str) -> bool {
+    name.contains('\0')
+}
+
 pub(crate) fn text(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
         Cow::Owned(s.replace('\0', REPLACEMENT))

@@ -137,6 +137,7 @@ conformance!(
     review::a_stale_lease_beside_the_current_one_in_a_batch_is_refused,
     review::a_duplicated_outcome_in_a_batch_is_one_attempt,
     review::a_nul_character_in_an_outcome_does_not_fail_the_batch,
+    review::names_with_a_nul_character_are_never_found,
     review::max_attempts_is_kept_whole,
     review::a_worker_past_its_lease_claims_nothing,
     review::deregistering_a_claiming_worker_strands_no_step,

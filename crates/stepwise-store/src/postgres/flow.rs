@@ -156,6 +156,9 @@ impl FlowStore for PgStore {
     }
 
     async fn set_queue_paused(&self, queue: &str, paused: bool) -> Result<bool> {
+        if crate::sanitize::unstorable(queue) {
+            return Ok(false);
+        }
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(include_str!("sql/set_queue_paused.sql"))
             .bind(queue)
@@ -180,6 +183,9 @@ impl FlowStore for PgStore {
     }
 
     async fn key_line(&self, key: &str) -> Result<Option<KeyLine>> {
+        if crate::sanitize::unstorable(key) {
+            return Ok(None);
+        }
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)

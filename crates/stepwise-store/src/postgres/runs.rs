@@ -94,6 +94,9 @@ pub(super) async fn latest_workflow(
     name: &str,
     version: Option<i32>,
 ) -> Result<Option<StoredWorkflow>> {
+    if crate::sanitize::unstorable(name) {
+        return Ok(None);
+    }
     let row = sqlx::query(include_str!("sql/latest_workflow.sql"))
         .bind(name)
         .bind(version)
@@ -178,6 +181,16 @@ impl RunStore for PgStore {
     }
 
     async fn list_runs(&self, filter: RunFilter) -> Result<RunPage> {
+        let named = [&filter.workflow, &filter.group];
+        if named
+            .iter()
+            .any(|n| n.as_deref().is_some_and(crate::sanitize::unstorable))
+        {
+            return Ok(RunPage {
+                runs: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let before: Option<i64> = match &filter.cursor {
             None => None,
             Some(c) => Some(
@@ -220,6 +233,9 @@ impl RunStore for PgStore {
         step: &str,
         attempt: Option<u32>,
     ) -> Result<Vec<AttemptLog>> {
+        if crate::sanitize::unstorable(step) {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(include_str!("sql/attempt_logs.sql"))
             .bind(run.0)
             .bind(step)
@@ -266,6 +282,9 @@ impl RunStore for PgStore {
     }
 
     async fn get_group(&self, name: &str) -> Result<Option<GroupView>> {
+        if crate::sanitize::unstorable(name) {
+            return Ok(None);
+        }
         let Some(row) = sqlx::query(include_str!("sql/get_group.sql"))
             .bind(name)
             .fetch_optional(&self.pool)

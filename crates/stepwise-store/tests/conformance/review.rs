@@ -223,3 +223,49 @@ pub async fn deregistering_a_claiming_worker_strands_no_step(store: Arc<dyn Stor
         .sum();
     assert_eq!(stranded, 0, "steps left running under stopped workers");
 }
+
+/// PostgreSQL cannot compare text holding a NUL, SQLite can: a lookup by such a name
+/// (what an API client may send) finds nothing on both, instead of failing.
+pub async fn names_with_a_nul_character_are_never_found(store: Arc<dyn Store>) {
+    register(&*store, &one_step("plain")).await;
+    let nul = "plain\0";
+    assert!(store.get_workflow(nul, None).await.unwrap().is_none());
+    assert!(store.get_group(nul).await.unwrap().is_none());
+    assert!(store.key_line(nul).await.unwrap().is_none());
+    assert!(!store.set_queue_paused(nul, true).await.unwrap());
+    for filter in [
+        RunFilter {
+            workflow: Some(nul.into()),
+            ..Default::default()
+        },
+        RunFilter {
+            group: Some(nul.into()),
+            ..Default::default()
+        },
+    ] {
+        assert!(store.list_runs(filter).await.unwrap().runs.is_empty());
+    }
+    let refused = store
+        .create_runs(RunBatch {
+            group: None,
+            runs: vec![NewRun::new(nul, json!({}))],
+        })
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::UnknownWorkflow(_))),
+        "{refused:?}"
+    );
+    let run = create(
+        &*store,
+        RunBatch {
+            group: None,
+            runs: vec![NewRun::new("plain", json!({}))],
+        },
+    )
+    .await;
+    assert!(store
+        .attempt_logs(run[0], nul, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
