@@ -26,7 +26,9 @@ pub enum AuthMode {
 /// The scope a request needs; `None` for the public health checks and the
 /// dashboard's static pages (which call the API with the viewer's own token).
 pub fn required_scope(method: &Method, path: &str) -> Option<TokenScope> {
-    if !(path.starts_with("/v1/") || path == "/metrics") {
+    // Listed, not inferred: a route added anywhere else needs a token until it is
+    // named here.
+    if path == "/healthz" || path == "/readyz" || crate::dashboard::is_static(path) {
         return None;
     }
     if method == Method::GET || method == Method::HEAD {
@@ -50,6 +52,13 @@ pub fn required_scope(method: &Method, path: &str) -> Option<TokenScope> {
 pub struct Caller(pub String);
 
 pub async fn check(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    // Health checks answer load balancers under any name.
+    if path != "/healthz" && path != "/readyz" {
+        if let Some(refusal) = foreign_site(&request, state.auth) {
+            return refusal;
+        }
+    }
     if state.auth == AuthMode::Open {
         request.extensions_mut().insert(Caller("anonymous".into()));
         return next.run(request).await;
@@ -87,6 +96,63 @@ pub async fn check(State(state): State<AppState>, mut request: Request, next: Ne
             next.run(request).await
         }
     }
+}
+
+/// Refuses what a web page of another site could make a visitor's browser send:
+/// a changing request whose `Origin` is not this server, and, without tokens (where
+/// nothing else stands in the way), any request for a host name other than
+/// `localhost` or an IP address — which is how DNS rebinding reaches a server on
+/// loopback.
+fn foreign_site(request: &Request, auth: AuthMode) -> Option<Response> {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if auth == AuthMode::Open {
+        if let Some(host) = host {
+            if !is_local_name(host) {
+                return Some(forbidden(
+                    "foreign_host",
+                    format!(
+                        "without tokens this server answers only to localhost or an IP \
+                         address, not {host:?}; serve with tokens to use a host name"
+                    ),
+                ));
+            }
+        }
+    }
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let (false, Some(origin)) = (safe, origin) {
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        let same = matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h));
+        if !same {
+            return Some(forbidden(
+                "cross_origin",
+                format!("a page of another site ({origin}) may not change anything here"),
+            ));
+        }
+    }
+    None
+}
+
+/// `localhost`, or an IP address, with or without a port.
+fn is_local_name(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => match host.rsplit_once(':') {
+            Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+            _ => host,
+        },
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn forbidden(code: &'static str, message: String) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, code, message).into_response()
 }
 
 fn unauthorized(message: &str) -> Response {

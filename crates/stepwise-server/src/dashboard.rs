@@ -7,8 +7,8 @@
 //! do exactly what that token may do and no more. That is why the pages and assets
 //! themselves need no token.
 
+use crate::json::Path;
 use crate::ApiError;
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -47,6 +47,16 @@ pub const PAGES: &[&str] = &[
 /// Nothing but this origin: no inline script, no CDN, no framing.
 const POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; \
                       img-src 'self' data:; frame-ancestors 'none'";
+
+/// Whether `path` is one of the dashboard's pages or assets (public: the data they
+/// show comes from the API with the viewer's token).
+pub fn is_static(path: &str) -> bool {
+    let one_segment = |rest: &str| !rest.is_empty() && !rest.contains('/');
+    PAGES.iter().any(|page| match page.strip_suffix("{id}") {
+        Some(prefix) => path.strip_prefix(prefix).is_some_and(one_segment),
+        None => path == *page,
+    }) || path.strip_prefix("/assets/").is_some_and(one_segment)
+}
 
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new();

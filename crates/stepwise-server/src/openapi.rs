@@ -83,9 +83,9 @@ pub fn document() -> Document {
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        document()
-            .to_pretty_json()
-            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        document().to_pretty_json().unwrap_or_else(|e| {
+            serde_json::json!({"error": {"code": "openapi", "message": e.to_string()}}).to_string()
+        })
     })
 }
 

@@ -661,3 +661,55 @@ async fn the_dashboard_is_served_from_the_binary_without_a_token() {
     let (status, _, _) = fetch("/v1/runs".into()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// What a page of another site could make a browser send is refused: a changing
+/// request from a foreign Origin, and (without tokens) any request for a host name
+/// that is not localhost or an IP address (DNS rebinding).
+#[tokio::test]
+async fn requests_a_foreign_site_could_forge_are_refused() {
+    let api = api().await;
+    let send = |method: &str, host: &str, origin: Option<&str>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri("/v1/runs")
+            .header("host", host)
+            .header("content-type", "application/json");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request
+            .body(Body::from(r#"{"workflow": "greet"}"#))
+            .unwrap()
+    };
+    let (s, b) = api
+        .send(send("POST", "127.0.0.1:8420", Some("http://evil.example")))
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "cross_origin");
+    let (s, b) = api.send(send("POST", "127.0.0.1:8420", Some("null"))).await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "cross_origin");
+    let (s, b) = api
+        .send(send(
+            "POST",
+            "rebound.example:8420",
+            Some("http://rebound.example:8420"),
+        ))
+        .await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "foreign_host");
+    let (s, b) = api.send(send("GET", "rebound.example", None)).await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "foreign_host");
+    // The dashboard's own requests, curl, and health checks under any name pass.
+    for (method, host, origin) in [
+        ("POST", "127.0.0.1:8420", Some("http://127.0.0.1:8420")),
+        ("POST", "localhost:8420", Some("http://localhost:8420")),
+        ("POST", "[::1]:8420", None),
+        ("GET", "10.0.0.7", None),
+    ] {
+        let (s, b) = api.send(send(method, host, origin)).await;
+        assert!(s.is_success(), "{method} {host} {origin:?}: {s} {b}");
+    }
+    let health = Request::get("/healthz")
+        .header("host", "lb.internal")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(api.send(health).await.0, StatusCode::OK);
+}
