@@ -100,6 +100,7 @@ before(async () => {
     stdio: ["ignore", "inherit", "inherit"],
   });
   await until("the server", async () => {
+    if (server.exitCode !== null) throw new Error("stepwise dev exited: " + server.exitCode);
     try {
       return (await fetch(base + "/readyz")).ok;
     } catch {
@@ -247,6 +248,7 @@ test("with tokens, the page asks for one and keeps it for the tab", async () => 
   const other = spawn(bin, ["server", "--no-worker", "--listen", `127.0.0.1:${port + 1}`], { env, stdio: "inherit" });
   try {
     await until("the guarded server", async () => {
+      if (other.exitCode !== null) throw new Error("stepwise server exited: " + other.exitCode);
       try { return (await fetch(guarded + "/readyz")).ok; } catch { return false; }
     });
     const tab = await browser.newPage({ viewport: { width: 1400, height: 900 } });
