@@ -59,27 +59,38 @@ export const post = (path, body) => api("POST", path, body === undefined ? {} : 
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Follows `/v1/events` (with `query`, e.g. "after=now&run=ID") as Server-Sent Events,
-// reconnecting after a drop with Last-Event-ID so nothing is missed. Calls
-// `onEvent(event)` per event and `onState(connected, error)` when that changes.
-// Returns a function that stops following.
+// Follows `/v1/events` (with `query`, e.g. "run=ID") as Server-Sent Events from
+// now on. "Now" is pinned to a cursor before the stream opens, and every reconnect
+// resumes with Last-Event-ID, so nothing is missed across drops. Calls
+// `onEvent(event)` per event — and `{kind: "stream.reconnected"}` after a drop, as
+// the page may have missed changes while it was away — and `onState(connected,
+// error)` when that changes. Returns a function that stops following.
 export function follow(query, onEvent, onState) {
   let stopped = false;
   let controller = null;
   let lastId = null;
+  let connections = 0;
+  async function pinNow() {
+    const page = await api("GET", "/v1/events?after=now&limit=1" + (query ? "&" + query : ""));
+    lastId = page.next;
+  }
   async function run() {
     while (!stopped) {
       controller = new AbortController();
       try {
+        if (!lastId) await pinNow();
         const h = headers({ Accept: "text/event-stream" });
+        const q = (query ? query + "&" : "") + (lastId ? "" : "after=now");
         if (lastId) h["Last-Event-ID"] = lastId;
-        const response = await fetch("/v1/events?" + query, { headers: h, signal: controller.signal });
+        const response = await fetch("/v1/events?" + q, { headers: h, signal: controller.signal });
         if (!response.ok) {
           let message = response.statusText;
           try { message = (await response.json()).error.message; } catch { /* keep the status text */ }
           throw new ApiError(response.status, "stream", message);
         }
+        connections += 1;
         onState(true, null);
+        if (connections > 1) onEvent({ kind: "stream.reconnected" });
         const reader = response.body.getReader();
         const decoder = new TextDecoder();
         let buffer = "";
@@ -102,9 +113,12 @@ export function follow(query, onEvent, onState) {
         if (stopped) return;
         onState(false, e);
         if (e.status === 401 || e.status === 403) return;
+        // A cursor the server no longer knows (the database was replaced): start
+        // again from now.
+        if (e.status === 400) lastId = null;
       }
       onState(false, null);
-      await sleep(1000);
+      await sleep(1000 + Math.random() * 1000);
     }
   }
   run();

@@ -27,8 +27,11 @@ function setLive(on) {
   el.textContent = on ? "live" : "offline";
 }
 
+// A 401: the page stops and asks for a token; a page re-renders once one is given.
+// Left alone while it is up, so a poll does not wipe what is being typed.
 function needToken(message) {
   const banner = document.getElementById("banner");
+  if (!banner.hidden) return;
   const input = h("input", { type: "password", name: "token", placeholder: "sw_…", autocomplete: "off", "aria-label": "API token" });
   banner.replaceChildren(...[
     h("strong", {}, "This server needs an API token. "),
@@ -44,35 +47,44 @@ function needToken(message) {
     h("div", { class: "muted" }, "Create one with `stepwise tokens create --scope admin` (read is enough to look; write to cancel and retry; admin for locks). It is kept for this tab only."),
   ].filter(Boolean));
   banner.hidden = false;
+  input.focus();
 }
 
-// What every page gets: its path parameters and query, a way to follow events,
-// and error reporting that turns a 401 into the token form.
+// What every page gets: its path parameters and query, a way to follow events and
+// to poll, and error reporting. Once the page is left (`stopped`), nothing it
+// started runs on and nothing it awaited may draw.
 function context(params) {
   const stops = [];
   const ctx = {
     params,
     query: new URLSearchParams(location.search),
+    stopped: false,
     follow(query, onEvent) {
-      const stop = follow(query, onEvent, (on, error) => {
+      if (ctx.stopped) return;
+      stops.push(follow(query, onEvent, (on, error) => {
         setLive(on);
-        if (error && (error.status === 401 || error.status === 403)) needToken(error.message);
-      });
-      stops.push(stop);
+        if (error && error.status === 401) ctx.fail(error);
+      }));
     },
     every(ms, fn) {
+      if (ctx.stopped) return;
       const timer = setInterval(fn, ms);
       stops.push(() => clearInterval(timer));
     },
     fail(error) {
-      if (error.status === 401 || error.status === 403) {
+      if (ctx.stopped) return;
+      if (error.status === 401) {
+        ctx.stop();
+        setLive(false);
         needToken(error.message);
       } else {
+        // 403 (a token of too low a scope) and every other refusal: the API's words.
         toast(error.message, true);
       }
     },
     stop() {
-      stops.forEach((s) => s());
+      ctx.stopped = true;
+      stops.splice(0).forEach((s) => s());
     },
   };
   return ctx;
@@ -89,18 +101,22 @@ async function render() {
   const path = location.pathname;
   const route = routes.find(([re]) => re.test(path));
   for (const a of document.querySelectorAll("#nav a")) {
-    a.classList.toggle("active", route && a.dataset.page === route[1]);
+    const active = Boolean(route) && a.dataset.page === route[1];
+    a.classList.toggle("active", active);
+    if (active) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   if (!route) {
     main.replaceChildren(h("div", { class: "panel empty" }, "No such page. ", h("a", { href: "/" }, "See the runs.")));
     return;
   }
-  const ctx = context(path.match(route[0]).slice(1).map(decodeURIComponent));
-  stopPage = () => ctx.stop();
+  let ctx = null;
   try {
+    ctx = context(path.match(route[0]).slice(1).map(decodeURIComponent));
+    stopPage = () => ctx.stop();
     await route[2](main, ctx);
   } catch (error) {
-    ctx.fail(error);
+    if (ctx && ctx.stopped) return;
+    if (ctx) ctx.fail(error); else toast(error.message, true);
     if (!main.querySelector("h1")) main.replaceChildren(h("div", { class: "panel empty" }, error.message));
   }
 }
@@ -117,11 +133,12 @@ document.addEventListener("click", (e) => {
 window.addEventListener("popstate", render);
 
 document.getElementById("token-button").addEventListener("click", async () => {
-  const input = h("input", { type: "password", name: "token", placeholder: token() ? "(a token is set)" : "sw_…", autocomplete: "off" });
+  const input = h("input", { type: "password", name: "token", id: "token-input", placeholder: token() ? "(a token is set)" : "sw_…", autocomplete: "off" });
+  const label = h("label", { for: "token-input" }, "Token");
   const answer = await ask({
     title: "API token",
     text: "Used for every request of this tab (kept in session storage). Leave empty to forget it.",
-    fields: [input],
+    fields: [label, input],
     ok: "Save",
   });
   if (answer) {

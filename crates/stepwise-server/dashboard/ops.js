@@ -2,25 +2,34 @@
 // groups and the event feed. Each refreshes when an event says something changed,
 // and on a timer for what moves without events (ages, heartbeats).
 
-import { api, get, post } from "./api.js";
-import { ago, ask, badge, between, debounce, duration, h, short, table, toast } from "./ui.js";
+import { get, post } from "./api.js";
+import { ago, ask, badge, between, debounce, duration, h, latest, short, table, toast } from "./ui.js";
 
 // Renders `draw(data)` into a container, now and whenever events of `prefixes`
 // arrive or `every` milliseconds pass.
 async function livePage(main, ctx, { title, load, draw, prefixes, every }) {
   const body = h("div", {});
   main.replaceChildren(h("h1", {}, title), body);
-  const refresh = async () => {
+  let drawn = "";
+  let drawnAt = 0;
+  const refresh = latest(async (isCurrent) => {
     try {
-      body.replaceChildren(...[draw(await load(), refresh)].flat(Infinity).filter(Boolean));
+      const data = await load();
+      if (ctx.stopped || !isCurrent()) return;
+      // Unchanged data is not redrawn (focus stays), except to move ages on.
+      const text = JSON.stringify(data);
+      if (text === drawn && Date.now() - drawnAt < 30000) return;
+      drawn = text;
+      drawnAt = Date.now();
+      body.replaceChildren(...[draw(data, refresh)].flat(Infinity).filter(Boolean));
     } catch (e) {
       ctx.fail(e);
     }
-  };
+  });
   await refresh();
   const soon = debounce(refresh, 300);
-  ctx.follow("after=now", (event) => {
-    if (prefixes.some((p) => event.kind.startsWith(p))) soon();
+  ctx.follow("", (event) => {
+    if (event.kind === "stream.reconnected" || prefixes.some((p) => event.kind.startsWith(p))) soon();
   });
   ctx.every(every, refresh);
 }
@@ -56,7 +65,7 @@ export function locksPage(main, ctx) {
     load: () => get("/v1/locks"),
     prefixes: ["lock.", "step."],
     every: 5000,
-    draw: (answer, refresh) => table(["Lock", "Holder", "Taken", "Expires", ""],
+    draw: (answer, refresh) => table(["Lock", "Holder", "Taken", "Expires", "Action"],
       answer.locks.map((lock) => h("tr", { "data-lock": lock.name },
         h("td", { class: "mono" }, lock.name),
         h("td", {}, holder(lock)),
@@ -130,32 +139,45 @@ export function groupsPage(main, ctx) {
   });
 }
 
-// The feed shows events as they arrive; the history can be paged in from the start.
+// The feed shows events as they arrive, newest on top; the history can be paged in
+// below them, oldest first, up to a cap.
+const FEED_CAP = 500;
+
 export async function eventsPage(main, ctx) {
-  const rows = h("tbody", {});
-  let shown = 0;
-  const add = (event, fresh) => {
-    shown += 1;
-    const row = h("tr", { class: fresh ? "fresh" : null },
-      h("td", {}, ago(event.at)),
-      h("td", {}, h("code", {}, event.kind)),
-      h("td", {}, event.run_id ? h("a", { class: "mono", href: "/runs/" + event.run_id }, short(event.run_id)) : "—"),
-      h("td", {}, event.step || event.group || ""),
-      h("td", { class: "hide-narrow mono" }, JSON.stringify(event.data).slice(0, 160)));
-    if (fresh) rows.prepend(row); else rows.append(row);
-    while (rows.children.length > 500) rows.lastChild.remove();
-    empty.hidden = shown > 0;
-  };
+  const live = h("tbody", {});
+  const history = h("tbody", {});
+  const shown = new Set();
+  const row = (event, fresh) => h("tr", { class: fresh ? "fresh" : null },
+    h("td", {}, ago(event.at)),
+    h("td", {}, h("code", {}, event.kind)),
+    h("td", {}, event.run_id ? h("a", { class: "mono", href: "/runs/" + event.run_id }, short(event.run_id)) : "—"),
+    h("td", {}, event.step || event.group || ""),
+    h("td", { class: "hide-narrow mono" }, event.data === null || event.data === undefined ? "" : JSON.stringify(event.data).slice(0, 160)));
   const empty = h("div", { class: "panel empty" }, "Waiting for events…");
+  const add = (event, body, fresh) => {
+    if (shown.has(event.cursor)) return;
+    shown.add(event.cursor);
+    if (fresh) {
+      body.prepend(row(event, true));
+      while (body.children.length > FEED_CAP) body.lastChild.remove();
+    } else {
+      body.append(row(event, false));
+    }
+    empty.hidden = true;
+  };
   let after = "";
   const more = h("button", {
     type: "button", class: "quiet",
     onclick: async () => {
       try {
-        const page = await api("GET", "/v1/events?limit=200" + (after ? "&after=" + encodeURIComponent(after) : ""));
-        page.events.forEach((e) => add(e, false));
+        const room = FEED_CAP - history.children.length;
+        const page = await get("/v1/events?limit=" + Math.min(200, room) + (after ? "&after=" + encodeURIComponent(after) : ""));
+        page.events.forEach((e) => add(e, history, false));
         after = page.next || after;
-        if (page.events.length < 200) more.disabled = true;
+        if (page.events.length < 200 || history.children.length >= FEED_CAP) {
+          more.disabled = true;
+          more.textContent = history.children.length >= FEED_CAP ? `The first ${FEED_CAP} events are shown` : "The whole history is shown";
+        }
       } catch (e) { ctx.fail(e); }
     },
   }, "Load the history (oldest first)");
@@ -163,7 +185,9 @@ export async function eventsPage(main, ctx) {
     h("p", { class: "muted" }, "New events appear at the top as they are committed."),
     h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["At", "Kind", "Run", "Step / group", "Data"].map((x) => h("th", {}, x)))),
-      rows)),
+      live, history)),
     empty, h("p", {}, more));
-  ctx.follow("after=now", (event) => add(event, true));
+  ctx.follow("", (event) => {
+    if (event.cursor) add(event, live, true);
+  });
 }

@@ -3,7 +3,7 @@
 // answer for whatever is not running, and cancel / retry.
 
 import { get, post } from "./api.js";
-import { ago, ask, badge, between, clock, debounce, duration, h, json, progress, short, toast } from "./ui.js";
+import { ago, ask, badge, between, clock, debounce, duration, h, json, latest, progress, short, toast } from "./ui.js";
 
 const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "compensated", "compensation_failed"];
 const RETRYABLE = ["failed", "cancelled", "timed_out", "compensation_failed"];
@@ -14,22 +14,28 @@ export async function runPage(main, ctx) {
   const path = "/v1/runs/" + encodeURIComponent(id);
 
   let ended = false;
-  async function load() {
+  let drawn = "";
+  const load = latest(async (isCurrent) => {
     const run = await get(path);
     const [explanation, logs] = await Promise.all([
       TERMINAL.includes(run.status) ? null : get(path + "/explain").catch(() => null),
       loadLogs(path, run),
     ]);
+    if (ctx.stopped || !isCurrent()) return;
     ended = TERMINAL.includes(run.status);
+    // An ended run that did not change is not redrawn: focus and selection stay.
+    const text = JSON.stringify([run, explanation, logs]);
+    if (ended && text === drawn) return;
+    drawn = text;
     // Whatever the reader opened stays open across live re-renders.
     const open = new Set([...main.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
     main.replaceChildren(...view(run, explanation, logs, { refresh, ctx }).flat(Infinity).filter(Boolean));
     for (const d of main.querySelectorAll("details[data-key]")) if (open.has(d.dataset.key)) d.open = true;
-  }
+  });
   const refresh = () => load().catch((e) => ctx.fail(e));
   await load();
   const soon = debounce(refresh, 200);
-  ctx.follow("after=now&run=" + encodeURIComponent(id), soon);
+  ctx.follow("run=" + encodeURIComponent(id), soon);
   // Durations and backoffs move on without events, until the run has ended.
   ctx.every(5000, () => { if (!ended) refresh(); });
 }
@@ -97,9 +103,8 @@ function summary(run) {
   return h("div", { class: bad ? "error-box" : "why-box", id: "run-error" },
     h("strong", {}, ENDINGS[run.status] || run.status,
       failed.length ? ` at step ${failed.map((s) => s.name).join(", ")}` : "",
-      failed.length === 1 ? ` after ${failed[0].attempts} of ${failed[0].max_attempts} attempts` : "",
-      ": "),
-    run.error || (failed[0] && failed[0].error) || run.status);
+      failed.length === 1 ? ` after ${failed[0].attempts} of ${failed[0].max_attempts} attempts` : ""),
+    (run.error || (failed[0] && failed[0].error)) ? ": " + (run.error || failed[0].error) : "");
 }
 
 function why(explanation) {
@@ -116,12 +121,17 @@ function why(explanation) {
 
 function buttons(run, { refresh, ctx }) {
   const cancel = async () => {
+    // A run already undoing its steps can only be stopped without compensating.
+    const undoing = run.status === "compensating";
     const answer = await ask({
       title: "Cancel this run?",
-      text: "Running steps are stopped. Completed steps with a compensation are undone in reverse order unless you say otherwise.",
+      text: undoing
+        ? "The run is undoing its completed steps. Cancelling now stops that: the run ends compensation_failed."
+        : "Running steps are stopped. Completed steps with a compensation are undone in reverse order unless you say otherwise.",
       fields: [h("label", { for: "compensate" }, "Compensate completed steps"),
         h("select", { name: "compensate", id: "compensate" },
-          h("option", { value: "true" }, "yes, undo them"), h("option", { value: "false" }, "no"))],
+          undoing ? null : h("option", { value: "true" }, "yes, undo them"),
+          h("option", { value: "false" }, undoing ? "no, stop the compensation" : "no"))],
       ok: "Cancel run",
       danger: true,
     });
@@ -133,7 +143,8 @@ function buttons(run, { refresh, ctx }) {
     } catch (e) { ctx.fail(e); }
   };
   const retry = async () => {
-    const forward = run.steps.filter((s) => !s.compensates);
+    // After a failed compensation only the compensation is retried, not a step.
+    const forward = run.status === "compensation_failed" ? [] : run.steps.filter((s) => !s.compensates);
     const answer = await ask({
       title: "Retry this run?",
       text: "The run gets a fresh attempt budget.",
@@ -166,7 +177,8 @@ function stepView(step, logs, { start, span, explanation }) {
       const to = a.finished_at ? Date.parse(a.finished_at) : Date.now();
       const left = Math.max(0, Math.min(100, ((from - start) / span) * 100));
       const width = Math.max(0.4, Math.min(100 - left, ((to - from) / span) * 100));
-      return h("span", { class: "o-" + a.outcome, style: `left:${left}%;width:${width}%`, title: `attempt ${a.number}: ${a.outcome}, ${duration(to - from)}` });
+      const label = `attempt ${a.number}: ${a.outcome}, ${duration(to - from)}`;
+      return h("span", { class: "o-" + a.outcome, style: `left:${left}%;width:${width}%`, title: label, role: "img", "aria-label": label });
     }));
   const explained = explanation && explanation.steps.find((s) => s.step === step.name);
   const failed = step.status === "failed" || attempts.some((a) => a.outcome === "failed");

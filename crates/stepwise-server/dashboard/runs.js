@@ -2,11 +2,12 @@
 // arrive, with each run's progress and duration.
 
 import { get } from "./api.js";
-import { ago, badge, between, debounce, duration, h, progress, short, table } from "./ui.js";
+import { ago, badge, between, debounce, duration, h, latest, progress, short, table } from "./ui.js";
 
 const STATUSES = ["pending", "running", "completed", "failed", "cancelled", "timed_out",
   "compensating", "compensated", "compensation_failed"];
 const PAGE = 50;
+const MOST = 1000; // the API's largest page
 
 export async function runsPage(main, ctx) {
   const status = ctx.query.get("status") || "";
@@ -41,12 +42,21 @@ export async function runsPage(main, ctx) {
     }
   }).catch((e) => ctx.fail(e));
 
-  async function load() {
-    const q = new URLSearchParams({ limit: String(PAGE * pages) });
+  let drawn = "";
+  let drawnAt = 0;
+  const load = latest(async (isCurrent) => {
+    const q = new URLSearchParams({ limit: String(Math.min(PAGE * pages, MOST)) });
     if (status) q.set("status", status);
     if (workflow) q.set("workflow", workflow);
     if (group) q.set("group", group);
     const page = await get("/v1/runs?" + q);
+    if (ctx.stopped || !isCurrent()) return;
+    // Unchanged data is not redrawn (focus and selection stay), except to move
+    // durations on now and then.
+    const text = JSON.stringify(page);
+    if (text === drawn && Date.now() - drawnAt < 30000) return;
+    drawn = text;
+    drawnAt = Date.now();
     const fresh = seen ? page.runs.filter((r) => !seen.has(r.id)).map((r) => r.id) : [];
     seen = new Set(page.runs.map((r) => r.id));
     count.textContent = page.runs.length + (page.next_cursor ? "+" : "") + " runs";
@@ -62,16 +72,19 @@ export async function runsPage(main, ctx) {
         h("td", {}, duration(between(run.started_at || run.created_at, run.finished_at))),
         h("td", { class: "hide-narrow" }, run.error ? firstLine(run.error) : ""))),
       "No runs yet. Start one with `stepwise run WORKFLOW` or POST /v1/runs."),
-      page.next_cursor
+      page.next_cursor && PAGE * pages < MOST
         ? h("p", {}, h("button", { class: "quiet", type: "button", onclick: () => { pages += 1; refresh(); } }, "Show more"))
         : null,
+      page.next_cursor && PAGE * pages >= MOST
+        ? h("p", { class: "muted" }, `The newest ${MOST} runs are shown; filter by status or workflow to see others.`)
+        : null,
     ].filter(Boolean));
-  }
+  });
   const refresh = () => load().catch((e) => ctx.fail(e));
   await load();
   const soon = debounce(refresh, 250);
-  ctx.follow("after=now", (event) => {
-    if (event.kind.startsWith("run.") || event.kind.startsWith("step.")) soon();
+  ctx.follow("", (event) => {
+    if (/^(run|step|stream)\./.test(event.kind)) soon();
   });
   // Durations of running runs move on without events.
   ctx.every(5000, refresh);

@@ -46,10 +46,12 @@ export function between(start, end) {
   return (end ? Date.parse(end) : Date.now()) - Date.parse(start);
 }
 
+// Times come from the database clock and are compared with this browser's, so a
+// moment ago can look a little in the future: within 2 s is "just now".
 export function ago(when) {
   if (!when) return "—";
   const ms = Date.now() - Date.parse(when);
-  const text = ms >= 0 ? duration(ms) + " ago" : "in " + duration(-ms);
+  const text = Math.abs(ms) < 2000 ? "just now" : ms >= 0 ? duration(ms) + " ago" : "in " + duration(-ms);
   return h("time", { datetime: when, title: new Date(when).toLocaleString() }, text);
 }
 
@@ -80,6 +82,7 @@ export function toast(message, bad) {
   const el = document.getElementById("toast");
   el.textContent = message;
   el.className = bad ? "bad" : "";
+  el.setAttribute("role", bad ? "alert" : "status");
   el.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { el.hidden = true; }, bad ? 8000 : 4000);
@@ -96,6 +99,7 @@ export function ask({ title, text, fields = [], ok = "OK", danger = false }) {
   const okButton = document.getElementById("dialog-ok");
   okButton.textContent = ok;
   okButton.className = danger ? "danger" : "";
+  document.getElementById("dialog-cancel").onclick = () => dialog.close("cancel");
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => {
       if (dialog.returnValue !== "ok") return resolve(null);
@@ -110,11 +114,25 @@ export function ask({ title, text, fields = [], ok = "OK", danger = false }) {
   });
 }
 
-// Calls `fn` once after a burst of calls has settled.
+// Calls `fn` at most once per `ms`, `ms` after the first call of a burst: a busy
+// stream of events cannot postpone the refresh for ever.
 export function debounce(fn, ms) {
   let timer = null;
   return () => {
-    clearTimeout(timer);
-    timer = setTimeout(fn, ms);
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = null;
+      fn();
+    }, ms);
+  };
+}
+
+// Wraps a loader so only the newest call may draw: an older answer arriving late
+// is dropped. `load(isCurrent)` must check `isCurrent()` before drawing.
+export function latest(load) {
+  let newest = 0;
+  return () => {
+    const mine = ++newest;
+    return load(() => mine === newest);
   };
 }

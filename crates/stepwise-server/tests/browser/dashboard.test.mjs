@@ -210,8 +210,11 @@ test("the locks page force-releases a lock with a reason", async () => {
   await shot("locks.png");
   await row.locator("button[data-force]").click();
   await page.locator("#dialog[open]").waitFor();
+  // An empty reason is not sent; Enter in the field confirms.
+  await page.locator("#force-reason").press("Enter");
+  assert.equal(await page.locator("#dialog[open]").count(), 1, "the dialog waits for a reason");
   await page.locator("#force-reason").fill("the deploy holding it crashed");
-  await page.locator("#dialog-ok").click();
+  await page.locator("#force-reason").press("Enter");
   await row.waitFor({ state: "detached", timeout: 10000 });
   assert.deepEqual((await api("GET", "/v1/locks")).body.locks, []);
   const events = (await api("GET", "/v1/events?limit=5000")).body.events;
@@ -265,7 +268,7 @@ test("with tokens, the page asks for one and keeps it for the tab", async () => 
     await tab.goto(`${guarded}/runs/${failed}`);
     await tab.locator("#retry-run").click();
     await tab.locator("#dialog-ok").click();
-    await tab.locator("#banner", { hasText: "needs a write token" }).waitFor();
+    await tab.locator("#toast", { hasText: "needs a write token" }).waitFor();
     assert.equal(await runStatus(failed), "failed");
     await tab.close();
   } finally {
