@@ -19,6 +19,17 @@ struct Api {
     router: Router,
     store: Arc<dyn Store>,
     _dir: TempDir,
+    /// The PostgreSQL schema to drop at the end (see [`Api::finish`]).
+    schema: Option<(String, String)>,
+}
+
+/// Where a test's API keeps its data. Most tests use SQLite; the ones about what
+/// input can do to the database run on both, since PostgreSQL refuses things
+/// (NUL characters, out-of-range values) SQLite stores.
+#[derive(Clone, Copy, Debug)]
+enum Db {
+    Sqlite,
+    Postgres,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -30,10 +41,35 @@ impl Drop for TempDir {
 }
 
 async fn api() -> Api {
+    api_on(Db::Sqlite).await
+}
+
+async fn api_on(db: Db) -> Api {
     let dir = std::env::temp_dir().join(format!("sw-api-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("api.db").display());
-    let store = stepwise_store::connect(&url).await.unwrap();
+    let (store, schema): (Arc<dyn Store>, _) = match db {
+        Db::Sqlite => {
+            let url = format!("sqlite://{}", dir.join("api.db").display());
+            (stepwise_store::connect(&url).await.unwrap(), None)
+        }
+        Db::Postgres => {
+            use sqlx::Connection;
+            let url = std::env::var("STEPWISE_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let schema = format!("sw_api_{}", uuid::Uuid::new_v4().simple());
+            let mut admin = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+                panic!("PostgreSQL at {url} (STEPWISE_TEST_DATABASE_URL): {e}")
+            });
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            let store = stepwise_store::PgStore::connect_in_schema(&url, &schema)
+                .await
+                .unwrap();
+            (Arc::new(store) as Arc<dyn Store>, Some((url, schema)))
+        }
+    };
     store.migrate().await.unwrap();
     let spec = WorkflowSpec {
         name: "greet".into(),
@@ -53,10 +89,23 @@ async fn api() -> Api {
         ),
         store,
         _dir: TempDir(dir),
+        schema,
     }
 }
 
 impl Api {
+    /// Drops the PostgreSQL schema (SQLite's directory goes with `_dir`).
+    async fn finish(self) {
+        use sqlx::Connection;
+        if let Some((url, schema)) = &self.schema {
+            let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+
     async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -208,10 +257,16 @@ async fn locks_conflict_and_need_their_token() {
     assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
 }
 
-/// Nothing a client sends is a server error.
+/// Nothing a client sends is a server error, on either database.
 #[tokio::test]
 async fn hostile_input_is_always_a_4xx() {
-    let api = api().await;
+    for db in [Db::Sqlite, Db::Postgres] {
+        hostile_input_on(db).await;
+    }
+}
+
+async fn hostile_input_on(db: Db) {
+    let api = api_on(db).await;
     let posts = [
         ("/v1/runs", r#"{"workflow": "greet", "priority": 1e30}"#),
         (
@@ -248,7 +303,7 @@ async fn hostile_input_is_always_a_4xx() {
         let (status, answer) = api.post(uri, body).await;
         assert!(
             status.is_client_error(),
-            "POST {uri} {body}: {status} {answer}"
+            "{db:?} POST {uri} {body}: {status} {answer}"
         );
         assert!(answer["error"]["code"].is_string(), "POST {uri}: {answer}");
     }
@@ -265,11 +320,30 @@ async fn hostile_input_is_always_a_4xx() {
     ];
     for uri in gets {
         let (status, answer) = api.get(uri).await;
-        assert!(status.is_client_error(), "GET {uri}: {status} {answer}");
+        assert!(
+            status.is_client_error(),
+            "{db:?} GET {uri}: {status} {answer}"
+        );
         assert!(answer["error"]["code"].is_string(), "GET {uri}: {answer}");
+    }
+    // Lookups by names no row can have: they find nothing, and never fail.
+    for uri in [
+        "/v1/runs?workflow=gr%00eet",
+        "/v1/runs?group=%00",
+        "/v1/runs?status=running&workflow=%27%3B%20DROP%20TABLE%20run%3B%20--",
+        "/v1/groups/a%00b",
+        "/v1/runs/01890000-0000-7000-8000-000000000000/steps/%00/logs",
+        "/v1/events?run=01890000-0000-7000-8000-000000000000&limit=5000",
+    ] {
+        let (status, answer) = api.get(uri).await;
+        assert!(
+            !status.is_server_error(),
+            "{db:?} GET {uri}: {status} {answer}"
+        );
     }
     // The table is intact.
     assert!(api.store.list_runs(Default::default()).await.is_ok());
+    api.finish().await;
 }
 
 /// Reads SSE frames until `n` events came; returns their (id, event kind) pairs.
