@@ -76,16 +76,116 @@ pub fn document() -> Document {
             }
         }
     }
+    add_links(&mut api);
     api
+}
+
+/// utoipa 5.5 writes a link's fields in snake_case (`operation_id`); the
+/// specification (and every client) reads `operationId`, `operationRef` and
+/// `requestBody`.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|r| r.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(|l| l.as_object_mut()) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(|l| l.as_object_mut()) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(from) {
+                    link.insert(to.to_string(), value);
+                }
+            }
+        }
+    }
+}
+
+/// OpenAPI links: what an answer's fields let a client do next (the run just
+/// started can be shown, explained, cancelled...). Clients that follow links, such
+/// as schemathesis' stateful phase, then reach real runs, locks and groups.
+fn add_links(api: &mut Document) {
+    use utoipa::openapi::link::LinkBuilder;
+    let links: &[(&str, &str, &[&str], &[(&str, &str)])] = &[
+        (
+            "/v1/runs",
+            "start",
+            &["200", "201"],
+            &[("id", "$response.body#/id")],
+        ),
+        (
+            "/v1/locks/{key}",
+            "acquire",
+            &["200"],
+            &[
+                ("key", "$response.body#/key"),
+                ("token", "$response.body#/token"),
+            ],
+        ),
+        (
+            "/v1/groups",
+            "create_group",
+            &["201"],
+            &[("name", "$response.body#/group/name")],
+        ),
+    ];
+    let targets: &[(&str, &[&str])] = &[
+        ("start", &["show", "explain", "cancel", "retry", "logs"]),
+        ("acquire", &["release", "force_release"]),
+        ("create_group", &["group"]),
+    ];
+    for (path, from, statuses, parameters) in links {
+        let Some(item) = api.paths.paths.get_mut(*path) else {
+            continue;
+        };
+        let operation = item
+            .post
+            .as_mut()
+            .filter(|o| o.operation_id.as_deref() == Some(*from));
+        let Some(operation) = operation else { continue };
+        let Some((_, to)) = targets.iter().find(|(f, _)| f == from) else {
+            continue;
+        };
+        for status in *statuses {
+            let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else {
+                continue;
+            };
+            for target in *to {
+                let mut link = LinkBuilder::new().operation_id(*target);
+                for (name, value) in *parameters {
+                    // `release` alone takes the token.
+                    if *name == "token" && *target != "release" {
+                        continue;
+                    }
+                    link = link.parameter(*name, *value);
+                }
+                response
+                    .links
+                    .insert((*target).to_string(), RefOr::T(link.build()));
+            }
+        }
+    }
 }
 
 /// The document as JSON, built once.
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        document().to_pretty_json().unwrap_or_else(|e| {
-            serde_json::json!({"error": {"code": "openapi", "message": e.to_string()}}).to_string()
-        })
+        let mut value = serde_json::to_value(document()).unwrap_or_else(
+            |e| serde_json::json!({"error": {"code": "openapi", "message": e.to_string()}}),
+        );
+        camel_case_links(&mut value);
+        serde_json::to_string_pretty(&value).unwrap_or_default()
     })
 }
 

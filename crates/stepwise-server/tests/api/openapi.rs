@@ -128,6 +128,36 @@ async fn every_documented_error_has_the_error_schema_and_refs_resolve() {
     }
 }
 
+/// Links lead from what an answer names to the operations that take it.
+#[tokio::test]
+async fn links_name_operations_that_exist() {
+    let doc = document().await;
+    let ids: BTreeSet<String> = operations(&doc)
+        .iter()
+        .filter_map(|(_, _, op)| op["operationId"].as_str().map(str::to_string))
+        .collect();
+    let started = &doc["paths"]["/v1/runs"]["post"]["responses"]["201"]["links"];
+    assert_eq!(started["show"]["parameters"]["id"], "$response.body#/id");
+    let mut links = 0;
+    for (_, _, operation) in operations(&doc) {
+        for response in operation["responses"].as_object().unwrap().values() {
+            for link in response["links"]
+                .as_object()
+                .into_iter()
+                .flat_map(|l| l.values())
+            {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap();
+                assert!(
+                    ids.contains(target),
+                    "a link to {target}, which is not an operation"
+                );
+            }
+        }
+    }
+    assert!(links >= 10, "{links} links");
+}
+
 fn collect_refs(value: &Value, refs: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
