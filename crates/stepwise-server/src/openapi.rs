@@ -116,53 +116,22 @@ fn camel_case_links(doc: &mut serde_json::Value) {
 /// as schemathesis' stateful phase, then reach real runs, locks and groups.
 fn add_links(api: &mut Document) {
     use utoipa::openapi::link::LinkBuilder;
-    let links: &[(&str, &str, &[&str], &[(&str, &str)])] = &[
-        (
-            "/v1/runs",
-            "start",
-            &["200", "201"],
-            &[("id", "$response.body#/id")],
-        ),
-        (
-            "/v1/locks/{key}",
-            "acquire",
-            &["200"],
-            &[
-                ("key", "$response.body#/key"),
-                ("token", "$response.body#/token"),
-            ],
-        ),
-        (
-            "/v1/groups",
-            "create_group",
-            &["201"],
-            &[("name", "$response.body#/group/name")],
-        ),
-    ];
-    let targets: &[(&str, &[&str])] = &[
-        ("start", &["show", "explain", "cancel", "retry", "logs"]),
-        ("acquire", &["release", "force_release"]),
-        ("create_group", &["group"]),
-    ];
-    for (path, from, statuses, parameters) in links {
-        let Some(item) = api.paths.paths.get_mut(*path) else {
+    for source in LINKS {
+        let Some(item) = api.paths.paths.get_mut(source.path) else {
             continue;
         };
         let operation = item
             .post
             .as_mut()
-            .filter(|o| o.operation_id.as_deref() == Some(*from));
+            .filter(|o| o.operation_id.as_deref() == Some(source.operation));
         let Some(operation) = operation else { continue };
-        let Some((_, to)) = targets.iter().find(|(f, _)| f == from) else {
-            continue;
-        };
-        for status in *statuses {
+        for status in source.statuses {
             let Some(RefOr::T(response)) = operation.responses.responses.get_mut(*status) else {
                 continue;
             };
-            for target in *to {
+            for target in source.targets {
                 let mut link = LinkBuilder::new().operation_id(*target);
-                for (name, value) in *parameters {
+                for (name, value) in source.parameters {
                     // `release` alone takes the token.
                     if *name == "token" && *target != "release" {
                         continue;
@@ -176,6 +145,43 @@ fn add_links(api: &mut Document) {
         }
     }
 }
+
+/// An operation whose answer names something other operations take.
+struct LinkSource {
+    path: &'static str,
+    operation: &'static str,
+    statuses: &'static [&'static str],
+    /// Parameter name, and where in the answer its value is.
+    parameters: &'static [(&'static str, &'static str)],
+    targets: &'static [&'static str],
+}
+
+const LINKS: &[LinkSource] = &[
+    LinkSource {
+        path: "/v1/runs",
+        operation: "start",
+        statuses: &["200", "201"],
+        parameters: &[("id", "$response.body#/id")],
+        targets: &["show", "explain", "cancel", "retry", "logs"],
+    },
+    LinkSource {
+        path: "/v1/locks/{key}",
+        operation: "acquire",
+        statuses: &["200"],
+        parameters: &[
+            ("key", "$response.body#/key"),
+            ("token", "$response.body#/token"),
+        ],
+        targets: &["release", "force_release"],
+    },
+    LinkSource {
+        path: "/v1/groups",
+        operation: "create_group",
+        statuses: &["201"],
+        parameters: &[("name", "$response.body#/group/name")],
+        targets: &["group"],
+    },
+];
 
 /// The document as JSON, built once.
 pub fn document_json() -> &'static str {
