@@ -3,7 +3,7 @@
 // and on a timer for what moves without events (ages, heartbeats).
 
 import { get, post } from "./api.js";
-import { ago, ask, badge, between, debounce, duration, h, latest, short, table, toast } from "./ui.js";
+import { ago, ask, badge, debounce, elapsed, h, latest, short, table, tick, toast } from "./ui.js";
 
 // Renders `draw(data)` into a container, now and whenever events of `prefixes`
 // arrive or `every` milliseconds pass.
@@ -11,16 +11,14 @@ async function livePage(main, ctx, { title, load, draw, prefixes, every }) {
   const body = h("div", {});
   main.replaceChildren(h("h1", {}, title), body);
   let drawn = "";
-  let drawnAt = 0;
   const refresh = latest(async (isCurrent) => {
     try {
       const data = await load();
       if (ctx.stopped || !isCurrent()) return;
-      // Unchanged data is not redrawn (focus stays), except to move ages on.
+      // Unchanged data is not redrawn (focus stays); ages tick by themselves.
       const text = JSON.stringify(data);
-      if (text === drawn && Date.now() - drawnAt < 30000) return;
+      if (text === drawn) return;
       drawn = text;
-      drawnAt = Date.now();
       body.replaceChildren(...[draw(data, refresh)].flat(Infinity).filter(Boolean));
     } catch (e) {
       ctx.fail(e);
@@ -32,6 +30,7 @@ async function livePage(main, ctx, { title, load, draw, prefixes, every }) {
     if (event.kind === "stream.reconnected" || prefixes.some((p) => event.kind.startsWith(p))) soon();
   });
   ctx.every(every, refresh);
+  ctx.every(1000, () => tick(main));
 }
 
 export function queuesPage(main, ctx) {
@@ -46,7 +45,7 @@ export function queuesPage(main, ctx) {
           h("td", {}, x.name),
           h("td", {}, x.paused ? badge("paused") : "serving"),
           h("td", {}, x.pending), h("td", {}, x.scheduled), h("td", {}, x.running),
-          h("td", {}, x.oldest_pending_since ? duration(between(x.oldest_pending_since)) : "—"))),
+          h("td", {}, x.oldest_pending_since ? elapsed(x.oldest_pending_since, null) : "—"))),
         "No queues yet: they appear when a workflow is registered."),
       h("h2", {}, "Concurrency keys"),
       table(["Key", "Limit", "Running", "Waiting"],
@@ -190,4 +189,5 @@ export async function eventsPage(main, ctx) {
   ctx.follow("", (event) => {
     if (event.cursor) add(event, live, true);
   });
+  ctx.every(1000, () => tick(main));
 }

@@ -3,7 +3,7 @@
 // answer for whatever is not running, and cancel / retry.
 
 import { get, post } from "./api.js";
-import { ago, ask, badge, between, clock, debounce, duration, h, json, latest, progress, short, toast } from "./ui.js";
+import { ago, ask, badge, clock, debounce, duration, elapsed, h, json, latest, progress, short, tick, toast } from "./ui.js";
 
 const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "compensated", "compensation_failed"];
 const RETRYABLE = ["failed", "cancelled", "timed_out", "compensation_failed"];
@@ -23,9 +23,10 @@ export async function runPage(main, ctx) {
     ]);
     if (ctx.stopped || !isCurrent()) return;
     ended = TERMINAL.includes(run.status);
-    // An ended run that did not change is not redrawn: focus and selection stay.
+    // A run that did not change is not redrawn (focus and selection stay); its
+    // running durations tick on by themselves.
     const text = JSON.stringify([run, explanation, logs]);
-    if (ended && text === drawn) return;
+    if (text === drawn) return;
     drawn = text;
     // Whatever the reader opened stays open across live re-renders.
     const open = new Set([...main.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
@@ -36,8 +37,9 @@ export async function runPage(main, ctx) {
   await load();
   const soon = debounce(refresh, 200);
   ctx.follow("run=" + encodeURIComponent(id), soon);
-  // Durations and backoffs move on without events, until the run has ended.
+  // Backoffs and leases move on without events, until the run has ended.
   ctx.every(5000, () => { if (!ended) refresh(); });
+  ctx.every(1000, () => tick(main));
 }
 
 // The logs of every step that has run, by step name and attempt number.
@@ -69,7 +71,7 @@ function view(run, explanation, logs, actions) {
         fact("Run", h("span", { class: "mono" }, run.id)),
         fact("Progress", progress(run.progress)),
         fact("Created", ago(run.created_at)),
-        fact("Duration", duration(between(run.started_at || run.created_at, run.finished_at))),
+        fact("Duration", elapsed(run.started_at || run.created_at, run.finished_at)),
         fact("Workflow version", run.workflow_version),
         run.group ? fact("Group", h("a", { href: "/?group=" + encodeURIComponent(run.group) }, run.group)) : null,
         run.concurrency_key ? fact("Concurrency key", run.concurrency_key) : null,
@@ -222,7 +224,7 @@ function attemptView(stepName, attempt, log) {
       badge(attempt.outcome),
       h("span", { class: "mono", title: attempt.worker_id || "" }, "worker ", short(attempt.worker_id)),
       h("span", {}, "started ", clock(attempt.started_at)),
-      h("span", {}, duration(between(attempt.started_at, attempt.finished_at)))),
+      elapsed(attempt.started_at, attempt.finished_at)),
     attempt.error ? h("div", { class: "error-box" }, attempt.error) : null,
     logView);
 }

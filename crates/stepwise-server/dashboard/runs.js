@@ -2,7 +2,7 @@
 // arrive, with each run's progress and duration.
 
 import { get } from "./api.js";
-import { ago, badge, between, debounce, duration, h, latest, progress, short, table } from "./ui.js";
+import { ago, badge, debounce, elapsed, h, latest, progress, short, table, tick } from "./ui.js";
 
 const STATUSES = ["pending", "running", "completed", "failed", "cancelled", "timed_out",
   "compensating", "compensated", "compensation_failed"];
@@ -43,7 +43,6 @@ export async function runsPage(main, ctx) {
   }).catch((e) => ctx.fail(e));
 
   let drawn = "";
-  let drawnAt = 0;
   const load = latest(async (isCurrent) => {
     const q = new URLSearchParams({ limit: String(Math.min(PAGE * pages, MOST)) });
     if (status) q.set("status", status);
@@ -51,12 +50,11 @@ export async function runsPage(main, ctx) {
     if (group) q.set("group", group);
     const page = await get("/v1/runs?" + q);
     if (ctx.stopped || !isCurrent()) return;
-    // Unchanged data is not redrawn (focus and selection stay), except to move
-    // durations on now and then.
+    // Unchanged data is not redrawn (focus and selection stay); ages and
+    // durations tick by themselves.
     const text = JSON.stringify(page);
-    if (text === drawn && Date.now() - drawnAt < 30000) return;
+    if (text === drawn) return;
     drawn = text;
-    drawnAt = Date.now();
     const fresh = seen ? page.runs.filter((r) => !seen.has(r.id)).map((r) => r.id) : [];
     seen = new Set(page.runs.map((r) => r.id));
     count.textContent = page.runs.length + (page.next_cursor ? "+" : "") + " runs";
@@ -69,7 +67,7 @@ export async function runsPage(main, ctx) {
         h("td", {}, run.workflow, run.group ? h("div", { class: "muted" }, "group ", run.group) : null),
         h("td", {}, progress(run.progress)),
         h("td", {}, ago(run.created_at)),
-        h("td", {}, duration(between(run.started_at || run.created_at, run.finished_at))),
+        h("td", {}, elapsed(run.started_at || run.created_at, run.finished_at)),
         h("td", { class: "hide-narrow" }, run.error ? firstLine(run.error) : ""))),
       "No runs yet. Start one with `stepwise run WORKFLOW` or POST /v1/runs."),
       page.next_cursor && PAGE * pages < MOST
@@ -86,8 +84,8 @@ export async function runsPage(main, ctx) {
   ctx.follow("", (event) => {
     if (/^(run|step|stream)\./.test(event.kind)) soon();
   });
-  // Durations of running runs move on without events.
   ctx.every(5000, refresh);
+  ctx.every(1000, () => tick(main));
 }
 
 function firstLine(text) {

@@ -41,6 +41,21 @@ export function duration(ms) {
   return `${hrs}h ${m % 60}m`;
 }
 
+// A duration that keeps counting while `end` is not known: the page's clock ticks
+// it (see `tick`) without redrawing anything else.
+export function elapsed(start, end) {
+  const el = h("span", {}, duration(between(start, end)));
+  if (start && !end) el.dataset.since = start;
+  return el;
+}
+
+export function tick(root) {
+  for (const el of root.querySelectorAll("[data-since]")) {
+    el.textContent = duration(between(el.dataset.since, null));
+  }
+  for (const el of root.querySelectorAll("[data-at]")) el.textContent = agoText(el.dataset.at);
+}
+
 export function between(start, end) {
   if (!start) return null;
   return (end ? Date.parse(end) : Date.now()) - Date.parse(start);
@@ -50,9 +65,12 @@ export function between(start, end) {
 // moment ago can look a little in the future: within 2 s is "just now".
 export function ago(when) {
   if (!when) return "—";
+  return h("time", { datetime: when, title: new Date(when).toLocaleString(), "data-at": when }, agoText(when));
+}
+
+function agoText(when) {
   const ms = Date.now() - Date.parse(when);
-  const text = Math.abs(ms) < 2000 ? "just now" : ms >= 0 ? duration(ms) + " ago" : "in " + duration(-ms);
-  return h("time", { datetime: when, title: new Date(when).toLocaleString() }, text);
+  return Math.abs(ms) < 2000 ? "just now" : ms >= 0 ? duration(ms) + " ago" : "in " + duration(-ms);
 }
 
 export function clock(when) {

@@ -171,6 +171,14 @@ test("cancel and retry work from the run page", async () => {
     return run.steps.find((s) => s.name === "wait").status === "running";
   });
   await page.goto(`${base}/runs/${id}`);
+  // While nothing changes the page is not redrawn (it polls every 5 s): focus stays,
+  // and the running duration ticks on by itself.
+  await page.locator("#cancel-run").focus();
+  const ticking = page.locator('section.step[data-step="wait"] .attempt [data-since]');
+  const before = await ticking.innerText();
+  await page.waitForTimeout(5500);
+  assert.equal(await page.evaluate(() => document.activeElement && document.activeElement.id), "cancel-run");
+  assert.notEqual(await ticking.innerText(), before, "the running attempt's duration moves on");
   await page.locator("#cancel-run").click();
   await page.locator("#dialog[open]").waitFor();
   await page.locator("#compensate").selectOption("true");
