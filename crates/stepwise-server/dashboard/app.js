@@ -127,6 +127,8 @@ document.addEventListener("click", (e) => {
   if (!a || a.target || e.ctrlKey || e.metaKey || e.shiftKey) return;
   const url = new URL(a.href, location.href);
   if (url.origin !== location.origin || url.pathname.startsWith("/v1/")) return;
+  // A link within the page (the graph's steps) just scrolls.
+  if (url.pathname === location.pathname && url.search === location.search && url.hash) return;
   e.preventDefault();
   navigate(url.pathname + url.search);
 });

@@ -79,9 +79,32 @@ function view(run, explanation, logs, actions) {
       buttons(run, actions),
       h("details", { "data-key": "input" }, h("summary", {}, "Input"), json(run.input))),
     why(explanation),
+    graph(run.steps),
     h("h2", {}, "Steps"),
     run.steps.map((step) => stepView(step, logs[step.name] || {}, { start, span, explanation })),
   ];
+}
+
+// The run's graph by layers: a step sits one column right of the last step it
+// runs after, so a column's steps can run side by side.
+function graph(steps) {
+  if (steps.length < 2) return null;
+  const layer = {};
+  for (const step of steps) {
+    layer[step.name] = Math.max(0, ...step.after.map((a) => (layer[a] ?? 0) + 1));
+  }
+  const columns = [];
+  for (const step of steps) (columns[layer[step.name]] ||= []).push(step);
+  return h("div", { class: "panel graph", id: "graph", "aria-label": "The run's steps by dependency" },
+    columns.map((column, i) => [
+      i ? h("span", { class: "arrow", "aria-hidden": "true" }, "→") : null,
+      h("div", { class: "layer" }, column.map((step) =>
+        h("a", {
+          href: "#step-" + encodeURIComponent(step.name),
+          class: "node s-" + step.status,
+          title: step.after.length ? `${step.name}: ${step.status}, after ${step.after.join(", ")}` : `${step.name}: ${step.status}`,
+        }, step.name))),
+    ]));
 }
 
 function fact(label, value) {
@@ -184,12 +207,13 @@ function stepView(step, logs, { start, span, explanation }) {
     }));
   const explained = explanation && explanation.steps.find((s) => s.step === step.name);
   const failed = step.status === "failed" || attempts.some((a) => a.outcome === "failed");
-  return h("section", { class: "step" + (step.status === "failed" ? " failed" : ""), "data-step": step.name },
+  return h("section", { class: "step" + (step.status === "failed" ? " failed" : ""), "data-step": step.name, id: "step-" + encodeURIComponent(step.name) },
     h("div", { class: "head" },
       h("div", {},
         h("div", { class: "name" }, step.name),
         h("div", { class: "muted" },
           step.compensates ? `undoes ${step.compensates} · ` : "",
+          step.after.length ? `after ${step.after.join(", ")} · ` : "",
           `queue ${step.queue}`, step.resource ? ` · lock ${step.resource}` : "",
           ` · ${step.attempts}/${step.max_attempts} attempts`)),
       h("div", {}, badge(step.status)),
@@ -216,7 +240,7 @@ function attemptView(stepName, attempt, log) {
       h("pre", {}, tail),
       lines.length > TAIL_LINES ? h("details", { "data-key": key }, h("summary", {}, "whole log"), h("pre", {}, text)) : null);
   } else if (text) {
-    logView = h("details", { "data-key": key }, h("summary", {}, `log (${lines.length} lines)`), h("pre", {}, text));
+    logView = h("details", { "data-key": key }, h("summary", {}, `log (${lines.length} ${lines.length === 1 ? "line" : "lines"})`), h("pre", {}, text));
   }
   return h("div", { class: "attempt", "data-attempt": attempt.number },
     h("div", { class: "line" },

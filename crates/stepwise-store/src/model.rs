@@ -326,6 +326,9 @@ pub struct StepView {
     pub name: String,
     /// For a compensation step: the forward step it undoes.
     pub compensates: Option<String>,
+    /// The steps it runs after, by name (its edges in the run's graph; a
+    /// compensation runs after the one undone after it).
+    pub after: Vec<String>,
     /// The resource lock the step holds while it runs (its template rendered).
     pub resource: Option<String>,
     pub queue: String,
@@ -342,6 +345,21 @@ pub struct StepView {
     pub error: Option<String>,
     /// Finished attempts, oldest first; the running attempt is the step itself.
     pub history: Vec<AttemptView>,
+}
+
+/// Fills each step's `after` from every step's dependents (how the graph is
+/// stored), keeping workflow order.
+pub(crate) fn link_steps(steps: &mut [StepView], dependents: &[Vec<StepId>]) {
+    let names: std::collections::HashMap<StepId, usize> =
+        steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    for (from, children) in dependents.iter().enumerate() {
+        let name = steps[from].name.clone();
+        for child in children {
+            if let Some(&i) = names.get(child) {
+                steps[i].after.push(name.clone());
+            }
+        }
+    }
 }
 
 /// One finished attempt.

@@ -116,6 +116,7 @@ conformance!(
     joins::racing_completions_of_a_groups_last_runs_complete_it_once,
     joins::racing_completions_of_a_join_unblock_it_exactly_once,
     joins::run_completes_exactly_when_its_last_step_does,
+    joins::a_run_names_each_steps_dependencies,
     // What a step runs with and leaves behind.
     context::claims_carry_the_outputs_of_their_dependencies,
     context::attempt_logs_are_kept_per_attempt,

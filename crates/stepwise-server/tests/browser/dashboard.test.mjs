@@ -154,6 +154,10 @@ test("a failed step's error and log are visible on its run page without a click"
     assert.ok(await log.isVisible(), `attempt ${n}'s log is visible`);
     assert.match(await log.innerText(), /template not found: report\.html/);
   }
+  // The graph: fetch, then render, coloured by status.
+  const nodes = page.locator("#graph .node");
+  assert.deepEqual(await nodes.allInnerTexts(), ["fetch", "render"]);
+  assert.match(await nodes.nth(1).getAttribute("class"), /s-failed/);
   await shot("run-failed.png");
   const narrow = await browser.newPage({ viewport: { width: 390, height: 844 } });
   await narrow.goto(`${base}/runs/${id}`);

@@ -154,13 +154,17 @@ impl RunStore for PgStore {
             .bind(id.0)
             .fetch_all(&mut *conn)
             .await?;
+        let mut dependents = Vec::with_capacity(steps.len());
         for s in steps {
             let step_id: Uuid = s.try_get(0)?;
             let status: String = s.try_get(3)?;
+            let children: Vec<Uuid> = s.try_get(14)?;
+            dependents.push(children.into_iter().map(StepId).collect());
             run.steps.push(StepView {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
                 compensates: s.try_get(12)?,
+                after: Vec::new(),
                 resource: s.try_get(13)?,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
@@ -177,6 +181,7 @@ impl RunStore for PgStore {
                 history: history.remove(&step_id).unwrap_or_default(),
             });
         }
+        link_steps(&mut run.steps, &dependents);
         Ok(Some(run))
     }
 

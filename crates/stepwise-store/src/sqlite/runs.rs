@@ -144,13 +144,28 @@ impl RunStore for SqliteStore {
             .bind(id.0)
             .fetch_all(&mut *conn)
             .await?;
+        let mut dependents = Vec::with_capacity(steps.len());
         for s in steps {
             let step_id: Uuid = s.try_get(0)?;
             let status: String = s.try_get(3)?;
+            let children: String = s.try_get(14)?;
+            let children: Vec<String> = serde_json::from_str(&children)
+                .map_err(|e| StoreError::Corrupt(format!("step dependents: {e}")))?;
+            dependents.push(
+                children
+                    .iter()
+                    .map(|d| {
+                        Uuid::parse_str(d)
+                            .map(StepId)
+                            .map_err(|e| StoreError::Corrupt(format!("step dependent {d:?}: {e}")))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            );
             run.steps.push(StepView {
                 id: StepId(step_id),
                 name: s.try_get(1)?,
                 compensates: s.try_get(12)?,
+                after: Vec::new(),
                 resource: s.try_get(13)?,
                 queue: s.try_get(2)?,
                 status: StepStatus::parse(&status)
@@ -167,6 +182,7 @@ impl RunStore for SqliteStore {
                 history: history.remove(&step_id).unwrap_or_default(),
             });
         }
+        link_steps(&mut run.steps, &dependents);
         Ok(Some(run))
     }
 

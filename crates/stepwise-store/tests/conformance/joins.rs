@@ -237,3 +237,33 @@ pub async fn run_completes_exactly_when_its_last_step_does(store: Arc<dyn Store>
     assert_eq!(count(&events, EventKind::StepCompleted), 4);
     assert_eq!(events.last().unwrap().kind, EventKind::RunCompleted);
 }
+
+/// The run's view carries its graph: each step names the steps it runs after.
+pub async fn a_run_names_each_steps_dependencies(store: Arc<dyn Store>) {
+    register(
+        &*store,
+        &workflow(
+            "diamond",
+            vec![
+                root("fetch"),
+                after("parse", &["fetch"]),
+                after("count", &["fetch"]),
+                after("report", &["parse", "count"]),
+                step("notify"),
+            ],
+        ),
+    )
+    .await;
+    let run = start(&*store, "diamond", 1).await[0];
+    let view = get_run(&*store, run).await;
+    let after = |name: &str| step_of(&view, name).after.clone();
+    assert_eq!(after("fetch"), Vec::<String>::new());
+    assert_eq!(after("parse"), ["fetch"]);
+    assert_eq!(after("count"), ["fetch"]);
+    assert_eq!(after("report"), ["parse", "count"]);
+    assert_eq!(
+        after("notify"),
+        ["report"],
+        "a step without `after` follows the previous one"
+    );
+}

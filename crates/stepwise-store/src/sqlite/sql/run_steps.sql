@@ -1,5 +1,5 @@
 SELECT id, name, queue, status, attempt, max_attempts + attempt_base, run_after, worker_id,
-       started_at, finished_at, output, error, compensates, resource
+       started_at, finished_at, output, error, compensates, resource, dependents
 FROM step
 WHERE run_id = ?1
 ORDER BY seq
