@@ -53,15 +53,15 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| super::CliError::input(format!("cannot listen on {}: {e}", args.listen)))?;
+    let address = listener.local_addr()?;
     eprintln!(
-        "stepwise server on http://{} ({}){}",
-        listener.local_addr()?,
+        "stepwise server on http://{address} ({}){}; dashboard at http://{address}/",
         if args.insecure_no_auth {
             "no auth"
         } else {
             "bearer tokens"
         },
-        if args.no_worker { ", no worker" } else { "" }
+        if args.no_worker { ", no worker" } else { "" },
     );
     let worker = if args.no_worker {
         None
