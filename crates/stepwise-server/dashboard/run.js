@@ -25,7 +25,13 @@ export async function runPage(main, ctx) {
     ended = TERMINAL.includes(run.status);
     // A run that did not change is not redrawn (focus and selection stay); its
     // running durations tick on by themselves.
-    const text = JSON.stringify([run, explanation, logs]);
+    // A running step's lease moves with every heartbeat and is not shown: it does
+    // not count as a change.
+    const shown = explanation && {
+      message: explanation.message,
+      steps: explanation.steps.filter((s) => s.reason !== "running"),
+    };
+    const text = JSON.stringify([run, shown, logs]);
     if (text === drawn) return;
     drawn = text;
     // Whatever the reader opened stays open across live re-renders.
@@ -42,19 +48,20 @@ export async function runPage(main, ctx) {
   ctx.every(1000, () => tick(main));
 }
 
-// The logs of every step that has run, by step name and attempt number.
+// The logs of every step that has run, by step name and attempt number, in
+// workflow order (so an unchanged run reads back identical).
 async function loadLogs(path, run) {
+  const steps = run.steps.filter((s) => s.history.length || s.status === "running");
+  const answers = await Promise.all(steps.map(async (s) => {
+    try {
+      const answer = await get(`${path}/steps/${encodeURIComponent(s.name)}/logs`);
+      return Object.fromEntries(answer.logs.map((l) => [l.number, l]));
+    } catch {
+      return {};
+    }
+  }));
   const logs = {};
-  await Promise.all(run.steps
-    .filter((s) => s.history.length || s.status === "running")
-    .map(async (s) => {
-      try {
-        const answer = await get(`${path}/steps/${encodeURIComponent(s.name)}/logs`);
-        logs[s.name] = Object.fromEntries(answer.logs.map((l) => [l.number, l]));
-      } catch {
-        logs[s.name] = {};
-      }
-    }));
+  steps.forEach((s, i) => { logs[s.name] = answers[i]; });
   return logs;
 }
 
