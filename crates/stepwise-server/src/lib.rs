@@ -10,6 +10,9 @@
 //! The OpenAPI document (`GET /v1/openapi.json`, [`openapi_document`]) is generated
 //! from the handlers' own annotations and types through the same router, so it
 //! cannot list a route the server lacks or miss one it has.
+//!
+//! The dashboard (`GET /`, `dashboard/`) is static HTML and JavaScript compiled into
+//! the binary; it reads everything through this same API with the viewer's token.
 
 mod auth;
 mod dashboard;
