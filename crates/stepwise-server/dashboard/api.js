@@ -64,11 +64,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // resumes with Last-Event-ID, so nothing is missed across drops. Calls
 // `onEvent(event)` per event — and `{kind: "stream.reconnected"}` after a drop, as
 // the page may have missed changes while it was away — and `onState(connected,
-// error)` when that changes. Returns a function that stops following.
-export function follow(query, onEvent, onState) {
+// error)` when that changes. `from`, when given, is the cursor to follow on from
+// instead of now. Returns a function that stops following.
+export function follow(query, onEvent, onState, from) {
   let stopped = false;
   let controller = null;
-  let lastId = null;
+  let lastId = from || null;
   let connections = 0;
   async function pinNow() {
     const page = await api("GET", "/v1/events?after=now&limit=1" + (query ? "&" + query : ""));

@@ -59,12 +59,12 @@ function context(params) {
     params,
     query: new URLSearchParams(location.search),
     stopped: false,
-    follow(query, onEvent) {
+    follow(query, onEvent, from) {
       if (ctx.stopped) return;
       stops.push(follow(query, onEvent, (on, error) => {
         setLive(on);
         if (error && error.status === 401) ctx.fail(error);
-      }));
+      }, from));
     },
     every(ms, fn) {
       if (ctx.stopped) return;

@@ -138,56 +138,39 @@ export function groupsPage(main, ctx) {
   });
 }
 
-// The feed shows events as they arrive, newest on top; the history can be paged in
-// below them, oldest first, up to a cap.
+// The feed: the newest events on load, then each one as it is committed, newest
+// on top, up to a cap.
 const FEED_CAP = 500;
+const FEED_FIRST = 100;
 
 export async function eventsPage(main, ctx) {
-  const live = h("tbody", {});
-  const history = h("tbody", {});
+  const rows = h("tbody", {});
   const shown = new Set();
-  const row = (event, fresh) => h("tr", { class: fresh ? "fresh" : null },
+  const row = (event, fresh) => h("tr", { class: fresh ? "fresh" : null, "data-kind": event.kind },
     h("td", {}, ago(event.at)),
     h("td", {}, h("code", {}, event.kind)),
     h("td", {}, event.run_id ? h("a", { class: "mono", href: "/runs/" + event.run_id }, short(event.run_id)) : "—"),
     h("td", {}, event.step || event.group || ""),
     h("td", { class: "hide-narrow mono" }, event.data === null || event.data === undefined ? "" : JSON.stringify(event.data).slice(0, 160)));
-  const empty = h("div", { class: "panel empty" }, "Waiting for events…");
-  const add = (event, body, fresh) => {
+  const empty = h("div", { class: "panel empty" }, "No events yet; they appear here as they are committed.");
+  const add = (event, fresh) => {
     if (shown.has(event.cursor)) return;
     shown.add(event.cursor);
-    if (fresh) {
-      body.prepend(row(event, true));
-      while (body.children.length > FEED_CAP) body.lastChild.remove();
-    } else {
-      body.append(row(event, false));
-    }
+    rows.prepend(row(event, fresh));
+    while (rows.children.length > FEED_CAP) rows.lastChild.remove();
     empty.hidden = true;
   };
-  let after = "";
-  const more = h("button", {
-    type: "button", class: "quiet",
-    onclick: async () => {
-      try {
-        const room = FEED_CAP - history.children.length;
-        const page = await get("/v1/events?limit=" + Math.min(200, room) + (after ? "&after=" + encodeURIComponent(after) : ""));
-        page.events.forEach((e) => add(e, history, false));
-        after = page.next || after;
-        if (page.events.length < 200 || history.children.length >= FEED_CAP) {
-          more.disabled = true;
-          more.textContent = history.children.length >= FEED_CAP ? `The first ${FEED_CAP} events are shown` : "The whole history is shown";
-        }
-      } catch (e) { ctx.fail(e); }
-    },
-  }, "Load the history (oldest first)");
+  const first = await get("/v1/events?last=" + FEED_FIRST);
+  if (ctx.stopped) return;
   main.replaceChildren(h("h1", {}, "Events"),
-    h("p", { class: "muted" }, "New events appear at the top as they are committed."),
+    h("p", { class: "muted" }, `The newest ${FEED_FIRST} events, then each new one at the top as it is committed.`),
     h("div", { class: "scroll" }, h("table", {},
       h("thead", {}, h("tr", {}, ["At", "Kind", "Run", "Step / group", "Data"].map((x) => h("th", {}, x)))),
-      live, history)),
-    empty, h("p", {}, more));
+      rows)),
+    empty);
+  first.events.forEach((e) => add(e, false));
   ctx.follow("", (event) => {
-    if (event.cursor) add(event, live, true);
-  });
+    if (event.cursor) add(event, true);
+  }, first.next);
   ctx.every(1000, () => tick(main));
 }

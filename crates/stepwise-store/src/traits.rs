@@ -174,6 +174,9 @@ pub trait EventStore: Send + Sync {
     /// reading after it yields only events that become readable later, so a
     /// follower can start "from now" without paging through the history.
     async fn latest_event_cursor(&self) -> Result<Option<EventCursor>>;
+    /// The newest `limit` events readable now (of `run`, if given), oldest first:
+    /// the tail of what `read_events` serves, without paging through the rest.
+    async fn newest_events(&self, run: Option<RunId>, limit: u32) -> Result<Vec<Event>>;
 }
 
 /// The database clock, which decides every time, and its test seam.

@@ -126,6 +126,7 @@ conformance!(
     events::failed_writes_leave_no_trace,
     events::event_reader_never_skips_beside_concurrent_writers,
     events::following_from_the_latest_cursor_yields_only_later_events,
+    events::the_newest_events_are_the_tail_of_the_feed,
     // Runs, workflows, schema, clock.
     runs::racing_idempotent_creates_make_one_run,
     runs::workflows_are_versioned_by_content,

@@ -108,6 +108,10 @@ struct EventsQuery {
     /// Page size, 1 to 5000 (default 500); ignored by the stream.
     #[param(minimum = 1, maximum = 5000)]
     limit: Option<u32>,
+    /// Instead of a page after a cursor: the newest this many events (1 to 5000),
+    /// oldest first; `next` continues after them. Not with `after` or a stream.
+    #[param(minimum = 1, maximum = 5000)]
+    last: Option<u32>,
 }
 
 /// One page of events after `after` (pass `next` back as `after`), or, with
@@ -146,6 +150,22 @@ async fn events(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
+    if let Some(last) = query.last {
+        if wants_stream || after.is_some() {
+            return Err(ApiError::invalid(
+                "last gives the newest events as a page; it goes with neither after nor a stream",
+            ));
+        }
+        if last == 0 || last > 5000 {
+            return Err(ApiError::invalid("last must be between 1 and 5000"));
+        }
+        let events = state.store.newest_events(run, last).await?;
+        let next = match events.last() {
+            Some(e) => Some(e.cursor.0.clone()),
+            None => state.store.latest_event_cursor().await?.map(|c| c.0),
+        };
+        return Ok(Json(EventPage { events, next }).into_response());
+    }
     if wants_stream {
         let resume = headers
             .get("last-event-id")

@@ -433,6 +433,16 @@ async fn events_stream_live_and_resume_after_the_last_id_without_gaps() {
         .map(|e| &e["run_id"])
         .collect();
     assert_eq!(runs, [&later["id"]], "{page}");
+    // `last=N`: the newest N, oldest first, and `next` follows on from them.
+    let (_, all) = api.get("/v1/events?limit=5000").await;
+    let all = all["events"].as_array().unwrap().clone();
+    let (_, tail) = api.get("/v1/events?last=2").await;
+    assert_eq!(tail["events"].as_array().unwrap(), &all[all.len() - 2..]);
+    assert_eq!(tail["next"], all[all.len() - 1]["cursor"]);
+    let (s, b) = api.get("/v1/events?last=2&after=1").await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    let (s, b) = api.get("/v1/events?last=0").await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
 }
 
 #[tokio::test]

@@ -245,6 +245,10 @@ test("queues, workers, groups and events pages render live data", async () => {
   await page.goto(base + "/groups");
   await page.locator('tr[data-group="nightly"]').waitFor();
   await page.goto(base + "/events");
+  // The newest events are there at once, the newest on top.
+  await page.locator('tbody tr[data-kind="group.completed"], tbody tr[data-kind="run.created"]').first().waitFor();
+  const kinds = await page.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.kind));
+  assert.ok(kinds.length >= 10, `${kinds.length} events shown`);
   await page.locator("#live.on").waitFor();
   await start("report");
   await page.locator("tbody tr code", { hasText: "run.created" }).first().waitFor({ timeout: 10000 });

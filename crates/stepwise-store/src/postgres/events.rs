@@ -35,23 +35,16 @@ impl EventStore for PgStore {
             .bind(i64::from(query.limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq: i64 = row.try_get(0)?;
-            let xid: String = row.try_get(1)?;
-            let kind: String = row.try_get(2)?;
-            events.push(Event {
-                cursor: EventCursor(format!("{xid}:{seq}")),
-                kind: EventKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-                run_id: row.try_get::<Option<uuid::Uuid>, _>(3)?.map(RunId),
-                step: row.try_get(4)?,
-                group: row.try_get(5)?,
-                at: row.try_get(6)?,
-                data: row.try_get(7)?,
-            });
-        }
-        Ok(events)
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn newest_events(&self, run: Option<RunId>, limit: u32) -> Result<Vec<Event>> {
+        let rows = sqlx::query(include_str!("sql/newest_events.sql"))
+            .bind(run.map(|r| r.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn latest_event_cursor(&self) -> Result<Option<EventCursor>> {
@@ -67,4 +60,21 @@ impl EventStore for PgStore {
             None => None,
         })
     }
+}
+
+/// `seq, xid, kind, run_id, step, group_name, at, data`.
+fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Event> {
+    let seq: i64 = row.try_get(0)?;
+    let xid: String = row.try_get(1)?;
+    let kind: String = row.try_get(2)?;
+    Ok(Event {
+        cursor: EventCursor(format!("{xid}:{seq}")),
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+        run_id: row.try_get::<Option<uuid::Uuid>, _>(3)?.map(RunId),
+        step: row.try_get(4)?,
+        group: row.try_get(5)?,
+        at: row.try_get(6)?,
+        data: row.try_get(7)?,
+    })
 }

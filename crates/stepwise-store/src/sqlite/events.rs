@@ -24,22 +24,16 @@ impl EventStore for SqliteStore {
             .bind(i64::from(query.limit))
             .fetch_all(&self.reader)
             .await?;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq: i64 = row.try_get(0)?;
-            let kind: String = row.try_get(1)?;
-            events.push(Event {
-                cursor: EventCursor(seq.to_string()),
-                kind: EventKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-                run_id: row.try_get::<Option<uuid::Uuid>, _>(2)?.map(RunId),
-                step: row.try_get(3)?,
-                group: row.try_get(4)?,
-                at: time(row.try_get(5)?)?,
-                data: row.try_get(6)?,
-            });
-        }
-        Ok(events)
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn newest_events(&self, run: Option<RunId>, limit: u32) -> Result<Vec<Event>> {
+        let rows = sqlx::query(include_str!("sql/newest_events.sql"))
+            .bind(run.map(|r| r.0))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn latest_event_cursor(&self) -> Result<Option<EventCursor>> {
@@ -48,4 +42,20 @@ impl EventStore for SqliteStore {
             .await?;
         Ok(seq.map(|s| EventCursor(s.to_string())))
     }
+}
+
+/// `seq, kind, run_id, step, group_name, at, data`.
+fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+    let seq: i64 = row.try_get(0)?;
+    let kind: String = row.try_get(1)?;
+    Ok(Event {
+        cursor: EventCursor(seq.to_string()),
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
+        run_id: row.try_get::<Option<uuid::Uuid>, _>(2)?.map(RunId),
+        step: row.try_get(3)?,
+        group: row.try_get(4)?,
+        at: time(row.try_get(5)?)?,
+        data: row.try_get(6)?,
+    })
 }

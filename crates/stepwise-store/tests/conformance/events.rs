@@ -344,3 +344,31 @@ pub async fn following_from_the_latest_cursor_yields_only_later_events(store: Ar
         Some(&later.last().unwrap().cursor)
     );
 }
+
+/// `newest_events` is the tail of what a reader following from the start gets, in
+/// the same order, with or without a run filter.
+pub async fn the_newest_events_are_the_tail_of_the_feed(store: Arc<dyn Store>) {
+    assert!(store.newest_events(None, 10).await.unwrap().is_empty());
+    register(&*store, &one_step("tail")).await;
+    let runs = start(&*store, "tail", 3).await;
+    let me = worker(&*store, secs(3600)).await;
+    drain(&*store, me).await;
+    let full = events_when(&*store, None, "every run completed", |e| {
+        count(e, EventKind::RunCompleted) == 3
+    })
+    .await;
+    let cursors = |events: &[Event]| events.iter().map(|e| e.cursor.clone()).collect::<Vec<_>>();
+    let newest = store.newest_events(None, 4).await.unwrap();
+    assert_eq!(cursors(&newest), cursors(&full[full.len() - 4..]));
+    let everything = store.newest_events(None, 10_000).await.unwrap();
+    assert_eq!(cursors(&everything), cursors(&full));
+    let of_one: Vec<Event> = full
+        .iter()
+        .filter(|e| e.run_id == Some(runs[1]))
+        .cloned()
+        .collect();
+    let newest_of_one = store.newest_events(Some(runs[1]), 100).await.unwrap();
+    assert_eq!(cursors(&newest_of_one), cursors(&of_one));
+    let last_two = store.newest_events(Some(runs[1]), 2).await.unwrap();
+    assert_eq!(cursors(&last_two), cursors(&of_one[of_one.len() - 2..]));
+}
