@@ -173,7 +173,9 @@ pub trait EventStore: Send + Sync {
     /// The cursor of the newest event readable now (`None` when there is none):
     /// reading after it yields only events that become readable later, so a
     /// follower can start "from now" without paging through the history.
-    async fn latest_event_cursor(&self) -> Result<Option<EventCursor>>;
+    async fn latest_event_cursor(&self) -> Result<Option<EventCursor>> {
+        Ok(self.newest_events(None, 1).await?.pop().map(|e| e.cursor))
+    }
     /// The newest `limit` events readable now (of `run`, if given), oldest first:
     /// the tail of what `read_events` serves, without paging through the rest.
     async fn newest_events(&self, run: Option<RunId>, limit: u32) -> Result<Vec<Event>>;

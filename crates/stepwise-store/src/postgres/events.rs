@@ -46,20 +46,6 @@ impl EventStore for PgStore {
             .await?;
         rows.iter().map(event_from_row).collect()
     }
-
-    async fn latest_event_cursor(&self) -> Result<Option<EventCursor>> {
-        let row = sqlx::query(include_str!("sql/latest_event_cursor.sql"))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => {
-                let xid: String = row.try_get(0)?;
-                let seq: i64 = row.try_get(1)?;
-                Some(EventCursor(format!("{xid}:{seq}")))
-            }
-            None => None,
-        })
-    }
 }
 
 /// `seq, xid, kind, run_id, step, group_name, at, data`.

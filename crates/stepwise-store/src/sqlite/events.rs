@@ -35,13 +35,6 @@ impl EventStore for SqliteStore {
             .await?;
         rows.iter().map(event_from_row).collect()
     }
-
-    async fn latest_event_cursor(&self) -> Result<Option<EventCursor>> {
-        let seq: Option<i64> = sqlx::query_scalar(include_str!("sql/latest_event_cursor.sql"))
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(seq.map(|s| EventCursor(s.to_string())))
-    }
 }
 
 /// `seq, kind, run_id, step, group_name, at, data`.
