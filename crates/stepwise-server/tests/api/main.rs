@@ -797,3 +797,34 @@ async fn requests_a_foreign_site_could_forge_are_refused() {
         .unwrap();
     assert_eq!(api.send(health).await.0, StatusCode::OK);
 }
+
+/// What schemathesis found, pinned: a body must be a JSON object (serde would read
+/// `[]` as a struct of defaults and cancel the run); `null` is the optional body's
+/// default; an empty cursor is the first page; an attempt outside its range is 422.
+#[tokio::test]
+async fn inputs_schemathesis_found_are_answered_as_documented() {
+    let api = api().await;
+    let (_, run) = api.post("/v1/runs", r#"{"workflow": "greet"}"#).await;
+    let id = run["id"].as_str().unwrap().to_string();
+    let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), "[]").await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    let (s, b) = api.post("/v1/runs", r#"["greet"]"#).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    let (_, still) = api.get(&format!("/v1/runs/{id}")).await;
+    assert_ne!(
+        still["status"], "cancelled",
+        "a refused body changed nothing"
+    );
+    let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), "null").await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    for uri in ["/v1/runs?cursor=", "/v1/events?after="] {
+        let (s, b) = api.get(uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}: {b}");
+    }
+    for attempt in ["0", "2147483648"] {
+        let (s, b) = api
+            .get(&format!("/v1/runs/{id}/steps/hello/logs?attempt={attempt}"))
+            .await;
+        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+    }
+}
