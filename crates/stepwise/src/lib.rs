@@ -25,10 +25,18 @@
 //! a run exists if and only if the caller's business change commits.
 //!
 //! The layers underneath are re-exported: [`core`] (vocabulary, specs),
-//! [`store`] (the storage seam) and [`engine`] (the worker runtime).
+//! [`store`] (the storage seam) and [`engine`] (the worker runtime), and with the
+//! `server` feature `server` (the HTTP API and dashboard as an axum router).
+//!
+//! The `stepwise` command lives in its own crate, `stepwise-cli`, so a program that
+//! embeds the engine compiles neither clap, the progress bars, nor (without the
+//! `server` feature) axum.
 
 pub use stepwise_core as core;
 pub use stepwise_engine as engine;
+/// The HTTP API and dashboard (feature `server`).
+#[cfg(feature = "server")]
+pub use stepwise_server as server;
 pub use stepwise_store as store;
 
 pub use stepwise_engine::{HandlerContext, HandlerError, Lifecycle, Worker};
