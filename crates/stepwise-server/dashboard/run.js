@@ -93,25 +93,43 @@ function view(run, explanation, logs, actions) {
 }
 
 // The run's graph by layers: a step sits one column right of the last step it
-// runs after, so a column's steps can run side by side.
+// runs after, so a column's steps can run side by side. Compensations are not part
+// of the forward graph: they run afterwards, in their own order, so they get a lane
+// of their own below it.
 function graph(steps) {
   if (steps.length < 2) return null;
+  const forward = steps.filter((s) => !s.compensates);
+  const undo = steps.filter((s) => s.compensates);
   const layer = {};
-  for (const step of steps) {
-    layer[step.name] = Math.max(0, ...step.after.map((a) => (layer[a] ?? 0) + 1));
+  for (const step of forward) {
+    layer[step.name] = Math.max(0, ...step.after.map((a) => (layer[a] ?? -1) + 1));
   }
   const columns = [];
-  for (const step of steps) (columns[layer[step.name]] ||= []).push(step);
-  return h("div", { class: "panel graph", id: "graph", "aria-label": "The run's steps by dependency" },
-    columns.map((column, i) => [
-      i ? h("span", { class: "arrow", "aria-hidden": "true" }, "→") : null,
-      h("div", { class: "layer" }, column.map((step) =>
-        h("a", {
-          href: "#step-" + encodeURIComponent(step.name),
-          class: "node s-" + step.status,
-          title: step.after.length ? `${step.name}: ${step.status}, after ${step.after.join(", ")}` : `${step.name}: ${step.status}`,
-        }, step.name))),
-    ]));
+  for (const step of forward) (columns[layer[step.name]] ||= []).push(step);
+  const lanes = [h("div", { class: "lane-row", "data-lane": "forward" },
+    columns.filter(Boolean).map((column, i) => [
+      i ? arrow() : null,
+      h("div", { class: "layer" }, column.map(node)),
+    ]))];
+  if (undo.length) {
+    lanes.push(h("div", { class: "lane-row", "data-lane": "compensation", "aria-label": "Compensations, in the order they run" },
+      h("span", { class: "lane-label" }, "undo"),
+      undo.map((step, i) => [i ? arrow() : null, node(step)])));
+  }
+  return h("div", { class: "panel graph", id: "graph", "aria-label": "The run's steps by dependency" }, lanes);
+}
+
+function arrow() {
+  return h("span", { class: "arrow", "aria-hidden": "true" }, "→");
+}
+
+function node(step) {
+  const what = step.compensates ? `undoes ${step.compensates}` : step.after.length ? `after ${step.after.join(", ")}` : "";
+  return h("a", {
+    href: "#step-" + encodeURIComponent(step.name),
+    class: "node s-" + step.status,
+    title: what ? `${step.name}: ${step.status}, ${what}` : `${step.name}: ${step.status}`,
+  }, step.name);
 }
 
 function fact(label, value) {

@@ -190,6 +190,10 @@ test("cancel and retry work from the run page", async () => {
   await until("the run to be compensated", async () => (await runStatus(id)) === "compensated");
   await page.locator('h1 [data-status="compensated"]').waitFor({ timeout: 10000 });
   await page.locator('section.step[data-step="compensate:reserve"] .head [data-status="completed"]').waitFor();
+  // Compensations are drawn in a lane of their own after the forward graph.
+  assert.deepEqual(await page.locator('#graph [data-lane="compensation"] .node').allInnerTexts(), ["compensate:reserve"]);
+  assert.ok(!(await page.locator('#graph [data-lane="forward"] .node').allInnerTexts()).includes("compensate:reserve"),
+    "no compensation among the forward steps");
   await shot("run-compensated.png");
 
   // A failed run retried from its first step runs both steps again.
