@@ -1,4 +1,4 @@
-//! The command line as DESIGN.md names it.
+//! The command line (docs/design.md "Outside interfaces").
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;

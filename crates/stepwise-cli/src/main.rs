@@ -43,7 +43,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// DESIGN.md's exit codes: 2 bad input, 3 conflict, 4 not found, 1 anything else.
+/// The exit codes (docs/design.md "Outside interfaces"): 2 bad input, 3 conflict, 4 not found, 1 anything else.
 fn exit_code(error: &anyhow::Error) -> u8 {
     use stepwise_store::StoreError::*;
     if let Some(e) = error.downcast_ref::<CliError>() {

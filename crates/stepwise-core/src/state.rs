@@ -45,7 +45,7 @@ macro_rules! text_enum {
 }
 
 text_enum!(
-    /// The state of a run (DESIGN.md "States").
+    /// The state of a run (docs/design.md "States").
     RunStatus {
         Pending => "pending",
         Running => "running",

@@ -1,4 +1,4 @@
-//! Bearer tokens and scopes (DESIGN.md "HTTP API"): deny by default.
+//! Bearer tokens and scopes (docs/design.md "Outside interfaces"): deny by default.
 //!
 //! `read` may GET anything (and `/metrics`); `write` may also start, cancel and
 //! retry runs and groups; `admin` may do everything else (workflows, locks,

@@ -1,4 +1,4 @@
-//! The web dashboard (DESIGN.md `GET /`): hand-written HTML, CSS and JavaScript
+//! The web dashboard (`GET /`, docs/design.md "Outside interfaces"): hand-written HTML, CSS and JavaScript
 //! modules compiled into the binary, so building or running Stepwise needs no Node
 //! and the page needs nothing from the internet.
 //!

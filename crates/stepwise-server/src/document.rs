@@ -12,7 +12,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-/// A workflow file (DESIGN.md "Workflow files"), as JSON.
+/// A workflow file (docs/design.md "Outside interfaces"), as JSON.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({

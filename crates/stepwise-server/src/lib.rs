@@ -1,4 +1,4 @@
-//! The HTTP API of Stepwise (DESIGN.md "HTTP API"), an axum router over the same
+//! The HTTP API of Stepwise (docs/design.md "Outside interfaces"), an axum router over the same
 //! store operations the CLI uses.
 //!
 //! Every handler is a thin translation: it parses the request into a store call and

@@ -7,7 +7,7 @@
 //! that joins depend on. Callers never hold a transaction across the seam, and no
 //! database type crosses it.
 //!
-//! Design rules every backend follows (DESIGN.md "Invariants"):
+//! Design rules every backend follows (docs/design.md "Invariants"):
 //!
 //! - **Fencing.** A claim writes a fresh random [`stepwise_core::LeaseToken`]; every
 //!   outcome names `(step id, token)` and only applies while the step is `running`

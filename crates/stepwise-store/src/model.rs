@@ -125,7 +125,7 @@ pub struct ClaimedStep {
 /// colon is not allowed in step names, so it cannot clash with a workflow's step.
 pub const COMPENSATION_PREFIX: &str = "compensate:";
 
-/// What a compensation undoes (DESIGN.md "Workflow files": the `compensating` part
+/// What a compensation undoes (docs/design.md "A step, from claim to outcome": the `compensating` part
 /// of the context).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Compensating {
@@ -409,7 +409,7 @@ pub struct GroupView {
 }
 
 /// An opaque position in the event stream. On PostgreSQL it carries the writing
-/// transaction's id as well as the sequence number (DESIGN.md invariant 10).
+/// transaction's id as well as the sequence number (docs/design.md invariant 10).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
@@ -590,7 +590,7 @@ pub enum ReleaseOutcome {
     WrongToken(LockView),
 }
 
-/// What an API token may do (DESIGN.md "HTTP API": read < write < admin).
+/// What an API token may do (docs/design.md "Outside interfaces": read < write < admin).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]

@@ -81,7 +81,7 @@ pub trait StepStore: Send + Sync {
     async fn work_signal(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
 }
 
-/// Ending runs early and reopening them (DESIGN.md "How a run ends early").
+/// Ending runs early and reopening them (docs/design.md "How a run ends early").
 #[async_trait]
 pub trait ControlStore: Send + Sync {
     /// Cancels a run: unstarted steps become `cancelled`, running steps have their

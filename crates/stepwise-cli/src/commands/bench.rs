@@ -1,4 +1,4 @@
-//! `stepwise bench`: the built-in load generator (DESIGN.md "Performance").
+//! `stepwise bench`: the built-in load generator (docs/design.md "Outside interfaces").
 //!
 //! The bench process enqueues runs and measures; the work is done by `--workers`
 //! separate worker processes (this binary, hidden `__bench-worker`), each with

@@ -1,6 +1,6 @@
 //! One module per command family. Commands print results on stdout and everything
 //! else (progress, notes) on stderr, and fail with a [`CliError`] carrying the exit
-//! code DESIGN.md gives the situation.
+//! code docs/design.md "Outside interfaces" gives the situation.
 
 pub mod apply;
 pub mod bench;

@@ -114,7 +114,7 @@ fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>
     }
 }
 
-/// The JSON context and environment of one attempt (DESIGN.md "Workflow files").
+/// The JSON context and environment of one attempt (docs/design.md "A step, from claim to outcome").
 pub fn attempt_input(
     step: &ClaimedStep,
     mut env: BTreeMap<String, String>,

@@ -1,4 +1,4 @@
-//! The OpenAPI document: it lists every route of DESIGN.md and nothing else, every
+//! The OpenAPI document: it lists every route of the contract (docs/design.md "Outside interfaces") and nothing else, every
 //! error it documents has the error schema, and what the server answers is what the
 //! document says it may answer.
 
@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use tower::ServiceExt;
 
-/// DESIGN.md "HTTP API", route by route.
+/// The contract's HTTP API, route by route.
 const DESIGN_ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/workflows/{name}"),
     ("get", "/v1/workflows"),
