@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod output;
 
 use clap::Parser;
 use cli::{Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand, TokensCommand};
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_closed(&e) => ExitCode::from(output::CLOSED_EXIT_CODE),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))

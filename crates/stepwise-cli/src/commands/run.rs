@@ -2,6 +2,7 @@
 
 use super::{apply, CliError};
 use crate::cli::RunArgs;
+use crate::output::outln;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -60,7 +61,7 @@ pub async fn run(store: Arc<dyn Store>, args: &RunArgs) -> anyhow::Result<()> {
                     runs: vec![run],
                 })
                 .await?;
-            print_created(&created, args.json);
+            print_created(&created, args.json)?;
             ids.extend(created.iter().map(|c| c.id));
         }
     }
@@ -168,7 +169,7 @@ async fn create(
     args: &RunArgs,
 ) -> anyhow::Result<Vec<RunId>> {
     let created = store.create_runs(RunBatch { group, runs }).await?;
-    print_created(&created, args.json);
+    print_created(&created, args.json)?;
     Ok(if args.wait || args.local {
         created.iter().map(|c| c.id).collect()
     } else {
@@ -176,20 +177,21 @@ async fn create(
     })
 }
 
-fn print_created(created: &[CreatedRun], json: bool) {
+fn print_created(created: &[CreatedRun], json: bool) -> anyhow::Result<()> {
     for c in created {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "id": c.id, "created": c.created })
             );
         } else {
-            println!("{}", c.id);
+            outln!("{}", c.id);
         }
         if !c.created {
             eprintln!("run {} already existed for this idempotency key", c.id);
         }
     }
+    Ok(())
 }
 
 /// Waits until every run is terminal, showing progress on stderr; returns how many

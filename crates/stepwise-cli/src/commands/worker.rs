@@ -1,6 +1,7 @@
 //! `stepwise worker` and `stepwise workers`.
 
 use crate::cli::WorkerArgs;
+use crate::output::outln;
 use std::sync::Arc;
 use stepwise_engine::{ExecOptions, Worker, WorkerOptions};
 use stepwise_store::Store;
@@ -87,15 +88,19 @@ pub async fn worker(url: &str, store: Arc<dyn Store>, args: &WorkerArgs) -> anyh
 pub async fn workers(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let workers = store.list_workers().await?;
     if json {
-        println!("{}", serde_json::to_string(&workers)?);
+        outln!("{}", serde_json::to_string(&workers)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<36}  {:<24}  {:<7}  {:>7}  {:<19}  POOLS",
-        "ID", "NAME", "STATUS", "RUNNING", "LAST HEARTBEAT"
+        "ID",
+        "NAME",
+        "STATUS",
+        "RUNNING",
+        "LAST HEARTBEAT"
     );
     for w in workers {
-        println!(
+        outln!(
             "{:<36}  {:<24}  {:<7}  {:>7}  {:<19}  {}",
             w.id,
             w.name,

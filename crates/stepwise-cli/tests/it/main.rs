@@ -4,6 +4,7 @@
 //! One test binary for the crate; each area is a module.
 
 mod cli;
+mod closed_stdout;
 mod crash;
 mod early_end;
 mod executors;
