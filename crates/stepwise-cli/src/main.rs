@@ -39,10 +39,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if output::is_closed(&e) => ExitCode::from(output::CLOSED_EXIT_CODE),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes, each said once: some causes (sqlx's) repeat their
+/// source's text in their own, which `{:#}` would print two or three times.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// DESIGN.md's exit codes: 2 bad input, 3 conflict, 4 not found, 1 anything else.
@@ -67,7 +84,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         eprintln!("schema at version {version} ({})", store.backend());
         return Ok(());
     }
-    let store = commands::open(&url).await?;
+    let schema = match &cli.command {
+        Command::Dev { .. } | Command::Bench(_) => commands::Schema::Create,
+        Command::Run(args) if args.local => commands::Schema::Create,
+        _ => commands::Schema::Require,
+    };
+    let store = commands::open(&url, schema).await?;
     match cli.command {
         Command::Migrate => unreachable!("handled above"),
         Command::Apply { files } => commands::apply::apply(&*store, &files).await,

@@ -6,6 +6,7 @@
 mod cli;
 mod closed_stdout;
 mod crash;
+mod database;
 mod early_end;
 mod executors;
 mod flow;
