@@ -14,3 +14,4 @@ mod flow_cli;
 mod library;
 mod server;
 mod support;
+mod worker_metrics;
