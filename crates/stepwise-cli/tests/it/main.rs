@@ -12,6 +12,8 @@ mod executors;
 mod flow;
 mod flow_cli;
 mod library;
+mod logs;
+mod run_inputs;
 mod server;
 mod support;
 mod worker_metrics;
