@@ -1,5 +1,5 @@
-//! `stepwise worker --metrics-listen`: a standalone worker's own metrics, each
-//! described and present from the start.
+//! The engine's metrics as a scraper sees them: a standalone worker's
+//! `--metrics-listen`, and the server's in-process worker, each described from the start.
 
 use crate::support::{eventually, ok, runs_json, Backend, Background, Scratch, TestDb};
 use std::io::{Read, Write};
@@ -85,4 +85,38 @@ fn a_worker_serves_every_metric_described_from_zero_and_counts_a_step() {
     let (_, text) = scrape(&addr);
     assert_eq!(value(&text, STEPS_CLAIMED), Some(1.0), "{text}");
     worker.signal(nix::sys::signal::Signal::SIGTERM);
+}
+
+#[test]
+fn the_servers_worker_metrics_are_described_from_the_start() {
+    let scratch = Scratch::new();
+    let db = TestDb::new(Backend::Sqlite, &scratch);
+    let server = Background::spawn(
+        &db.url,
+        &["server", "--insecure-no-auth", "--listen", "127.0.0.1:0"],
+        &scratch,
+        "server",
+    );
+    let addr = eventually(
+        "the server to say where it listens",
+        Duration::from_secs(30),
+        || {
+            let text = server.stderr_text();
+            let rest = text.split_once("stepwise server on http://")?.1;
+            Some(rest.split_once(' ')?.0.to_string())
+        },
+    );
+    // The in-process worker describes its metrics as it starts, just after the
+    // listener; wait for that, then every one must be there.
+    let text = eventually("the worker's metrics", Duration::from_secs(30), || {
+        let (status, text) = scrape(&addr);
+        (status == 200 && value(&text, STEPS_COMPLETED).is_some()).then_some(text)
+    });
+    for (name, _) in COUNTERS.iter().chain(HISTOGRAMS) {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} is described:\n{text}"
+        );
+    }
+    server.signal(nix::sys::signal::Signal::SIGTERM);
 }
