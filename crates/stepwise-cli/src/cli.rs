@@ -11,7 +11,8 @@ use std::time::Duration;
     about = "Durable workflows on the database you already run"
 )]
 pub struct Cli {
-    /// `sqlite://PATH` (created on first use) or `postgres://...`.
+    /// `sqlite://PATH` or `postgres://...` (`migrate`, `dev` and `run --local` create
+    /// the schema, and the SQLite file).
     #[arg(
         long,
         global = true,
@@ -78,7 +79,7 @@ pub enum Command {
         json: bool,
     },
     /// Run a worker process.
-    Worker(WorkerArgs),
+    Worker(WorkerCommandArgs),
     /// The HTTP API (and an in-process worker unless --no-worker).
     Server(ServerArgs),
     /// Migrate, apply the workflows of a directory, and serve the API with a worker
@@ -297,6 +298,16 @@ pub struct ServerArgs {
     pub body_limit: usize,
     #[command(flatten)]
     pub worker: WorkerArgs,
+}
+
+#[derive(Args)]
+pub struct WorkerCommandArgs {
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Serve this process's metrics (Prometheus text) at http://ADDR/metrics; off
+    /// when not given. No token is asked: listen where only the scraper can reach.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod output;
 
 use clap::Parser;
 use cli::{Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand, TokensCommand};
@@ -23,6 +24,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes are noise in a log file or a journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -36,11 +39,29 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if output::is_closed(&e) => ExitCode::from(output::CLOSED_EXIT_CODE),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::from(exit_code(&e))
         }
     }
+}
+
+/// The error and its causes, each said once: some causes (sqlx's) repeat their
+/// source's text in their own, which `{:#}` would print two or three times.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// The exit codes (docs/design.md "Outside interfaces"): 2 bad input, 3 conflict, 4 not found, 1 anything else.
@@ -65,7 +86,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         eprintln!("schema at version {version} ({})", store.backend());
         return Ok(());
     }
-    let store = commands::open(&url).await?;
+    let schema = match &cli.command {
+        Command::Dev { .. } | Command::Bench(_) => commands::Schema::Create,
+        Command::Run(args) if args.local => commands::Schema::Create,
+        _ => commands::Schema::Require,
+    };
+    let store = commands::open(&url, schema).await?;
     match cli.command {
         Command::Migrate => unreachable!("handled above"),
         Command::Apply { files } => commands::apply::apply(&*store, &files).await,

@@ -1,5 +1,7 @@
 //! The worker's metrics, through the `metrics` facade: the program that embeds the
-//! worker (or `stepwise server`) installs the exporter.
+//! worker (or `stepwise server`, or `stepwise worker --metrics-listen`) installs the
+//! exporter, and [`describe`] (called by `Worker::run`) gives every series its help
+//! text and a 0, so a dashboard or alert never waits for a first increment.
 
 pub const CLAIMS: &str = "stepwise_claims_total";
 pub const CLAIM_HITS: &str = "stepwise_claim_hits_total";
@@ -18,3 +20,67 @@ pub const CLAIM_SECONDS: &str = "stepwise_claim_duration_seconds";
 pub const STEP_SECONDS: &str = "stepwise_step_duration_seconds";
 pub const STEPS_REVOKED: &str = "stepwise_steps_revoked_total";
 pub const RUNS_TIMED_OUT: &str = "stepwise_runs_timed_out_total";
+
+/// Every counter the worker emits, with its help text.
+pub const COUNTERS: &[(&str, &str)] = &[
+    (CLAIMS, "Claim queries made."),
+    (CLAIM_HITS, "Claim queries that returned at least one step."),
+    (
+        CLAIM_IDLE,
+        "Claim rounds that found nothing to claim (also rounds with no queue to ask).",
+    ),
+    (
+        CLAIM_LOST_RACES,
+        "Claims woken by news of work that found none: another worker got there first.",
+    ),
+    (CLAIM_ERRORS, "Claim queries that failed (database errors)."),
+    (STEPS_CLAIMED, "Steps claimed."),
+    (STEPS_COMPLETED, "Step outcomes recorded as completed."),
+    (
+        STEP_ERRORS,
+        "Attempts that ended in an error (retried or, when out of attempts, failed).",
+    ),
+    (
+        STEPS_FAILED,
+        "Steps failed for good: out of attempts, or not retryable.",
+    ),
+    (
+        STEPS_RELEASED,
+        "Steps this process handed back unfinished, to be claimed again (e.g. at shutdown).",
+    ),
+    (
+        WORKERS_REAPED,
+        "Dead workers whose steps this process's reaper handed back.",
+    ),
+    (
+        LEASES_LOST,
+        "Outcomes refused because the step's lease had passed to another worker.",
+    ),
+    (
+        STEPS_REVOKED,
+        "Running steps stopped because their run was cancelled or timed out.",
+    ),
+    (RUNS_TIMED_OUT, "Runs this process ended at their deadline."),
+];
+
+/// Every histogram the worker emits (in seconds), with its help text.
+pub const HISTOGRAMS: &[(&str, &str)] = &[
+    (CLAIM_SECONDS, "Time one claim query took."),
+    (STEP_SECONDS, "Time one attempt of a step ran."),
+];
+
+/// Gives every metric above its `# HELP` text in the installed recorder, and
+/// registers each counter at 0 so its series exists before the first increment.
+/// Does nothing without a recorder; repeating it changes no value.
+pub fn describe() {
+    for &(name, help) in COUNTERS {
+        metrics::describe_counter!(name, metrics::Unit::Count, help);
+        metrics::counter!(name).increment(0);
+    }
+    for &(name, help) in HISTOGRAMS {
+        metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
+        // A histogram is registered by its first sample; an empty one is
+        // registered by asking for it.
+        let _ = metrics::histogram!(name);
+    }
+}

@@ -38,6 +38,7 @@ use stepwise_store::Store;
 /// Request bodies larger than this get 413 before anything is read into a handler.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
+pub use metrics::process_metrics_router;
 pub use metrics_exporter_prometheus::PrometheusHandle;
 
 /// What the handlers share.

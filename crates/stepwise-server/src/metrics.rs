@@ -6,6 +6,7 @@ use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::fmt::Write;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -13,6 +14,22 @@ use utoipa_axum::routes;
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(metrics))
 }
+
+/// `GET /metrics` with this process's own metrics only, for a standalone worker
+/// (`stepwise worker --metrics-listen`): no API, no token, and no database gauges,
+/// which the API server exports once for every worker.
+pub fn process_metrics_router(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = handle.render();
+            async move { ([(header::CONTENT_TYPE, TEXT_FORMAT)], text) }
+        }),
+    )
+}
+
+/// The content type of the Prometheus text format.
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Prometheus text: the engine's counters and histograms, and gauges of every
 /// queue's depth, waiting runs per concurrency key, live workers and the oldest
@@ -91,13 +108,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         "Workers whose lease is current.",
         vec![(String::new(), alive as f64)],
     );
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    ))
+    Ok(([(header::CONTENT_TYPE, TEXT_FORMAT)], text))
 }
 
 /// A label value as the text format wants it.

@@ -45,6 +45,14 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// A database that did not answer within `after`.
+pub(crate) fn unreachable(after: std::time::Duration) -> StoreError {
+    StoreError::Database(Box::new(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no answer from the database within {after:?}"),
+    )))
+}
+
 impl StoreError {
     /// Whether the database aborted the transaction only because of a race
     /// (deadlock, serialization failure, busy SQLite file) and a retry may succeed.

@@ -65,6 +65,21 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     }
 }
 
+/// Like [`connect`], but creates nothing: a SQLite file that does not exist is
+/// refused as a database without a schema ([`StoreError::SchemaMismatch`] at
+/// version 0) instead of being created empty.
+pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect_existing(url).await?))
+    } else {
+        connect(url).await
+    }
+}
+
+/// How long the first connection to PostgreSQL may take before the database counts
+/// as unreachable.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The leases among `asked` that are not in `accepted`: the refused writes. Whole
 /// leases are compared, so an old lease of a step is refused even when the same
 /// batch also holds the step's current lease.

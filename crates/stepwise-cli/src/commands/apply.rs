@@ -1,6 +1,7 @@
 //! `stepwise apply FILE...`
 
 use super::CliError;
+use crate::output::outln;
 use std::path::Path;
 use stepwise_core::WorkflowSpec;
 use stepwise_store::{Store, WorkflowVersion};
@@ -37,7 +38,7 @@ pub async fn apply(store: &dyn Store, files: &[std::path::PathBuf]) -> anyhow::R
     for spec in specs {
         let v = store.register_workflow(&spec).await?;
         let note = if v.changed { "registered" } else { "unchanged" };
-        println!("{} v{}", v.name, v.version);
+        outln!("{} v{}", v.name, v.version);
         eprintln!("{} v{}: {note}", v.name, v.version);
     }
     Ok(())

@@ -7,6 +7,7 @@
 //! the last committed outcome, so enqueue and process start-up are excluded.
 
 use super::CliError;
+use crate::output::outln;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -184,9 +185,9 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     workers.stop().await;
     result?;
     if args.json {
-        println!("{report}");
+        outln!("{report}");
     } else {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `stepwise runs cancel|retry` and `stepwise groups show`.
 
 use super::{parse_run_id, CliError};
+use crate::output::outln;
 use serde_json::json;
 use stepwise_store::{CancelOutcome, CancelRequest, RetryOutcome, RetryRequest, RunFilter, Store};
 
@@ -22,12 +23,12 @@ pub async fn cancel(
         ))),
         CancelOutcome::Cancelled { status, revoked } => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"id": run, "status": status, "stopping_steps": revoked})
                 );
             } else {
-                println!("{run} {status}");
+                outln!("{run} {status}");
             }
             if revoked > 0 {
                 eprintln!(
@@ -57,9 +58,9 @@ pub async fn retry(
         ))),
         RetryOutcome::Retried { status, steps } => {
             if json {
-                println!("{}", json!({"id": run, "status": status, "steps": steps}));
+                outln!("{}", json!({"id": run, "status": status, "steps": steps}));
             } else {
-                println!("{run} {status}");
+                outln!("{run} {status}");
             }
             eprintln!(
                 "run {run} is {status} again; re-running {}",
@@ -91,29 +92,30 @@ pub async fn show_group(store: &dyn Store, name: &str, json: bool) -> anyhow::Re
     if json {
         let mut value = serde_json::to_value(&group)?;
         value["runs"] = serde_json::to_value(&members)?;
-        println!("{value}");
+        outln!("{value}");
         return Ok(());
     }
-    println!("group      {}", group.name);
-    println!(
+    outln!("group      {}", group.name);
+    outln!(
         "runs       {} ({} not finished)",
-        group.total, group.remaining
+        group.total,
+        group.remaining
     );
-    println!("created    {}", group.created_at.to_rfc3339());
+    outln!("created    {}", group.created_at.to_rfc3339());
     match group.completed_at {
-        Some(t) => println!("completed  {}", t.to_rfc3339()),
-        None => println!("completed  not yet"),
+        Some(t) => outln!("completed  {}", t.to_rfc3339()),
+        None => outln!("completed  not yet"),
     }
     let counts: Vec<String> = group
         .counts
         .iter()
         .map(|(status, n)| format!("{status} {n}"))
         .collect();
-    println!("by status  {}", counts.join(", "));
-    println!();
-    println!("{:<36}  {:<20}  {:<19}  STEPS", "RUN", "WORKFLOW", "STATUS");
+    outln!("by status  {}", counts.join(", "));
+    outln!();
+    outln!("{:<36}  {:<20}  {:<19}  STEPS", "RUN", "WORKFLOW", "STATUS");
     for r in members {
-        println!(
+        outln!(
             "{:<36}  {:<20}  {:<19}  {}/{}",
             r.id,
             r.workflow,

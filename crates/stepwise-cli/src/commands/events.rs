@@ -1,6 +1,7 @@
 //! `stepwise events [--follow] [--run ID] [--after CURSOR] [--json]`
 
 use super::parse_run_id;
+use crate::output::outln;
 use serde_json::json;
 use std::time::Duration;
 use stepwise_store::{EventCursor, EventQuery, Store};
@@ -31,9 +32,9 @@ pub async fn events(store: &dyn Store, args: EventsArgs) -> anyhow::Result<()> {
                     "at": e.at,
                     "data": e.data,
                 });
-                println!("{line}");
+                outln!("{line}");
             } else {
-                println!(
+                outln!(
                     "{}  {:<24}  {}  {}  {}",
                     e.at.format("%H:%M:%S%.3f"),
                     e.kind.as_str(),

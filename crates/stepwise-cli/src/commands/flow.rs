@@ -2,6 +2,7 @@
 //! `stepwise locks list|acquire|release|force-release`.
 
 use super::CliError;
+use crate::output::outln;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::time::Duration;
@@ -23,7 +24,7 @@ pub async fn queues(store: &dyn Store, json: bool) -> anyhow::Result<()> {
             value["oldest_pending_age_ms"] = json!(age.map(|a| a.as_millis() as u64));
             list.push(value);
         }
-        println!("{}", json!({"queues": list, "concurrency_keys": keys}));
+        outln!("{}", json!({"queues": list, "concurrency_keys": keys}));
         return Ok(());
     }
     if queues.is_empty() {
@@ -35,12 +36,16 @@ pub async fn queues(store: &dyn Store, json: bool) -> anyhow::Result<()> {
             .max()
             .unwrap_or(0)
             .max(5);
-        println!(
+        outln!(
             "{:<width$}  {:<6}  {:>8}  {:>9}  {:>8}  OLDEST PENDING",
-            "QUEUE", "PAUSED", "PENDING", "SCHEDULED", "RUNNING"
+            "QUEUE",
+            "PAUSED",
+            "PENDING",
+            "SCHEDULED",
+            "RUNNING"
         );
         for (q, age) in queues.iter().zip(&ages) {
-            println!(
+            outln!(
                 "{:<width$}  {:<6}  {:>8}  {:>9}  {:>8}  {}",
                 q.name,
                 if q.paused { "yes" } else { "no" },
@@ -56,15 +61,18 @@ pub async fn queues(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if !queues.is_empty() {
-        println!();
+        outln!();
     }
     let width = keys.iter().map(|k| k.key.len()).max().unwrap_or(0).max(15);
-    println!(
+    outln!(
         "{:<width$}  {:>7}  {:>7}  {:>7}  LIMIT SET BY",
-        "CONCURRENCY KEY", "LIMIT", "ACTIVE", "WAITING"
+        "CONCURRENCY KEY",
+        "LIMIT",
+        "ACTIVE",
+        "WAITING"
     );
     for k in keys {
-        println!(
+        outln!(
             "{:<width$}  {:>7}  {:>7}  {:>7}  {}",
             k.key,
             k.limit,
@@ -93,9 +101,9 @@ pub async fn set_limit(
     };
     let view = store.set_key_limit(key, limit).await?;
     if json {
-        println!("{}", serde_json::to_string(&view)?);
+        outln!("{}", serde_json::to_string(&view)?);
     } else {
-        println!("{} {}", view.key, view.limit);
+        outln!("{} {}", view.key, view.limit);
     }
     eprintln!(
         "concurrency key {:?}: limit {} ({} active, {} waiting); workflows no longer change it",
@@ -134,7 +142,7 @@ pub async fn set_paused(store: &dyn Store, queue: &str, paused: bool) -> anyhow:
 pub async fn list_locks(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let locks = store.list_locks().await?;
     if json {
-        println!("{}", serde_json::to_string(&locks)?);
+        outln!("{}", serde_json::to_string(&locks)?);
         return Ok(());
     }
     if locks.is_empty() {
@@ -149,12 +157,15 @@ pub async fn list_locks(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0)
         .max(6);
-    println!(
+    outln!(
         "{:<width$}  {:<4}  {:<holder_width$}  {:<19}  EXPIRES",
-        "LOCK", "KIND", "HOLDER", "ACQUIRED"
+        "LOCK",
+        "KIND",
+        "HOLDER",
+        "ACQUIRED"
     );
     for l in locks {
-        println!(
+        outln!(
             "{:<width$}  {:<4}  {:<holder_width$}  {:<19}  {} (in {})",
             l.name,
             l.holder_kind.as_str(),
@@ -190,7 +201,7 @@ pub async fn acquire(
         }
         LockOutcome::Acquired { lock, token } => {
             if json {
-                println!(
+                outln!(
                     "{}",
                     json!({"key": lock.name, "token": token, "expires_at": lock.expires_at})
                 );
@@ -201,7 +212,7 @@ pub async fn acquire(
                     lock.holder_id,
                     lock.expires_at.to_rfc3339()
                 );
-                println!("{token}");
+                outln!("{token}");
             }
             Ok(())
         }

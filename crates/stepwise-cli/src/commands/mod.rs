@@ -63,11 +63,52 @@ impl CliError {
     }
 }
 
-/// Opens the store and checks its schema. A database with no Stepwise schema at all
-/// (a new SQLite file, an empty PostgreSQL database) is migrated, so the first
-/// command on a fresh machine works; a schema of another version is refused.
-pub async fn open(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(stepwise::Engine::connect(url).await?.store())
+/// Whether a command may set up the database it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// `migrate`, `dev`, `run --local`, `bench`: an empty database (or a SQLite file
+    /// that does not exist yet) gets the schema.
+    Create,
+    /// Every other command: a database without the schema is an error, so a
+    /// mistyped URL or the wrong directory is noticed rather than silently given
+    /// an empty new database (and no SQLite file is left behind).
+    Require,
+}
+
+/// Opens the store and checks its schema; a schema of another version is refused.
+pub async fn open(url: &str, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
+    use stepwise_store::StoreError::SchemaMismatch;
+    let connected = match schema {
+        Schema::Create => stepwise_store::connect(url).await,
+        Schema::Require => stepwise_store::connect_existing(url).await,
+    };
+    let store = match connected {
+        Ok(store) => store,
+        Err(SchemaMismatch { database: 0, .. }) => return Err(no_schema(url)),
+        Err(e) => return Err(e.into()),
+    };
+    match store.check_schema().await {
+        Ok(()) => {}
+        Err(SchemaMismatch { database: 0, .. }) if schema == Schema::Create => {
+            store.migrate().await?;
+        }
+        Err(SchemaMismatch { database: 0, .. }) => return Err(no_schema(url)),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(store)
+}
+
+fn no_schema(url: &str) -> anyhow::Error {
+    // A PostgreSQL URL may hold a password; a SQLite one is only a path.
+    let database = if url.starts_with("sqlite:") {
+        url
+    } else {
+        "the database"
+    };
+    CliError::failed(format!(
+        "{database} has no Stepwise schema: run `stepwise migrate` (with the same \
+         --database-url) to create it"
+    ))
 }
 
 pub fn parse_run_id(s: &str) -> anyhow::Result<RunId> {

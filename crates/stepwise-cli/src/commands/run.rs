@@ -2,6 +2,7 @@
 
 use super::{apply, CliError};
 use crate::cli::RunArgs;
+use crate::output::outln;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use stepwise_core::{RunId, RunStatus};
 use stepwise_engine::{PoolSpec, Worker, ANY_QUEUE};
 use stepwise_store::{CreatedRun, NewRun, RunBatch, StartAt, Store};
-use tokio::io::AsyncBufReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
 /// Runs created per transaction when streaming `--inputs` without a group.
@@ -60,7 +61,7 @@ pub async fn run(store: Arc<dyn Store>, args: &RunArgs) -> anyhow::Result<()> {
                     runs: vec![run],
                 })
                 .await?;
-            print_created(&created, args.json);
+            print_created(&created, args.json)?;
             ids.extend(created.iter().map(|c| c.id));
         }
     }
@@ -127,19 +128,17 @@ async fn stream_inputs(
     args: &RunArgs,
     ids: &mut Vec<RunId>,
 ) -> anyhow::Result<()> {
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
-    let mut lines = tokio::io::BufReader::new(file).lines();
+    // Runs are created in chunks as the file streams, so a bad line found late
+    // would leave the runs before it started: a file is checked whole first (a
+    // pipe cannot be read twice, and is checked as it streams).
+    let regular = tokio::fs::metadata(path).await.is_ok_and(|m| m.is_file());
+    if regular {
+        let mut check = Inputs::open(path).await?;
+        while check.next().await?.is_some() {}
+    }
+    let mut inputs = Inputs::open(path).await?;
     let mut batch = Vec::new();
-    let mut line_no = 0usize;
-    while let Some(line) = lines.next_line().await? {
-        line_no += 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let input: Value = serde_json::from_str(&line)
-            .map_err(|e| CliError::input(format!("{}:{line_no}: not JSON: {e}", path.display())))?;
+    while let Some((line_no, input)) = inputs.next().await? {
         batch.push(NewRun {
             input,
             idempotency_key: template
@@ -160,6 +159,71 @@ async fn stream_inputs(
     Ok(())
 }
 
+/// The inputs of a JSON-lines file, one per non-blank line, each at most the API's
+/// body limit, so the CLI accepts no input the API would refuse.
+struct Inputs {
+    reader: tokio::io::BufReader<tokio::fs::File>,
+    path: std::path::PathBuf,
+    line_no: usize,
+    line: Vec<u8>,
+}
+
+impl Inputs {
+    const LIMIT: usize = stepwise_server::DEFAULT_BODY_LIMIT;
+
+    async fn open(path: &Path) -> anyhow::Result<Self> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+        Ok(Self {
+            reader: tokio::io::BufReader::new(file),
+            path: path.to_path_buf(),
+            line_no: 0,
+            line: Vec::new(),
+        })
+    }
+
+    /// The next input and its line number; `None` at the end of the file.
+    async fn next(&mut self) -> anyhow::Result<Option<(usize, Value)>> {
+        loop {
+            self.line.clear();
+            // Never more than the limit (and a byte to know it was passed) in memory.
+            let read = (&mut self.reader)
+                .take(Self::LIMIT as u64 + 2)
+                .read_until(b'\n', &mut self.line)
+                .await
+                .map_err(|e| {
+                    CliError::input(format!("{}: cannot read: {e}", self.path.display()))
+                })?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.line_no += 1;
+            let text = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if text.len() > Self::LIMIT {
+                return Err(CliError::input(format!(
+                    "{}:{}: the input is larger than {} bytes, the API's body limit",
+                    self.path.display(),
+                    self.line_no,
+                    Self::LIMIT
+                )));
+            }
+            if text.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let input = serde_json::from_slice(text).map_err(|e| {
+                CliError::input(format!(
+                    "{}:{}: not JSON: {e}",
+                    self.path.display(),
+                    self.line_no
+                ))
+            })?;
+            return Ok(Some((self.line_no, input)));
+        }
+    }
+}
+
 /// Creates one batch; returns the ids to wait for (none unless `--wait`/`--local`).
 async fn create(
     store: &dyn Store,
@@ -168,7 +232,7 @@ async fn create(
     args: &RunArgs,
 ) -> anyhow::Result<Vec<RunId>> {
     let created = store.create_runs(RunBatch { group, runs }).await?;
-    print_created(&created, args.json);
+    print_created(&created, args.json)?;
     Ok(if args.wait || args.local {
         created.iter().map(|c| c.id).collect()
     } else {
@@ -176,20 +240,21 @@ async fn create(
     })
 }
 
-fn print_created(created: &[CreatedRun], json: bool) {
+fn print_created(created: &[CreatedRun], json: bool) -> anyhow::Result<()> {
     for c in created {
         if json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({ "id": c.id, "created": c.created })
             );
         } else {
-            println!("{}", c.id);
+            outln!("{}", c.id);
         }
         if !c.created {
             eprintln!("run {} already existed for this idempotency key", c.id);
         }
     }
+    Ok(())
 }
 
 /// Waits until every run is terminal, showing progress on stderr; returns how many

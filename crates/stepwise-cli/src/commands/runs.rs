@@ -1,6 +1,7 @@
 //! `stepwise runs list|show` and `stepwise logs`.
 
 use super::{parse_run_id, CliError};
+use crate::output::{out, outln};
 use stepwise_core::RunStatus;
 use stepwise_store::{RunFilter, RunView, Store};
 
@@ -21,15 +22,18 @@ pub async fn list(store: &dyn Store, filter: RunFilter, json: bool) -> anyhow::R
         }
     }
     if json {
-        println!("{}", serde_json::to_string(&runs)?);
+        outln!("{}", serde_json::to_string(&runs)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<36}  {:<20}  {:<19}  {:>9}  CREATED",
-        "ID", "WORKFLOW", "STATUS", "STEPS"
+        "ID",
+        "WORKFLOW",
+        "STATUS",
+        "STEPS"
     );
     for r in runs {
-        println!(
+        outln!(
             "{:<36}  {:<20}  {:<19}  {:>9}  {}",
             r.id,
             r.workflow,
@@ -62,30 +66,33 @@ pub async fn get(store: &dyn Store, id: &str) -> anyhow::Result<RunView> {
 pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()> {
     let run = get(store, id).await?;
     if json {
-        println!("{}", serde_json::to_string(&run)?);
+        outln!("{}", serde_json::to_string(&run)?);
         return Ok(());
     }
-    println!("run       {}", run.id);
-    println!("workflow  {} v{}", run.workflow, run.workflow_version);
-    println!("status    {}", run.status);
-    println!(
+    outln!("run       {}", run.id);
+    outln!("workflow  {} v{}", run.workflow, run.workflow_version);
+    outln!("status    {}", run.status);
+    outln!(
         "progress  {}/{} steps",
-        run.progress.done, run.progress.total
+        run.progress.done,
+        run.progress.total
     );
     if let Some(g) = &run.group {
-        println!("group     {g}");
+        outln!("group     {g}");
     }
-    println!("created   {}", run.created_at.to_rfc3339());
+    outln!("created   {}", run.created_at.to_rfc3339());
     if let Some(f) = run.finished_at {
-        println!("finished  {}", f.to_rfc3339());
+        outln!("finished  {}", f.to_rfc3339());
     }
     if let Some(e) = &run.error {
-        println!("error     {e}");
+        outln!("error     {e}");
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<24}  {:<10}  {:>8}  DETAIL",
-        "STEP", "STATUS", "ATTEMPTS"
+        "STEP",
+        "STATUS",
+        "ATTEMPTS"
     );
     for s in &run.steps {
         let detail = match (&s.error, s.run_after) {
@@ -100,7 +107,7 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()>
                 None => String::new(),
             },
         };
-        println!(
+        outln!(
             "{:<24}  {:<10}  {:>8}  {}",
             s.name,
             s.status.as_str(),
@@ -133,8 +140,8 @@ pub async fn logs(
     }
     for l in logs {
         eprintln!("--- attempt {} ({}) ---", l.number, l.outcome);
-        print!("{}", l.log.unwrap_or_default());
-        println!();
+        out!("{}", l.log.unwrap_or_default());
+        outln!();
     }
     Ok(())
 }
@@ -146,7 +153,7 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
         return Err(CliError::not_found(format!("no run {}", run.id)));
     };
     if json {
-        println!("{}", serde_json::to_string(&explanation)?);
+        outln!("{}", serde_json::to_string(&explanation)?);
         return Ok(());
     }
     if explanation.status.is_terminal() {
@@ -160,15 +167,17 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
         if let Some(e) = &run.error {
             line.push_str(&format!("; error: {}", e.lines().next().unwrap_or("")));
         }
-        println!("{line}");
+        outln!("{line}");
         return Ok(());
     }
     match &explanation.reason {
-        Some(reason) => println!(
+        Some(reason) => outln!(
             "run {}  {}  {}  {reason}",
-            run.id, run.workflow, explanation.status
+            run.id,
+            run.workflow,
+            explanation.status
         ),
-        None => println!("run {}  {}  {}", run.id, run.workflow, explanation.status),
+        None => outln!("run {}  {}  {}", run.id, run.workflow, explanation.status),
     }
     let name_width = explanation
         .steps
@@ -177,7 +186,7 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
         .max()
         .unwrap_or(0);
     for s in &explanation.steps {
-        println!(
+        outln!(
             "{:<name_width$}  {:<9}  {}",
             s.step,
             s.status.as_str(),

@@ -63,6 +63,8 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
         },
         if args.no_worker { ", no worker" } else { "" },
     );
+    // Before the worker starts: it describes its metrics to the recorder there is.
+    let metrics = stepwise_server::install_metrics();
     let worker = if args.no_worker {
         None
     } else {
@@ -73,7 +75,7 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
     };
     let options = stepwise_server::ServerOptions {
         body_limit: args.body_limit,
-        metrics: stepwise_server::install_metrics(),
+        metrics,
         auth: if args.insecure_no_auth {
             stepwise_server::AuthMode::Open
         } else {

@@ -1,6 +1,7 @@
 //! `stepwise tokens create|list|revoke`.
 
 use super::CliError;
+use crate::output::outln;
 use std::time::Duration;
 use stepwise_store::{NewToken, Store, TokenScope};
 
@@ -30,19 +31,22 @@ pub async fn create(
             .map(|t| format!(", expires {}", t.to_rfc3339()))
             .unwrap_or_default()
     );
-    println!("{}", created.secret);
+    outln!("{}", created.secret);
     Ok(())
 }
 
 pub async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let tokens = store.list_tokens().await?;
     if json {
-        println!("{}", serde_json::to_string(&tokens)?);
+        outln!("{}", serde_json::to_string(&tokens)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<36}  {:<16}  {:<5}  {:<25}  STATE",
-        "ID", "NAME", "SCOPE", "EXPIRES"
+        "ID",
+        "NAME",
+        "SCOPE",
+        "EXPIRES"
     );
     let now = store.now().await?;
     for t in tokens {
@@ -51,7 +55,7 @@ pub async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
             (None, Some(e)) if e <= now => "expired",
             _ => "live",
         };
-        println!(
+        outln!(
             "{:<36}  {:<16}  {:<5}  {:<25}  {state}",
             t.id,
             t.name,

@@ -1,6 +1,7 @@
 //! `stepwise worker` and `stepwise workers`.
 
-use crate::cli::WorkerArgs;
+use crate::cli::{WorkerArgs, WorkerCommandArgs};
+use crate::output::outln;
 use std::sync::Arc;
 use stepwise_engine::{ExecOptions, Worker, WorkerOptions};
 use stepwise_store::Store;
@@ -61,13 +62,21 @@ pub fn options(args: &WorkerArgs) -> anyhow::Result<WorkerOptions> {
     })
 }
 
-pub async fn worker(url: &str, store: Arc<dyn Store>, args: &WorkerArgs) -> anyhow::Result<()> {
+pub async fn worker(
+    url: &str,
+    store: Arc<dyn Store>,
+    command: &WorkerCommandArgs,
+) -> anyhow::Result<()> {
+    let args = &command.worker;
     if args.lease < std::time::Duration::from_secs(1) {
         return Err(super::CliError::input("--lease must be at least 1s"));
     }
     // Heartbeats get connections of their own, so a busy pool cannot starve them.
     let heartbeat_store = stepwise_store::connect(url).await?;
     let shutdown = shutdown_on_signals()?;
+    if let Some(listen) = command.metrics_listen {
+        serve_metrics(listen, shutdown.clone()).await?;
+    }
     eprintln!(
         "stepwise worker {} serving {}",
         worker_name(),
@@ -84,18 +93,45 @@ pub async fn worker(url: &str, store: Arc<dyn Store>, args: &WorkerArgs) -> anyh
     Ok(())
 }
 
+/// Serves this process's metrics on `listen` until `shutdown`.
+async fn serve_metrics(
+    listen: std::net::SocketAddr,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let handle = stepwise_server::install_metrics()
+        .ok_or_else(|| anyhow::anyhow!("a metrics recorder is installed already"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| super::CliError::input(format!("cannot listen on {listen}: {e}")))?;
+    eprintln!("metrics on http://{}/metrics", listener.local_addr()?);
+    let app = stepwise_server::process_metrics_router(handle);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    Ok(())
+}
+
 pub async fn workers(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     let workers = store.list_workers().await?;
     if json {
-        println!("{}", serde_json::to_string(&workers)?);
+        outln!("{}", serde_json::to_string(&workers)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<36}  {:<24}  {:<7}  {:>7}  {:<19}  POOLS",
-        "ID", "NAME", "STATUS", "RUNNING", "LAST HEARTBEAT"
+        "ID",
+        "NAME",
+        "STATUS",
+        "RUNNING",
+        "LAST HEARTBEAT"
     );
     for w in workers {
-        println!(
+        outln!(
             "{:<36}  {:<24}  {:<7}  {:>7}  {:<19}  {}",
             w.id,
             w.name,

@@ -4,11 +4,16 @@
 //! One test binary for the crate; each area is a module.
 
 mod cli;
+mod closed_stdout;
 mod crash;
+mod database;
 mod early_end;
 mod executors;
 mod flow;
 mod flow_cli;
 mod library;
+mod logs;
+mod run_inputs;
 mod server;
 mod support;
+mod worker_metrics;

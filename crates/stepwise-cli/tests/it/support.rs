@@ -82,7 +82,17 @@ fn psql(sql: &str) {
 }
 
 impl TestDb {
+    /// A database with the schema in place, as `stepwise migrate` leaves it (only
+    /// `migrate`, `dev` and `run --local` create it; other commands refuse).
     pub fn new(backend: Backend, scratch: &Scratch) -> Self {
+        let db = Self::empty(backend, scratch);
+        ok(&db.url, &["migrate"]);
+        db
+    }
+
+    /// A database without the schema: a SQLite path with no file yet, or an empty
+    /// PostgreSQL database.
+    pub fn empty(backend: Backend, scratch: &Scratch) -> Self {
         match backend {
             Backend::Sqlite => TestDb {
                 url: format!("sqlite://{}", scratch.path().join("stepwise.db").display()),

@@ -165,6 +165,7 @@ impl Worker {
         if self.options.lease < Duration::from_secs(1) {
             return Err(WorkerError::Options("the lease must be at least 1s".into()));
         }
+        crate::metrics::describe();
         let sent = Instant::now();
         let lease = self.register().await?;
         let validity = Arc::new(LeaseValidity::new(self.options.lease, sent));

@@ -20,7 +20,7 @@ use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -51,11 +51,22 @@ impl PgStore {
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self> {
+        // Statement logs carry SQL text, which is never shown to a user (sqlx warns
+        // with it for every statement slower than a second).
+        let options = options
+            .application_name("stepwise")
+            .disable_statement_logging();
+        // The pool retries a refused connection until its acquire timeout and then
+        // says only that it timed out; one connection of our own first fails at
+        // once with the cause (refused, unknown database, authentication).
+        let first = tokio::time::timeout(crate::CONNECT_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| crate::error::unreachable(crate::CONNECT_TIMEOUT))??;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.application_name("stepwise"))
-            .await?;
+            .connect_lazy_with(options);
         Ok(Self { pool })
     }
 

@@ -21,7 +21,7 @@ use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Sqlite, SqlitePool, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -42,8 +42,27 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url`, e.g. `sqlite://stepwise.db`.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
+        Self::open(SqliteConnectOptions::from_str(url)?.create_if_missing(true)).await
+    }
+
+    /// Opens the database at `url` only if its file exists: a missing file is a
+    /// database without a schema ([`StoreError::SchemaMismatch`] at version 0), and
+    /// is not created. (`sqlite::memory:` has no file, so it is refused too.)
+    pub async fn connect_existing(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(false);
+        if !options.get_filename().exists() {
+            return Err(StoreError::SchemaMismatch {
+                database: 0,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        Self::open(options).await
+    }
+
+    async fn open(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            // Statement logs carry SQL text, which is never shown to a user.
+            .disable_statement_logging()
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
