@@ -86,6 +86,24 @@ impl RawStep {
 pub(super) struct RawHttp {
     pub url: Spanned<String>,
     pub method: Option<Spanned<String>>,
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
+    pub body: Option<Spanned<toml::Value>>,
+    pub ca_file: Option<Spanned<String>>,
+}
+
+impl RawHttp {
+    /// Where `field` (`url`, `method`, `headers`, `body`, `ca_file`) is written;
+    /// the URL when it is not.
+    pub fn span_of(&self, field: &str) -> Range<usize> {
+        let span = match field {
+            "method" => self.method.as_ref().map(|v| v.span()),
+            "headers" => self.headers.as_ref().map(|v| v.span()),
+            "body" => self.body.as_ref().map(|v| v.span()),
+            "ca_file" => self.ca_file.as_ref().map(|v| v.span()),
+            _ => None,
+        };
+        span.unwrap_or_else(|| self.url.span())
+    }
 }
 
 /// What a step or a compensation does, as a table: `{ exec = [...] }`,
