@@ -9,6 +9,7 @@ mod early_end;
 mod executors;
 mod flow;
 mod flow_cli;
+mod https;
 mod library;
 mod server;
 mod support;

@@ -96,6 +96,11 @@ pub(super) fn certificate_problem(e: &reqwest::Error) -> Option<String> {
                 _ => None,
             };
         }
+        // hyper-util keeps the connector's error as text in places; rustls says it
+        // this way (`rustls::Error::InvalidCertificate`'s Display).
+        if let Some(why) = err.to_string().strip_prefix("invalid peer certificate: ") {
+            return Some(why.to_string());
+        }
         current = err.source();
     }
     None
