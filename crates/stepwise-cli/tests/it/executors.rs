@@ -234,7 +234,7 @@ async fn post(
         action: &action,
         input,
         body_limit: 64 * 1024,
-        env: &http::process_env,
+        env: &stepwise_engine::executor::worker_env,
     };
     http::run(client, &call, stop).await
 }

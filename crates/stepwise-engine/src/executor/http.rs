@@ -29,30 +29,11 @@ pub struct Call<'a> {
     pub env: &'a (dyn Fn(&str) -> Option<String> + Sync),
 }
 
-/// The worker's own environment, for [`Call::env`].
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
-
 pub async fn run(clients: &Clients, call: &Call<'_>, stop: &CancellationToken) -> AttemptResult {
     let mut secrets = Secrets::default();
     let mut result = attempt(clients, call, &mut secrets, stop).await;
-    redact(&mut result, &secrets);
+    result.redact(&secrets);
     result
-}
-
-/// Removes every expanded value from what an attempt reports.
-pub fn redact(result: &mut AttemptResult, secrets: &Secrets) {
-    if secrets.is_empty() {
-        return;
-    }
-    match &mut result.outcome {
-        Ok(output) => secrets.redact_json(output),
-        Err(e) => e.message = secrets.redact(&e.message),
-    }
-    if let Some(log) = &mut result.log {
-        *log = secrets.redact(log);
-    }
 }
 
 async fn attempt(
@@ -315,5 +296,86 @@ fn failed(error: AttemptError) -> AttemptResult {
     AttemptResult {
         outcome: Err(error),
         log: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "TOKEN" => Some("tok-{{ run_id }}".into()),
+            "OTHER" => Some("other-secret".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn headers_take_templates_from_the_context_and_secrets_from_the_environment() {
+        let context = json!({"run_id": "r1", "steps": {"read": {"note": "${OTHER}"}}});
+        let mut secrets = Secrets::default();
+        let value = render_header(
+            "Bearer ${TOKEN} {{ run_id }} {{ steps.read.note }}",
+            &context,
+            &env,
+            &mut secrets,
+        )
+        .unwrap();
+        // The secret is not read as a template, and a context value is not scanned
+        // for `${...}`: a previous step's output cannot ask for another secret.
+        assert_eq!(value, "Bearer tok-{{ run_id }} r1 ${OTHER}");
+        assert_eq!(secrets.redact(&value), "Bearer ${TOKEN} r1 ${OTHER}");
+        let err = render_header("${ABSENT}", &context, &env, &mut secrets).unwrap_err();
+        assert_eq!(err, "environment variable ABSENT is not set on this worker");
+    }
+
+    #[test]
+    fn a_body_renders_every_string_and_keeps_sole_expressions_typed() {
+        let context = json!({"steps": {"read": {"text": "hi", "chunks": [1, 2]}}});
+        let body = json!({"input": "{{ steps.read.text }}!", "chunks": "{{ steps.read.chunks }}",
+                          "nested": [{"n": 1, "t": "{{ steps.read.text }}"}], "flag": true});
+        assert_eq!(
+            render_body(&body, &context).unwrap(),
+            json!({"input": "hi!", "chunks": [1, 2], "nested": [{"n": 1, "t": "hi"}], "flag": true})
+        );
+        let err = render_body(&json!({"x": "{{ steps.gone.text }}"}), &context).unwrap_err();
+        assert_eq!(err, "`steps.gone` is not in the step's context");
+    }
+
+    #[test]
+    fn redaction_covers_output_error_and_log() {
+        let mut secrets = Secrets::default();
+        secrets::expand("${OTHER}", &env, &mut secrets).unwrap();
+        let mut ok = AttemptResult {
+            outcome: Ok(json!({"echo": "other-secret"})),
+            log: Some("sent other-secret".into()),
+        };
+        ok.redact(&secrets);
+        assert_eq!(ok.outcome, Ok(json!({"echo": "${OTHER}"})));
+        assert_eq!(ok.log.as_deref(), Some("sent ${OTHER}"));
+        let mut failed = AttemptResult {
+            outcome: Err(AttemptError::retryable("https://x/?k=other-secret refused")),
+            log: None,
+        };
+        failed.redact(&secrets);
+        assert_eq!(
+            failed.outcome.unwrap_err().message,
+            "https://x/?k=${OTHER} refused"
+        );
+    }
+
+    #[test]
+    fn a_relative_ca_file_is_taken_from_the_step_directory() {
+        assert_eq!(
+            resolve("certs/ca.pem", Some(Path::new("/srv/flow"))),
+            Path::new("/srv/flow/certs/ca.pem")
+        );
+        assert_eq!(
+            resolve("/etc/ca.pem", Some(Path::new("/srv"))),
+            Path::new("/etc/ca.pem")
+        );
+        assert_eq!(resolve("ca.pem", None), Path::new("ca.pem"));
     }
 }

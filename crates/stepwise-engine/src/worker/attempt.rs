@@ -5,7 +5,7 @@
 use super::{Finished, Inner};
 use crate::bus::Lifecycle;
 use crate::executor::handler::HandlerContext;
-use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
+use crate::executor::{exec, http, worker_env, AttemptInput, AttemptResult, ExecOptions};
 use crate::metrics as m;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -86,7 +86,7 @@ impl Inner {
                     action,
                     input: &input,
                     body_limit: self.options.exec.output_limit,
-                    env: &http::process_env,
+                    env: &worker_env,
                 };
                 http::run(&self.http, &call, &stop).await
             }
@@ -107,7 +107,7 @@ impl Inner {
             return Finished::Abandoned { step };
         }
         let mut result = result;
-        http::redact(&mut result, &secrets);
+        result.redact(&secrets);
         let AttemptResult { outcome, log } = result;
         if revoked.load(Ordering::SeqCst) {
             // The store records the stop as a cancellation, whatever the outcome.
@@ -140,7 +140,7 @@ fn expand_env(
     secrets: &mut Secrets,
 ) -> Result<BTreeMap<String, String>, MissingVariable> {
     env.iter()
-        .map(|(k, v)| Ok((k.clone(), secrets::expand(v, &http::process_env, secrets)?)))
+        .map(|(k, v)| Ok((k.clone(), secrets::expand(v, &worker_env, secrets)?)))
         .collect()
 }
 
