@@ -137,7 +137,7 @@ impl RawAction {
 /// `compensate = ["./undo.sh"]` or `compensate = { exec | http | handler = ... }`.
 pub(super) enum RawCompensate {
     Argv(Vec<String>),
-    Action(RawAction),
+    Action(Box<RawAction>),
 }
 
 impl<'de> Deserialize<'de> for RawCompensate {
@@ -154,7 +154,7 @@ impl<'de> Deserialize<'de> for RawCompensate {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawCompensate, A::Error> {
                 RawAction::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawCompensate::Action)
+                    .map(|a| RawCompensate::Action(Box::new(a)))
             }
         }
         deserializer.deserialize_any(CompensateVisitor)
