@@ -58,12 +58,12 @@ async fn attempt(
     };
     let status = response.status();
     let limit = call.body_limit;
-    if let Some(length) = response.content_length().filter(|&n| n > limit as u64) {
-        if status.is_success() {
-            return failed(AttemptError::permanent(format!(
-                "{shown}: HTTP {status} with a body of {length} bytes, more than the limit of {limit} bytes"
-            )));
-        }
+    // An announced length over the limit fails before any of the body is read.
+    let announced = response.content_length().filter(|&n| n > limit as u64);
+    if let (Some(length), true) = (announced, status.is_success()) {
+        return failed(AttemptError::permanent(format!(
+            "{shown}: HTTP {status} with a body of {length} bytes, more than the limit of {limit} bytes"
+        )));
     }
     // An error answer is kept for its excerpt only.
     let keep = if status.is_success() {

@@ -96,8 +96,8 @@ pub(super) fn certificate_problem(e: &reqwest::Error) -> Option<String> {
                 _ => None,
             };
         }
-        // hyper-util keeps the connector's error as text in places; rustls says it
-        // this way (`rustls::Error::InvalidCertificate`'s Display).
+        // A backstop should a wrapper hide the type: rustls words it this way
+        // (`rustls::Error::InvalidCertificate`'s Display).
         if let Some(why) = err.to_string().strip_prefix("invalid peer certificate: ") {
             return Some(why.to_string());
         }
@@ -106,12 +106,12 @@ pub(super) fn certificate_problem(e: &reqwest::Error) -> Option<String> {
     None
 }
 
-/// A rustls error, directly or inside an `io::Error` (whose `source` skips it).
+/// A rustls error, directly or inside an `io::Error` (whose `source` skips the
+/// error it holds and goes on to that error's source).
 fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     if let Some(tls) = err.downcast_ref::<rustls::Error>() {
         return Some(tls);
     }
-    err.downcast_ref::<std::io::Error>()
-        .and_then(|io| io.get_ref())
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+    inner.downcast_ref::<rustls::Error>()
 }
