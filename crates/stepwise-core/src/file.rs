@@ -24,6 +24,12 @@
 //! [[steps]]
 //! name = "notify"
 //! http = { url = "http://127.0.0.1:9000/hook", method = "POST" }
+//! [[steps]]
+//! name = "embed"
+//! http = { url = "https://api.example.com/v1/embeddings",
+//!          headers = { Authorization = "Bearer ${EMBED_API_KEY}" },   # from the worker's env
+//!          body = { input = "{{ steps.parse.text }}" },               # default: the context
+//!          ca_file = "private-ca.pem" }                               # relative to cwd
 //! ```
 //!
 //! Every key is checked: unknown keys, wrong types, bad durations (`"500ms"`, `"30s"`,
@@ -38,13 +44,17 @@
 //! (the directory of the file), a step without `cwd` runs there and a relative `cwd`
 //! is taken from there; a compensation runs in its step's `cwd`.
 
+#[cfg(test)]
+mod http_tests;
 mod locate;
 mod raw;
 #[cfg(test)]
 mod tests;
 
 use crate::retry::Backoff;
-use crate::spec::{ConcurrencySpec, RunPolicy, StepAction, StepDefaults, StepSpec, WorkflowSpec};
+use crate::spec::{
+    ConcurrencySpec, HttpAction, RunPolicy, StepAction, StepDefaults, StepSpec, WorkflowSpec,
+};
 use locate::{step_span, Locator};
 use raw::{RawAction, RawBackoff, RawCompensate, RawFile, RawStep};
 use std::ops::Range;
@@ -290,13 +300,21 @@ impl Convert<'_> {
                 }
             } else if let Some(http) = &raw.http {
                 let http = http.get_ref();
-                StepAction::Http {
+                StepAction::Http(HttpAction {
                     url: http.url.get_ref().clone(),
                     method: http
                         .method
                         .as_ref()
                         .map_or_else(|| "POST".to_string(), |m| m.get_ref().clone()),
-                }
+                    headers: http.headers.as_ref().map(|h| h.get_ref().clone()).unwrap_or_default(),
+                    body: match &http.body {
+                        None => None,
+                        Some(body) => Some(serde_json::to_value(body.get_ref()).map_err(|e| {
+                            self.at.error(Some(body.span()), format!("{path}.http.body"), e.to_string())
+                        })?),
+                    },
+                    ca_file: http.ca_file.as_ref().map(|c| c.get_ref().clone()),
+                })
             } else {
                 StepAction::Handler {
                     name: raw.handler.as_ref().map(|h| h.get_ref().clone()).unwrap_or_default(),

@@ -15,13 +15,17 @@
 //! - [`file`](mod@file): workflow files (TOML) parsed into a [`WorkflowSpec`], with errors that
 //!   name the file, line, column and field at fault.
 //! - [`template`]: the `{{ input.x }}` templates of concurrency keys and resource
-//!   locks, checked when a workflow is applied and rendered strictly per run.
+//!   locks, and the step-context templates of `http` headers and bodies, checked
+//!   when a workflow is applied and rendered strictly.
+//! - [`secrets`]: `${NAME}` references to a worker's environment, expanded when an
+//!   attempt starts and redacted from whatever the attempt reports.
 //! - [`event`]: the lifecycle event kinds written to the transactional outbox.
 
 pub mod event;
 pub mod file;
 pub mod ids;
 pub mod retry;
+pub mod secrets;
 pub mod spec;
 pub mod state;
 pub mod template;
@@ -31,7 +35,8 @@ pub use file::{parse_workflow_file, WorkflowFile, WorkflowFileError};
 pub use ids::{Lease, LeaseToken, RunId, StepId, WorkerId};
 pub use retry::{Backoff, FailureDecision, RetryPolicy};
 pub use spec::{
-    ConcurrencySpec, RunPolicy, SpecError, StepAction, StepDefaults, StepSpec, WorkflowSpec,
+    ConcurrencySpec, HttpAction, RunPolicy, SpecError, StepAction, StepDefaults, StepSpec,
+    WorkflowSpec,
 };
 pub use state::{RunStatus, StepStatus};
 pub use template::{Template, TemplateError};

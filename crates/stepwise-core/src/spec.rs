@@ -132,10 +132,47 @@ impl StepSpec {
 pub enum StepAction {
     /// A child process; the context on stdin, JSON on stdout.
     Exec { argv: Vec<String> },
-    /// POST the context to a URL.
-    Http { url: String, method: String },
+    /// Send the context (or the rendered `body`) as JSON to a URL.
+    Http(HttpAction),
     /// A Rust function registered by the embedding program.
     Handler { name: String },
+}
+
+/// An `http` step (DESIGN.md "HTTP steps that call real services").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct HttpAction {
+    /// `http://` or `https://`; `${NAME}` is taken from the worker's environment.
+    pub url: String,
+    pub method: String,
+    /// Step-context templates; `${NAME}` is taken from the worker's environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON object whose strings are step-context templates; the whole context is
+    /// sent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// A PEM file of extra root certificates on the worker (for a private CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+}
+
+impl HttpAction {
+    /// A request with no headers, body template or extra CA.
+    pub fn new(url: impl Into<String>, method: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            method: method.into(),
+            ..Self::default()
+        }
+    }
+
+    /// `POST https://host/path`: what `explain` and the dashboard show (the URL as
+    /// written, `${NAME}` unexpanded; never a header).
+    pub fn summary(&self) -> String {
+        format!("{} {}", self.method.to_ascii_uppercase(), self.url)
+    }
 }
 
 /// Why a spec was refused. Each names the step or field at fault.
@@ -342,7 +379,7 @@ fn check_step(step: &StepSpec) -> Result<(), SpecError> {
             ));
         }
     }
-    Ok(())
+    http::check_env_references(step)
 }
 
 fn check_action(step: &StepSpec, action: &StepAction, compensate: bool) -> Result<(), SpecError> {
@@ -361,26 +398,7 @@ fn check_action(step: &StepSpec, action: &StepAction, compensate: bool) -> Resul
             )),
             Some(_) => Ok(()),
         },
-        StepAction::Http { url, method } => {
-            let rest = url
-                .strip_prefix("http://")
-                .or_else(|| url.strip_prefix("https://"));
-            if rest.is_none_or(str::is_empty) {
-                return Err(invalid(
-                    step,
-                    field("http.url", "compensate.http.url"),
-                    format!("must be an http:// or https:// URL, not {url:?}"),
-                ));
-            }
-            if method.is_empty() || !method.chars().all(|c| c.is_ascii_alphabetic()) {
-                return Err(invalid(
-                    step,
-                    field("http.method", "compensate.http.method"),
-                    format!("must be an HTTP method such as \"POST\", not {method:?}"),
-                ));
-            }
-            Ok(())
-        }
+        StepAction::Http(http) => http::check_http(step, http, &http::Fields::of(compensate)),
         StepAction::Handler { name } if name.is_empty() => Err(invalid(
             step,
             field("handler", "compensate.handler"),
@@ -492,5 +510,6 @@ fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
     })
 }
 
+mod http;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,12 @@
 //! string renders without quotes; any other value (number, boolean, null, array,
 //! object) renders as its compact JSON text. A source without `{{`, `{%` or `{#`
 //! renders as itself.
+//!
+//! The `headers` and `body` of an `http` step are templates over the step's whole
+//! context instead ([`Template::parse_step`]): `run_id`, `workflow`, `step`,
+//! `attempt`, `input`, `steps` (the outputs of the steps it runs after, by name)
+//! and, in a compensation, `compensating`. A body value that is one expression and
+//! nothing else, such as `"{{ steps.read.chunks }}"`, keeps the value's JSON type.
 
 use minijinja::value::Serde;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
@@ -34,7 +40,28 @@ pub struct Template {
     source: String,
     /// `false` when the source has no template syntax at all and renders as itself.
     dynamic: bool,
+    scope: Scope,
 }
+
+/// What a template may read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Only `input`: concurrency keys and resource locks, rendered per run.
+    Input,
+    /// The step's context: `http` headers and bodies, rendered per attempt.
+    Step,
+}
+
+/// The top-level names of a step's context (see the worker's `attempt_input`).
+pub const STEP_CONTEXT: &[&str] = &[
+    "run_id",
+    "workflow",
+    "step",
+    "attempt",
+    "input",
+    "steps",
+    "compensating",
+];
 
 /// Why a template was refused or could not be rendered.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +78,12 @@ pub enum TemplateError {
     /// Rendering read a value the run's input does not have.
     #[error("`{0}` is not in the run's input")]
     Missing(String),
+    /// A step template reads a variable that is not in a step's context.
+    #[error("unknown variable `{0}`: a step's template can use run_id, workflow, step, attempt, input, steps and compensating")]
+    UnknownStepVariable(String),
+    /// Rendering read a value the step's context does not have.
+    #[error("`{0}` is not in the step's context")]
+    MissingFromContext(String),
     /// Rendering failed for another reason (e.g. an operation on mismatched types).
     #[error("the template cannot be rendered: {0}")]
     Render(String),
@@ -88,24 +121,59 @@ impl Template {
     /// Parses and checks `source`: valid syntax, no variable but `input`, no unknown
     /// filter or test on the paths taken when every `input` value is missing.
     pub fn parse(source: &str) -> Result<Template, TemplateError> {
+        Self::parse_in(source, Scope::Input)
+    }
+
+    /// Parses and checks a template over a step's context ([`STEP_CONTEXT`]).
+    ///
+    /// ```
+    /// use stepwise_core::Template;
+    /// use serde_json::json;
+    ///
+    /// let t = Template::parse_step("{{ steps.read.text }}").unwrap();
+    /// let context = json!({"steps": {"read": {"text": "hi", "n": [1, 2]}}});
+    /// assert_eq!(t.render_step(&context).unwrap(), "hi");
+    /// let n = Template::parse_step("{{ steps.read.n }}").unwrap();
+    /// assert_eq!(n.render_step_json(&context).unwrap(), json!([1, 2]));
+    /// assert!(Template::parse_step("{{ secrets.x }}").is_err());
+    /// ```
+    pub fn parse_step(source: &str) -> Result<Template, TemplateError> {
+        Self::parse_in(source, Scope::Step)
+    }
+
+    fn parse_in(source: &str, scope: Scope) -> Result<Template, TemplateError> {
         let dynamic = ["{{", "{%", "{#"].iter().any(|open| source.contains(open));
         if dynamic {
             let compiled = ENV
                 .template_from_str(source)
                 .map_err(|e| TemplateError::Syntax(detail(&e)))?;
+            let known: &[&str] = match scope {
+                Scope::Input => &["input"],
+                Scope::Step => STEP_CONTEXT,
+            };
             let mut unknown: Vec<String> = compiled
                 .undeclared_variables(false)
                 .into_iter()
-                .filter(|name| name != "input")
+                .filter(|name| !known.contains(&name.as_str()))
                 .collect();
             unknown.sort();
             if let Some(name) = unknown.into_iter().next() {
-                return Err(TemplateError::UnknownVariable(name));
+                return Err(match scope {
+                    Scope::Input => TemplateError::UnknownVariable(name),
+                    Scope::Step => TemplateError::UnknownStepVariable(name),
+                });
             }
             // A dry run with an empty input finds unknown filters and tests, which
             // minijinja only reports when it meets them. Missing values are expected.
             let empty = serde_json::Value::Object(Default::default());
-            if let Err(e) = compiled.render(Value::from(Serde(Context { input: &empty }))) {
+            let root = match scope {
+                Scope::Input => Value::from(Serde(Context { input: &empty })),
+                Scope::Step => {
+                    let names = STEP_CONTEXT.iter().map(|n| (n.to_string(), empty.clone()));
+                    Value::from(Serde(serde_json::Value::Object(names.collect())))
+                }
+            };
+            if let Err(e) = compiled.render(root) {
                 if matches!(
                     e.kind(),
                     ErrorKind::UnknownFilter
@@ -120,6 +188,7 @@ impl Template {
         Ok(Template {
             source: source.to_string(),
             dynamic,
+            scope,
         })
     }
 
@@ -139,14 +208,66 @@ impl Template {
             return Ok(self.source.clone());
         }
         ENV.render_str(&self.source, Value::from(Serde(Context { input })))
-            .map_err(|e| match e.kind() {
-                ErrorKind::UndefinedError => match missing_name(&e) {
-                    Some(name) => TemplateError::Missing(name),
-                    None => TemplateError::Render(detail(&e)),
-                },
-                ErrorKind::SyntaxError => TemplateError::Syntax(detail(&e)),
-                _ => TemplateError::Render(detail(&e)),
-            })
+            .map_err(|e| self.error(&e))
+    }
+
+    /// Renders a [`Template::parse_step`] template against a step's context.
+    pub fn render_step(&self, context: &serde_json::Value) -> Result<String, TemplateError> {
+        if !self.dynamic {
+            return Ok(self.source.clone());
+        }
+        ENV.render_str(&self.source, Value::from(Serde(context)))
+            .map_err(|e| self.error(&e))
+    }
+
+    /// Like [`Template::render_step`], but a template that is one `{{ expression }}`
+    /// and nothing else gives the expression's value with its JSON type.
+    pub fn render_step_json(
+        &self,
+        context: &serde_json::Value,
+    ) -> Result<serde_json::Value, TemplateError> {
+        let Some(expression) = self.sole_expression() else {
+            return self.render_step(context).map(serde_json::Value::String);
+        };
+        let value = ENV
+            .compile_expression(expression)
+            .and_then(|e| e.eval(Value::from(Serde(context))))
+            .map_err(|e| self.error(&e))?;
+        if value.is_undefined() {
+            return Err(match self.scope {
+                Scope::Step => TemplateError::MissingFromContext(expression.trim().to_string()),
+                Scope::Input => TemplateError::Missing(expression.trim().to_string()),
+            });
+        }
+        serde_json::to_value(&value).map_err(|e| TemplateError::Render(e.to_string()))
+    }
+
+    /// The inside of a source that is exactly `{{ expression }}` (spaces around
+    /// allowed), if it is.
+    fn sole_expression(&self) -> Option<&str> {
+        let inner = self
+            .source
+            .trim()
+            .strip_prefix("{{")?
+            .strip_suffix("}}")?
+            .trim_start_matches('-')
+            .trim_end_matches('-');
+        let nested = ["{{", "}}", "{%", "%}", "{#"]
+            .iter()
+            .any(|m| inner.contains(m));
+        (!nested && !inner.trim().is_empty()).then_some(inner)
+    }
+
+    fn error(&self, e: &minijinja::Error) -> TemplateError {
+        match e.kind() {
+            ErrorKind::UndefinedError => match (missing_name(e), self.scope) {
+                (Some(name), Scope::Input) => TemplateError::Missing(name),
+                (Some(name), Scope::Step) => TemplateError::MissingFromContext(name),
+                (None, _) => TemplateError::Render(detail(e)),
+            },
+            ErrorKind::SyntaxError => TemplateError::Syntax(detail(e)),
+            _ => TemplateError::Render(detail(e)),
+        }
     }
 }
 
@@ -284,6 +405,37 @@ mod tests {
             err.to_string(),
             "filter upper is unknown; templates support plain substitutions such as {{ input.tenant }}"
         );
+    }
+
+    #[test]
+    fn step_templates_read_the_whole_context() {
+        let context = json!({"run_id": "r1", "attempt": 2, "input": {"q": "x"},
+                             "steps": {"read": {"text": "hello", "chunks": ["a", "b"], "n": 3}}});
+        let t =
+            Template::parse_step("{{ run_id }}/{{ attempt }}: {{ steps.read.text }} {{ input.q }}")
+                .unwrap();
+        assert_eq!(t.render_step(&context).unwrap(), "r1/2: hello x");
+        let whole = |s: &str| Template::parse_step(s).unwrap().render_step_json(&context);
+        assert_eq!(whole("{{ steps.read.chunks }}").unwrap(), json!(["a", "b"]));
+        assert_eq!(whole(" {{ steps.read.n }} ").unwrap(), json!(3));
+        assert_eq!(whole("n={{ steps.read.n }}").unwrap(), json!("n=3"));
+        assert_eq!(whole("plain").unwrap(), json!("plain"));
+        assert_eq!(
+            whole("{{ steps.read.nope }}").unwrap_err().to_string(),
+            "`steps.read.nope` is not in the step's context"
+        );
+        assert_eq!(
+            whole("x {{ steps.gone.text }}").unwrap_err(),
+            TemplateError::MissingFromContext("steps.gone".into())
+        );
+    }
+
+    #[test]
+    fn step_templates_refuse_names_outside_the_context() {
+        let err = Template::parse_step("{{ env.TOKEN }}").unwrap_err();
+        assert_eq!(err, TemplateError::UnknownStepVariable("env".into()));
+        assert!(Template::parse_step("{{ steps.a | upper }}").is_err());
+        assert!(Template::parse_step("{% if compensating %}undo{% endif %}").is_ok());
     }
 
     #[test]

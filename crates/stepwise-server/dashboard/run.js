@@ -18,7 +18,8 @@ export async function runPage(main, ctx) {
   const load = latest(async (isCurrent) => {
     const run = await get(path);
     const [explanation, logs] = await Promise.all([
-      TERMINAL.includes(run.status) ? null : get(path + "/explain").catch(() => null),
+      // A finished run is explained too: its answer names what the http steps call.
+      get(path + "/explain").catch(() => null),
       loadLogs(path, run),
     ]);
     if (ctx.stopped || !isCurrent()) return;
@@ -28,6 +29,7 @@ export async function runPage(main, ctx) {
     // A running step's lease moves with every heartbeat and is not shown: it does
     // not count as a change.
     const shown = explanation && {
+      calls: explanation.calls,
       message: explanation.message,
       steps: explanation.steps.filter((s) => s.reason !== "running"),
     };
@@ -231,6 +233,8 @@ function stepView(step, logs, { start, span, explanation }) {
       return h("span", { class: "o-" + a.outcome, style: `left:${left}%;width:${width}%`, title: label, role: "img", "aria-label": label });
     }));
   const explained = explanation && explanation.steps.find((s) => s.step === step.name);
+  // The method and URL as written (`${NAME}` unexpanded); headers are never shown.
+  const calls = explanation && explanation.calls && explanation.calls[step.name];
   const failed = step.status === "failed" || attempts.some((a) => a.outcome === "failed");
   return h("section", { class: "step" + (step.status === "failed" ? " failed" : ""), "data-step": step.name, id: "step-" + encodeURIComponent(step.name) },
     h("div", { class: "head" },
@@ -244,6 +248,7 @@ function stepView(step, logs, { start, span, explanation }) {
       h("div", {}, badge(step.status)),
       lane),
     h("div", { class: "body" },
+      calls ? h("div", { class: "muted", "data-calls": "" }, "Calls ", h("code", {}, calls)) : null,
       explained && explained.reason !== "running" ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
       step.run_after && step.status === "pending" ? h("div", { class: "muted" }, "Not before ", clock(step.run_after)) : null,
       attempts.map((a) => attemptView(step.name, a, logs[a.number])),

@@ -102,13 +102,31 @@ pub struct Step {
     priority: Option<i64>,
 }
 
-/// POSTs (or sends with `method`) the step's context to `url`.
+/// POSTs (or sends with `method`) the step's context, or the rendered `body`, as
+/// JSON to `url`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "url": "https://api.example.com/v1/embeddings",
+    "headers": {"Authorization": "Bearer ${EMBED_API_KEY}"},
+    "body": {"model": "small", "input": "{{ steps.read.text }}"}
+}))]
 pub struct Http {
+    /// `http://` or `https://`; `${NAME}` is replaced from the worker's environment
+    /// when the attempt starts.
     url: String,
     /// Default `POST`.
     method: Option<String>,
+    /// Header values: templates over the step's context (`{{ steps.read.id }}`) and
+    /// `${NAME}` from the worker's environment. The expanded values are never stored.
+    headers: Option<BTreeMap<String, String>>,
+    /// An object whose strings are templates over the step's context, sent as JSON;
+    /// without it the whole context is sent.
+    #[schema(value_type = Object)]
+    body: Option<serde_json::Value>,
+    /// A PEM file of root certificates on the worker, for a private CA; relative to
+    /// the step's `cwd`.
+    ca_file: Option<String>,
 }
 
 /// A compensation: `["./undo.sh"]` or `{"exec" | "http" | "handler": ...}`.

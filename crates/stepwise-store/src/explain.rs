@@ -9,8 +9,9 @@ use crate::model::*;
 use crate::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt;
-use stepwise_core::{RunId, RunStatus, StepStatus, WorkerId};
+use stepwise_core::{RunId, RunStatus, StepAction, StepStatus, WorkerId};
 
 /// Why a run, or a step, is where it is.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -181,6 +182,9 @@ pub struct RunExplanation {
     /// That reason as a sentence.
     pub message: Option<String>,
     pub steps: Vec<StepExplanation>,
+    /// What each `http` step of the run calls, by step name: `POST https://host/path`,
+    /// the URL as written (`${NAME}` unexpanded) and never a header.
+    pub calls: BTreeMap<String, String>,
 }
 
 /// Explains a run; `None` when there is no such run.
@@ -273,7 +277,27 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
         message: reason.as_ref().map(Reason::to_string),
         reason,
         steps,
+        calls: spec.as_ref().map(|s| calls(&run, s)).unwrap_or_default(),
     }))
+}
+
+/// The method and URL of every `http` step and compensation of the run.
+fn calls(run: &RunView, spec: &stepwise_core::WorkflowSpec) -> BTreeMap<String, String> {
+    run.steps
+        .iter()
+        .filter_map(|step| {
+            let forward = step.compensates.as_deref().unwrap_or(&step.name);
+            let spec_step = spec.steps.iter().find(|s| s.name == forward)?;
+            let action = match &step.compensates {
+                None => &spec_step.action,
+                Some(_) => spec_step.compensate.as_ref()?,
+            };
+            match action {
+                StepAction::Http(http) => Some((step.name.clone(), http.summary())),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// Why a claimable step has not started: its queue, its resource or no worker.

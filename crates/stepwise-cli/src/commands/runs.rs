@@ -192,6 +192,9 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
             s.status.as_str(),
             s.reason
         );
+        if let Some(call) = explanation.calls.get(&s.step) {
+            println!("{:<name_width$}  {:<9}  calls {call}", "", "");
+        }
     }
     if explanation.steps.is_empty() {
         eprintln!("run {} has no unfinished steps", run.id);

@@ -223,13 +223,29 @@ async fn http_server(status: u16, body: &'static str) -> String {
     format!("http://{addr}/hook")
 }
 
+async fn post(
+    client: &http::Clients,
+    url: &str,
+    input: &AttemptInput,
+    stop: &CancellationToken,
+) -> stepwise_engine::executor::AttemptResult {
+    let action = stepwise_core::HttpAction::new(url, "POST");
+    let call = http::Call {
+        action: &action,
+        input,
+        body_limit: 64 * 1024,
+        env: &stepwise_engine::executor::worker_env,
+    };
+    http::run(client, &call, stop).await
+}
+
 #[tokio::test]
 async fn http_2xx_json_is_the_output_and_errors_say_whether_to_retry() {
     let dir = Scratch::new();
-    let client = reqwest::Client::new();
+    let client = http::Clients::new();
     let stop = CancellationToken::new();
     let url = http_server(200, r#"{"ok": true}"#).await;
-    let r = http::run(&client, &url, "POST", &input(&dir), &stop).await;
+    let r = post(&client, &url, &input(&dir), &stop).await;
     assert_eq!(r.outcome.unwrap(), json!({"ok": true}));
     for (status, retryable) in [
         (500, true),
@@ -240,7 +256,7 @@ async fn http_2xx_json_is_the_output_and_errors_say_whether_to_retry() {
         (429, true),
     ] {
         let url = http_server(status, r#"{"error": "nope"}"#).await;
-        let err = http::run(&client, &url, "POST", &input(&dir), &stop)
+        let err = post(&client, &url, &input(&dir), &stop)
             .await
             .outcome
             .unwrap_err();
@@ -251,16 +267,10 @@ async fn http_2xx_json_is_the_output_and_errors_say_whether_to_retry() {
             err.message
         );
     }
-    let err = http::run(
-        &client,
-        "http://127.0.0.1:1/none",
-        "POST",
-        &input(&dir),
-        &stop,
-    )
-    .await
-    .outcome
-    .unwrap_err();
+    let err = post(&client, "http://127.0.0.1:1/none", &input(&dir), &stop)
+        .await
+        .outcome
+        .unwrap_err();
     assert!(err.retryable, "a refused connection may work later");
 }
 

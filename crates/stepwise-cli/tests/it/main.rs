@@ -11,6 +11,7 @@ mod early_end;
 mod executors;
 mod flow;
 mod flow_cli;
+mod https;
 mod library;
 mod logs;
 mod run_inputs;

@@ -359,11 +359,7 @@ fn step_field_span(raw: &RawFile, step: &RawStep, field: &str) -> Option<Range<u
         "env" => step.env.as_ref().map(|v| v.span()),
         "exec" => step.exec.as_ref().map(|v| v.span()),
         "handler" => step.handler.as_ref().map(|v| v.span()),
-        "http.url" => step.http.as_ref().map(|h| h.get_ref().url.span()),
-        "http.method" => step.http.as_ref().map(|h| {
-            let h = h.get_ref();
-            h.method.as_ref().map_or_else(|| h.url.span(), |m| m.span())
-        }),
+        f if f.starts_with("http.") => step.http.as_ref().map(|h| h.get_ref().span_of(&f[5..])),
         f if f.starts_with("backoff.") => match &step.backoff {
             Some(b) => Some(backoff_span(b, f)),
             None => defaults_span(raw, f),
@@ -375,11 +371,10 @@ fn step_field_span(raw: &RawFile, step: &RawStep, field: &str) -> Option<Range<u
                 RawCompensate::Action(a) => match f {
                     "compensate.exec" => a.exec.as_ref().map(|v| v.span()),
                     "compensate.handler" => a.handler.as_ref().map(|v| v.span()),
-                    "compensate.http.url" => a.http.as_ref().map(|h| h.get_ref().url.span()),
-                    "compensate.http.method" => a.http.as_ref().map(|h| {
-                        let h = h.get_ref();
-                        h.method.as_ref().map_or_else(|| h.url.span(), |m| m.span())
-                    }),
+                    f if f.starts_with("compensate.http.") => a
+                        .http
+                        .as_ref()
+                        .map(|h| h.get_ref().span_of(&f["compensate.http.".len()..])),
                     _ => None,
                 },
             };

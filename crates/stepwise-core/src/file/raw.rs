@@ -86,6 +86,24 @@ impl RawStep {
 pub(super) struct RawHttp {
     pub url: Spanned<String>,
     pub method: Option<Spanned<String>>,
+    pub headers: Option<Spanned<BTreeMap<String, String>>>,
+    pub body: Option<Spanned<toml::Value>>,
+    pub ca_file: Option<Spanned<String>>,
+}
+
+impl RawHttp {
+    /// Where `field` (`url`, `method`, `headers`, `body`, `ca_file`) is written;
+    /// the URL when it is not.
+    pub fn span_of(&self, field: &str) -> Range<usize> {
+        let span = match field {
+            "method" => self.method.as_ref().map(|v| v.span()),
+            "headers" => self.headers.as_ref().map(|v| v.span()),
+            "body" => self.body.as_ref().map(|v| v.span()),
+            "ca_file" => self.ca_file.as_ref().map(|v| v.span()),
+            _ => None,
+        };
+        span.unwrap_or_else(|| self.url.span())
+    }
 }
 
 /// What a step or a compensation does, as a table: `{ exec = [...] }`,
@@ -119,7 +137,7 @@ impl RawAction {
 /// `compensate = ["./undo.sh"]` or `compensate = { exec | http | handler = ... }`.
 pub(super) enum RawCompensate {
     Argv(Vec<String>),
-    Action(RawAction),
+    Action(Box<RawAction>),
 }
 
 impl<'de> Deserialize<'de> for RawCompensate {
@@ -136,7 +154,7 @@ impl<'de> Deserialize<'de> for RawCompensate {
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawCompensate, A::Error> {
                 RawAction::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawCompensate::Action)
+                    .map(|a| RawCompensate::Action(Box::new(a)))
             }
         }
         deserializer.deserialize_any(CompensateVisitor)

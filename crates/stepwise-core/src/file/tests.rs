@@ -84,10 +84,7 @@ fn the_design_example_parses_into_the_expected_spec() {
                 cwd,
                 ..step(
                     "notify",
-                    StepAction::Http {
-                        url: "http://127.0.0.1:9000/hook".into(),
-                        method: "POST".into(),
-                    },
+                    StepAction::Http(HttpAction::new("http://127.0.0.1:9000/hook", "POST")),
                 )
             },
         ],
@@ -127,10 +124,7 @@ http = { url = "https://example.test/hook" }
     assert_eq!(spec.steps[1], StepSpec::handler("b", "b_handler"));
     assert_eq!(
         spec.steps[2].action,
-        StepAction::Http {
-            url: "https://example.test/hook".into(),
-            method: "POST".into()
-        }
+        StepAction::Http(HttpAction::new("https://example.test/hook", "POST"))
     );
     assert!(spec
         .steps
@@ -231,10 +225,10 @@ compensate = { exec = ["./unjoin.sh", "all"] }
     assert_eq!(right.timeout_ms, Some(500));
     assert_eq!(
         right.compensate,
-        Some(StepAction::Http {
-            url: "http://127.0.0.1:1/undo".into(),
-            method: "DELETE".into()
-        })
+        Some(StepAction::Http(HttpAction::new(
+            "http://127.0.0.1:1/undo",
+            "DELETE"
+        )))
     );
     assert_eq!(join.compensate, Some(exec(&["./unjoin.sh", "all"])));
     // A compensation runs in its step's directory.

@@ -175,10 +175,7 @@ fn actions_are_checked() {
     let exec = |argv: &[&str]| StepAction::Exec {
         argv: argv.iter().map(|a| a.to_string()).collect(),
     };
-    let http = |url: &str, method: &str| StepAction::Http {
-        url: url.into(),
-        method: method.into(),
-    };
+    let http = |url: &str, method: &str| StepAction::Http(HttpAction::new(url, method));
     assert_eq!(field_of(with(exec(&[]), None)), "exec");
     assert_eq!(field_of(with(exec(&[""]), None)), "exec");
     assert_eq!(field_of(with(http("ftp://x", "POST"), None)), "http.url");

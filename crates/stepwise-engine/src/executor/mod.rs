@@ -31,6 +31,28 @@ pub struct AttemptResult {
     pub log: Option<String>,
 }
 
+impl AttemptResult {
+    /// Removes every value `secrets` expanded from what the attempt reports, so it
+    /// never reaches the store (output, log, error).
+    pub fn redact(&mut self, secrets: &stepwise_core::secrets::Secrets) {
+        if secrets.is_empty() {
+            return;
+        }
+        match &mut self.outcome {
+            Ok(output) => secrets.redact_json(output),
+            Err(e) => e.message = secrets.redact(&e.message),
+        }
+        if let Some(log) = &mut self.log {
+            *log = secrets.redact(log);
+        }
+    }
+}
+
+/// The worker's own environment, where `${NAME}` is looked up.
+pub fn worker_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// A failed attempt.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{message}")]

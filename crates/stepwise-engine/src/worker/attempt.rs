@@ -5,7 +5,7 @@
 use super::{Finished, Inner};
 use crate::bus::Lifecycle;
 use crate::executor::handler::HandlerContext;
-use crate::executor::{exec, http, AttemptInput, AttemptResult, ExecOptions};
+use crate::executor::{exec, http, worker_env, AttemptInput, AttemptResult, ExecOptions};
 use crate::metrics as m;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use stepwise_core::secrets::{self, MissingVariable, Secrets};
 use stepwise_core::{RunId, StepAction};
 use stepwise_store::ClaimedStep;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +48,18 @@ impl Inner {
                 return failed(step, error, false, None);
             }
         };
-        let input = attempt_input(&step, step_spec.env.clone(), step_spec.cwd.as_deref());
+        // `${NAME}` in an exec step's env comes from the worker's environment; its
+        // values are redacted from whatever the attempt reports.
+        let mut secrets = Secrets::default();
+        let env = if matches!(action, StepAction::Exec { .. }) {
+            match expand_env(&step_spec.env, &mut secrets) {
+                Ok(env) => env,
+                Err(missing) => return failed(step, format!("env: {missing}"), false, None),
+            }
+        } else {
+            step_spec.env.clone()
+        };
+        let input = attempt_input(&step, env, step_spec.cwd.as_deref());
         let stop = generation.child_token();
         let revoked = self.attempts.track(step.lease, stop.clone());
         let timeout = spec.step_timeout(step_spec);
@@ -69,8 +81,14 @@ impl Inner {
                 };
                 exec::run(argv, &input, &options, &stop).await
             }
-            StepAction::Http { url, method } => {
-                http::run(&self.http, url, method, &input, &stop).await
+            StepAction::Http(action) => {
+                let call = http::Call {
+                    action,
+                    input: &input,
+                    body_limit: self.options.exec.output_limit,
+                    env: &worker_env,
+                };
+                http::run(&self.http, &call, &stop).await
             }
             StepAction::Handler { name } => {
                 let cx = HandlerContext {
@@ -88,6 +106,8 @@ impl Inner {
         if generation.is_cancelled() {
             return Finished::Abandoned { step };
         }
+        let mut result = result;
+        result.redact(&secrets);
         let AttemptResult { outcome, log } = result;
         if revoked.load(Ordering::SeqCst) {
             // The store records the stop as a cancellation, whatever the outcome.
@@ -112,6 +132,16 @@ fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>
         retryable,
         log,
     }
+}
+
+/// A step's `env` with `${NAME}` taken from the worker's environment.
+fn expand_env(
+    env: &BTreeMap<String, String>,
+    secrets: &mut Secrets,
+) -> Result<BTreeMap<String, String>, MissingVariable> {
+    env.iter()
+        .map(|(k, v)| Ok((k.clone(), secrets::expand(v, &worker_env, secrets)?)))
+        .collect()
 }
 
 /// The JSON context and environment of one attempt (docs/design.md "A step, from claim to outcome").

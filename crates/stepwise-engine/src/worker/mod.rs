@@ -174,7 +174,7 @@ impl Worker {
             store: self.store,
             heartbeat_store: self.heartbeat_store,
             handlers: self.handlers,
-            http: reqwest::Client::new(),
+            http: crate::executor::http::Clients::new(),
             bus: self.bus,
             options: self.options,
             identity: Mutex::new(Identity {
@@ -299,7 +299,7 @@ struct Inner {
     store: Arc<dyn Store>,
     heartbeat_store: Arc<dyn Store>,
     handlers: Handlers,
-    http: reqwest::Client,
+    http: crate::executor::http::Clients,
     bus: Bus,
     options: WorkerOptions,
     identity: Mutex<Identity>,

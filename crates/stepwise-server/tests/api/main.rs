@@ -13,6 +13,7 @@ use stepwise_core::{StepSpec, WorkflowSpec};
 use stepwise_store::Store;
 use tower::ServiceExt;
 
+mod http_steps;
 mod openapi;
 
 struct Api {
