@@ -21,6 +21,8 @@ mod claims;
 mod context;
 #[path = "conformance/early_end.rs"]
 mod early_end;
+#[path = "conformance/event_order.rs"]
+mod event_order;
 #[path = "conformance/events.rs"]
 mod events;
 #[path = "conformance/flow.rs"]
@@ -127,6 +129,7 @@ conformance!(
     events::event_reader_never_skips_beside_concurrent_writers,
     events::following_from_the_latest_cursor_yields_only_later_events,
     events::the_newest_events_are_the_tail_of_the_feed,
+    event_order::the_feed_keeps_commit_order_when_transaction_ids_gain_a_digit,
     // Runs, workflows, schema, clock.
     runs::racing_idempotent_creates_make_one_run,
     runs::workflows_are_versioned_by_content,
