@@ -553,7 +553,7 @@ impl HolderKind {
 /// Take a resource lock for an operator or a client.
 #[derive(Clone, Debug)]
 pub struct LockRequest {
-    pub name: String,
+    pub key: String,
     pub ttl: Duration,
     pub holder_kind: HolderKind,
     /// Who asks, e.g. `cli:alice@host`.
@@ -564,7 +564,8 @@ pub struct LockRequest {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockView {
-    pub name: String,
+    /// The name steps give as their `resource` and clients as `/v1/locks/{key}`.
+    pub key: String,
     pub holder_kind: HolderKind,
     pub holder_id: String,
     pub acquired_at: DateTime<Utc>,

@@ -142,7 +142,7 @@ pub async fn list_locks(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let now = store.now().await?;
-    let width = locks.iter().map(|l| l.name.len()).max().unwrap_or(0).max(4);
+    let width = locks.iter().map(|l| l.key.len()).max().unwrap_or(0).max(4);
     let holder_width = locks
         .iter()
         .map(|l| l.holder_id.len())
@@ -156,7 +156,7 @@ pub async fn list_locks(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     for l in locks {
         println!(
             "{:<width$}  {:<4}  {:<holder_width$}  {:<19}  {} (in {})",
-            l.name,
+            l.key,
             l.holder_kind.as_str(),
             l.holder_id,
             l.acquired_at.format("%Y-%m-%d %H:%M:%S"),
@@ -175,7 +175,7 @@ pub async fn acquire(
     json: bool,
 ) -> anyhow::Result<()> {
     let request = LockRequest {
-        name: key.to_string(),
+        key: key.to_string(),
         ttl,
         holder_kind: HolderKind::Cli,
         holder_id: holder_id(),
@@ -192,7 +192,7 @@ pub async fn acquire(
             if json {
                 println!(
                     "{}",
-                    json!({"key": lock.name, "token": token, "expires_at": lock.expires_at})
+                    json!({"key": lock.key, "token": token, "expires_at": lock.expires_at})
                 );
             } else {
                 eprintln!(

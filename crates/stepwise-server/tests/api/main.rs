@@ -235,7 +235,14 @@ async fn locks_conflict_and_need_their_token() {
     let api = api().await;
     let (status, got) = api.post("/v1/locks/db:main", r#"{"ttl": "5m"}"#).await;
     assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["key"], "db:main", "{got}");
     let token = got["token"].as_str().unwrap().to_string();
+    // The list names a lock by the word the routes use: its key.
+    let (status, listed) = api.get("/v1/locks").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let lock = &listed["locks"][0];
+    assert_eq!(lock["key"], "db:main", "{listed}");
+    assert!(lock.get("name").is_none(), "{listed}");
     let (s, b) = api.post("/v1/locks/db:main", r#"{"ttl": 60}"#).await;
     assert_error(s, &b, StatusCode::CONFLICT, "lock_held");
     let delete = |token: &str| {
@@ -632,12 +639,20 @@ async fn the_auth_matrix() {
             Admin => Some(write.as_str()),
         };
         if let Some(lower) = lower {
-            let status = send(method, uri, Some(lower)).await.unwrap().status();
+            let answer = send(method, uri, Some(lower)).await.unwrap();
             assert_eq!(
-                status,
+                answer.status(),
                 StatusCode::FORBIDDEN,
                 "{method} {uri} with a lower scope"
             );
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            let wanted = match needed {
+                Admin => "this needs an admin token",
+                _ => "this needs a write token",
+            };
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(wanted), "{method} {uri}: {body}");
         }
         let enough = match needed {
             Read => read.as_str(),
