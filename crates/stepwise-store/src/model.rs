@@ -310,6 +310,10 @@ pub struct RunView {
     pub group: Option<String>,
     pub priority: i32,
     pub error: Option<String>,
+    /// Why the run stopped early (`failed`, `timed_out`, `cancelled`), also while it
+    /// compensates and after: `compensated` and `compensation_failed` do not say.
+    /// Absent while nothing stopped it.
+    pub stop_reason: Option<crate::StopReason>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
