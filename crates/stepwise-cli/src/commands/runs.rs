@@ -67,7 +67,13 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()>
     }
     println!("run       {}", run.id);
     println!("workflow  {} v{}", run.workflow, run.workflow_version);
-    println!("status    {}", run.status);
+    match run.stop_reason {
+        // `compensated` and the like do not say why the run stopped.
+        Some(reason) if reason.as_str() != run.status.as_str() => {
+            println!("status    {} (stopped: {})", run.status, reason.as_str());
+        }
+        _ => println!("status    {}", run.status),
+    }
     println!(
         "progress  {}/{} steps",
         run.progress.done, run.progress.total

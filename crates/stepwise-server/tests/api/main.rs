@@ -202,6 +202,7 @@ async fn runs_can_be_read_cancelled_retried_and_explained() {
     let (status, shown) = api.get(&format!("/v1/runs/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["stop_reason"], Value::Null, "{shown}");
     let (status, explained) = api.get(&format!("/v1/runs/{id}/explain")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -213,6 +214,8 @@ async fn runs_can_be_read_cancelled_retried_and_explained() {
     let (status, cancelled) = api.post(&format!("/v1/runs/{id}/cancel"), "").await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
+    let (_, shown) = api.get(&format!("/v1/runs/{id}")).await;
+    assert_eq!(shown["stop_reason"], "cancelled", "{shown}");
     let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), "{}").await;
     assert_error(s, &b, StatusCode::CONFLICT, "run_ended");
     let (status, retried) = api
@@ -220,6 +223,12 @@ async fn runs_can_be_read_cancelled_retried_and_explained() {
         .await;
     assert_eq!(status, StatusCode::OK, "{retried}");
     assert_eq!(retried["steps"], json!(["hello"]));
+    let (_, shown) = api.get(&format!("/v1/runs/{id}")).await;
+    assert_eq!(
+        shown["stop_reason"],
+        Value::Null,
+        "a retry clears it: {shown}"
+    );
     let (s, b) = api.get(&format!("/v1/runs/{id}/steps/nope/logs")).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
     let (status, page) = api.get("/v1/runs?status=running&limit=10").await;
