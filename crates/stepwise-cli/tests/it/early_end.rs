@@ -309,7 +309,16 @@ fn compensation_resumes_after_kill_9_in_reverse_order(backend: Backend) {
         .iter()
         .all(|s| s["name"] != "compensate:c"));
     assert_eq!(view["stop_reason"], "failed", "{view}");
-    let events = events_json(url);
+    let shown = ok(url, &["runs", "show", &run]);
+    assert!(shown.contains("compensated (stopped: failed)"), "{shown}");
+    // PostgreSQL serves an event once every older transaction of the server ended.
+    let events = eventually("run.compensated served", PATIENCE, || {
+        let events = events_json(url);
+        kinds_of(&events, &run)
+            .iter()
+            .any(|k| k == "run.compensated")
+            .then_some(events)
+    });
     let kinds = kinds_of(&events, &run);
     assert_eq!(kinds.iter().filter(|k| *k == "run.compensating").count(), 1);
     assert_eq!(kinds.iter().filter(|k| *k == "run.compensated").count(), 1);
