@@ -65,13 +65,13 @@ export function locksPage(main, ctx) {
     prefixes: ["lock.", "step."],
     every: 5000,
     draw: (answer, refresh) => table(["Lock", "Holder", "Taken", "Expires", "Action"],
-      answer.locks.map((lock) => h("tr", { "data-lock": lock.name },
-        h("td", { class: "mono" }, lock.name),
+      answer.locks.map((lock) => h("tr", { "data-lock": lock.key },
+        h("td", { class: "mono" }, lock.key),
         h("td", {}, holder(lock)),
         h("td", {}, ago(lock.acquired_at)),
         h("td", {}, ago(lock.expires_at)),
         h("td", {}, h("button", {
-          type: "button", class: "danger", "data-force": lock.name,
+          type: "button", class: "danger", "data-force": lock.key,
           onclick: () => forceRelease(lock, refresh, ctx),
         }, "Force release…")))),
       "No lock is held."),
@@ -86,7 +86,7 @@ function holder(lock) {
 
 async function forceRelease(lock, refresh, ctx) {
   const answer = await ask({
-    title: `Force-release ${lock.name}?`,
+    title: `Force-release ${lock.key}?`,
     text: `It is held by ${lock.holder_id}. A step holding it is not stopped; the release is recorded with your reason.`,
     fields: [h("label", { for: "force-reason" }, "Reason (required)"),
       h("input", { type: "text", name: "reason", id: "force-reason", required: true, maxlength: 2000 })],
@@ -95,8 +95,8 @@ async function forceRelease(lock, refresh, ctx) {
   });
   if (!answer) return;
   try {
-    await post(`/v1/locks/${encodeURIComponent(lock.name)}/force-release`, { reason: answer.reason });
-    toast(`Lock ${lock.name} released`);
+    await post(`/v1/locks/${encodeURIComponent(lock.key)}/force-release`, { reason: answer.reason });
+    toast(`Lock ${lock.key} released`);
     refresh();
   } catch (e) {
     ctx.fail(e);

@@ -148,12 +148,21 @@ const ENDINGS = {
   compensation_failed: "Compensation failed",
 };
 
+// Why a run stopped early, for the statuses that do not say it (compensating...).
+const STOPPED = {
+  failed: "it failed",
+  timed_out: "it timed out",
+  cancelled: "it was cancelled",
+};
+
 function summary(run) {
   if (!run.error && !ENDINGS[run.status]) return null;
   const failed = run.steps.filter((s) => s.status === "failed");
   const bad = ["failed", "timed_out", "compensation_failed"].includes(run.status);
-  return h("div", { class: bad ? "error-box" : "why-box", id: "run-error" },
+  const because = run.stop_reason && run.stop_reason !== run.status && STOPPED[run.stop_reason];
+  return h("div", { class: bad ? "error-box" : "why-box", id: "run-error", "data-stop-reason": run.stop_reason || "" },
     h("strong", {}, ENDINGS[run.status] || run.status,
+      because ? ` because ${because}` : "",
       failed.length ? ` at step ${failed.map((s) => s.name).join(", ")}` : "",
       failed.length === 1 ? ` after ${failed[0].attempts} of ${failed[0].max_attempts} attempts` : ""),
     (run.error || (failed[0] && failed[0].error)) ? ": " + (run.error || failed[0].error) : "");

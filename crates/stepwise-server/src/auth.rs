@@ -84,8 +84,8 @@ pub async fn check(State(state): State<AppState>, mut request: Request, next: Ne
             StatusCode::FORBIDDEN,
             "forbidden",
             format!(
-                "this needs a {} token; token {:?} is {}",
-                needed.as_str(),
+                "this needs {} token; token {:?} is {}",
+                with_article(needed.as_str()),
                 token.name,
                 token.scope.as_str()
             ),
@@ -163,4 +163,14 @@ fn unauthorized(message: &str) -> Response {
         header::HeaderValue::from_static("Bearer"),
     );
     response
+}
+
+/// `a read`, `a write`, `an admin`.
+fn with_article(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {word}")
 }

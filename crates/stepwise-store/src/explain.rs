@@ -313,7 +313,7 @@ fn claimable(
         };
     }
     if let Some(resource) = &step.resource {
-        if let Some(lock) = locks.iter().find(|l| &l.name == resource) {
+        if let Some(lock) = locks.iter().find(|l| &l.key == resource) {
             return Reason::WaitingForResource {
                 resource: resource.clone(),
                 holder_kind: lock.holder_kind,

@@ -35,6 +35,7 @@ mod retry_plan;
 mod rules;
 mod sanitize;
 pub mod sqlite;
+mod stop;
 mod token;
 mod traits;
 mod transient;
@@ -45,6 +46,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 /// For [`PgStore::create_runs_in`]: the caller's transaction.
 pub use sqlx::PgConnection;
+pub use stop::StopReason;
 pub use traits::*;
 
 use std::sync::Arc;

@@ -310,6 +310,10 @@ pub struct RunView {
     pub group: Option<String>,
     pub priority: i32,
     pub error: Option<String>,
+    /// Why the run stopped early (`failed`, `timed_out`, `cancelled`), also while it
+    /// compensates and after: `compensated` and `compensation_failed` do not say.
+    /// Absent while nothing stopped it.
+    pub stop_reason: Option<crate::StopReason>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
@@ -553,7 +557,7 @@ impl HolderKind {
 /// Take a resource lock for an operator or a client.
 #[derive(Clone, Debug)]
 pub struct LockRequest {
-    pub name: String,
+    pub key: String,
     pub ttl: Duration,
     pub holder_kind: HolderKind,
     /// Who asks, e.g. `cli:alice@host`.
@@ -564,7 +568,8 @@ pub struct LockRequest {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockView {
-    pub name: String,
+    /// The name steps give as their `resource` and clients as `/v1/locks/{key}`.
+    pub key: String,
     pub holder_kind: HolderKind,
     pub holder_id: String,
     pub acquired_at: DateTime<Utc>,

@@ -7,9 +7,9 @@ use crate::{Result, StoreError};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Lock names follow the rules of keys; a TTL is between a second and thirty days.
-pub(crate) fn check_lock(name: &str, ttl: Option<Duration>) -> Result<()> {
-    check_key("lock name", &Some(name.to_string()))?;
+/// Lock keys follow the rules of concurrency keys; a TTL is between a second and thirty days.
+pub(crate) fn check_lock(key: &str, ttl: Option<Duration>) -> Result<()> {
+    check_key("lock key", &Some(key.to_string()))?;
     if let Some(ttl) = ttl {
         if ttl < Duration::from_secs(1) || ttl > Duration::from_secs(30 * 86_400) {
             return Err(StoreError::InvalidInput(
@@ -44,7 +44,7 @@ pub(crate) fn check_force_reason(reason: &str) -> Result<()> {
 /// The data of a `lock.*` event: the lock and its holder, plus `extra` (a reason).
 pub(crate) fn lock_event_data(lock: &LockView, extra: Value) -> Value {
     let mut data = json!({
-        "key": lock.name,
+        "key": lock.key,
         "holder_kind": lock.holder_kind,
         "holder_id": lock.holder_id,
         "expires_at": lock.expires_at,

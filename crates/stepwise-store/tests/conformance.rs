@@ -21,6 +21,8 @@ mod claims;
 mod context;
 #[path = "conformance/early_end.rs"]
 mod early_end;
+#[path = "conformance/event_order.rs"]
+mod event_order;
 #[path = "conformance/events.rs"]
 mod events;
 #[path = "conformance/flow.rs"]
@@ -37,6 +39,8 @@ mod retries;
 mod review;
 #[path = "conformance/runs.rs"]
 mod runs;
+#[path = "conformance/stop_reason.rs"]
+mod stop_reason;
 #[path = "conformance/support.rs"]
 mod support;
 #[path = "conformance/tokens.rs"]
@@ -97,6 +101,9 @@ conformance!(
     early_end::retry_from_resets_only_that_step_and_its_dependents,
     early_end::a_retried_group_member_never_completes_its_group_twice,
     early_end::a_revoked_step_nobody_reports_is_cancelled_after_a_lease,
+    stop_reason::a_compensation_after_a_failure_says_failed,
+    stop_reason::a_compensation_after_the_deadline_says_timed_out,
+    stop_reason::a_compensation_after_a_cancel_says_cancelled,
     // Flow control.
     flow::a_key_admits_its_runs_in_creation_order_up_to_its_limit,
     flow::a_limit_is_reached_and_never_exceeded,
@@ -127,6 +134,7 @@ conformance!(
     events::event_reader_never_skips_beside_concurrent_writers,
     events::following_from_the_latest_cursor_yields_only_later_events,
     events::the_newest_events_are_the_tail_of_the_feed,
+    event_order::the_feed_keeps_commit_order_when_transaction_ids_gain_a_digit,
     // Runs, workflows, schema, clock.
     runs::racing_idempotent_creates_make_one_run,
     runs::workflows_are_versioned_by_content,

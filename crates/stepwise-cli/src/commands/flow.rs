@@ -150,7 +150,7 @@ pub async fn list_locks(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let now = store.now().await?;
-    let width = locks.iter().map(|l| l.name.len()).max().unwrap_or(0).max(4);
+    let width = locks.iter().map(|l| l.key.len()).max().unwrap_or(0).max(4);
     let holder_width = locks
         .iter()
         .map(|l| l.holder_id.len())
@@ -167,7 +167,7 @@ pub async fn list_locks(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     for l in locks {
         outln!(
             "{:<width$}  {:<4}  {:<holder_width$}  {:<19}  {} (in {})",
-            l.name,
+            l.key,
             l.holder_kind.as_str(),
             l.holder_id,
             l.acquired_at.format("%Y-%m-%d %H:%M:%S"),
@@ -186,7 +186,7 @@ pub async fn acquire(
     json: bool,
 ) -> anyhow::Result<()> {
     let request = LockRequest {
-        name: key.to_string(),
+        key: key.to_string(),
         ttl,
         holder_kind: HolderKind::Cli,
         holder_id: holder_id(),
@@ -203,7 +203,7 @@ pub async fn acquire(
             if json {
                 outln!(
                     "{}",
-                    json!({"key": lock.name, "token": token, "expires_at": lock.expires_at})
+                    json!({"key": lock.key, "token": token, "expires_at": lock.expires_at})
                 );
             } else {
                 eprintln!(

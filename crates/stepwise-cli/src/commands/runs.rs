@@ -71,7 +71,13 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()>
     }
     outln!("run       {}", run.id);
     outln!("workflow  {} v{}", run.workflow, run.workflow_version);
-    outln!("status    {}", run.status);
+    match run.stop_reason {
+        // `compensated` and the like do not say why the run stopped.
+        Some(reason) if reason.as_str() != run.status.as_str() => {
+            outln!("status    {} (stopped: {})", run.status, reason.as_str());
+        }
+        _ => outln!("status    {}", run.status),
+    }
     outln!(
         "progress  {}/{} steps",
         run.progress.done,

@@ -284,7 +284,9 @@ fn compensation_resumes_after_kill_9_in_reverse_order(backend: Backend) {
             .any(|l| l.starts_with("undo b"))
             .then_some(())
     });
-    assert_eq!(run_json(url, &run)["status"], "compensating");
+    let compensating = run_json(url, &run);
+    assert_eq!(compensating["status"], "compensating");
+    assert_eq!(compensating["stop_reason"], "failed", "{compensating}");
     first.signal(Signal::SIGKILL);
     first.child.wait().unwrap();
     std::fs::remove_file(scratch.path().join("hold")).unwrap();
@@ -306,9 +308,25 @@ fn compensation_resumes_after_kill_9_in_reverse_order(backend: Backend) {
         .unwrap()
         .iter()
         .all(|s| s["name"] != "compensate:c"));
-    let kinds = kinds_of(&events_json(url), &run);
+    assert_eq!(view["stop_reason"], "failed", "{view}");
+    let shown = ok(url, &["runs", "show", &run]);
+    assert!(shown.contains("compensated (stopped: failed)"), "{shown}");
+    // PostgreSQL serves an event once every older transaction of the server ended.
+    let events = eventually("run.compensated served", PATIENCE, || {
+        let events = events_json(url);
+        kinds_of(&events, &run)
+            .iter()
+            .any(|k| k == "run.compensated")
+            .then_some(events)
+    });
+    let kinds = kinds_of(&events, &run);
     assert_eq!(kinds.iter().filter(|k| *k == "run.compensating").count(), 1);
     assert_eq!(kinds.iter().filter(|k| *k == "run.compensated").count(), 1);
+    for e in events.iter().filter(|e| e["run_id"] == run.as_str()) {
+        if e["kind"] == "run.compensating" || e["kind"] == "run.compensated" {
+            assert_eq!(e["data"]["reason"], "failed", "{e}");
+        }
+    }
 }
 
 const FLAKY: &str = r#"

@@ -120,7 +120,8 @@ fn locks_acquire_release_and_force_release(backend: Backend) {
     let locks = json(url, &["locks", "list", "--json"]);
     assert_eq!(locks.as_array().unwrap().len(), 1, "{locks}");
     let lock = &locks[0];
-    assert_eq!(lock["name"], "deploy");
+    assert_eq!(lock["key"], "deploy", "{lock}");
+    assert!(lock.get("name").is_none(), "one word for a lock: {lock}");
     assert_eq!(lock["holder_kind"], "cli");
     let holder = lock["holder_id"].as_str().unwrap().to_string();
     assert!(holder.starts_with("cli:"), "{holder}");

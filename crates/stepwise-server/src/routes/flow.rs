@@ -85,7 +85,7 @@ fn ttl(value: &Value) -> Result<Duration, ApiError> {
 /// Takes a resource lock for a client; steps naming it as their `resource` wait
 /// until it is released or expires.
 #[utoipa::path(post, path = "/v1/locks/{key}", tag = "flow",
-    params(("key" = String, Path, description = "The lock's name")),
+    params(("key" = String, Path, description = "The lock's key")),
     request_body = AcquireBody,
     responses(
         (status = 200, description = "Taken: keep the token to release it", body = AcquiredLock),
@@ -99,7 +99,7 @@ async fn acquire(
     Body(body): Body<AcquireBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = LockRequest {
-        name: key.clone(),
+        key: key.clone(),
         ttl: ttl(&body.ttl)?,
         holder_kind: HolderKind::Api,
         holder_id: format!(
@@ -109,7 +109,7 @@ async fn acquire(
     };
     match state.store.acquire_lock(&request).await? {
         LockOutcome::Acquired { lock, token } => Ok(Json(AcquiredLock {
-            key: lock.name,
+            key: lock.key,
             token,
             expires_at: lock.expires_at,
         })),
@@ -135,7 +135,7 @@ struct ReleaseQuery {
 
 /// Releases a lock taken with `POST /v1/locks/{key}`.
 #[utoipa::path(delete, path = "/v1/locks/{key}", tag = "flow",
-    params(("key" = String, Path, description = "The lock's name"), ReleaseQuery),
+    params(("key" = String, Path, description = "The lock's key"), ReleaseQuery),
     responses(
         (status = 200, description = "Released", body = ReleasedLock),
         (status = 404, description = "Nobody holds it", body = ErrorBody),
@@ -177,7 +177,7 @@ struct ForceBody {
 
 /// Takes a lock away from whoever holds it (a step holding it is not stopped).
 #[utoipa::path(post, path = "/v1/locks/{key}/force-release", tag = "flow",
-    params(("key" = String, Path, description = "The lock's name")),
+    params(("key" = String, Path, description = "The lock's key")),
     request_body = ForceBody,
     responses(
         (status = 200, description = "Released; the lock as it was", body = ForceReleased),

@@ -203,6 +203,7 @@ async fn runs_can_be_read_cancelled_retried_and_explained() {
     let (status, shown) = api.get(&format!("/v1/runs/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["stop_reason"], Value::Null, "{shown}");
     let (status, explained) = api.get(&format!("/v1/runs/{id}/explain")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -214,6 +215,8 @@ async fn runs_can_be_read_cancelled_retried_and_explained() {
     let (status, cancelled) = api.post(&format!("/v1/runs/{id}/cancel"), "").await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
+    let (_, shown) = api.get(&format!("/v1/runs/{id}")).await;
+    assert_eq!(shown["stop_reason"], "cancelled", "{shown}");
     let (s, b) = api.post(&format!("/v1/runs/{id}/cancel"), "{}").await;
     assert_error(s, &b, StatusCode::CONFLICT, "run_ended");
     let (status, retried) = api
@@ -221,6 +224,12 @@ async fn runs_can_be_read_cancelled_retried_and_explained() {
         .await;
     assert_eq!(status, StatusCode::OK, "{retried}");
     assert_eq!(retried["steps"], json!(["hello"]));
+    let (_, shown) = api.get(&format!("/v1/runs/{id}")).await;
+    assert_eq!(
+        shown["stop_reason"],
+        Value::Null,
+        "a retry clears it: {shown}"
+    );
     let (s, b) = api.get(&format!("/v1/runs/{id}/steps/nope/logs")).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
     let (status, page) = api.get("/v1/runs?status=running&limit=10").await;
@@ -236,7 +245,14 @@ async fn locks_conflict_and_need_their_token() {
     let api = api().await;
     let (status, got) = api.post("/v1/locks/db:main", r#"{"ttl": "5m"}"#).await;
     assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["key"], "db:main", "{got}");
     let token = got["token"].as_str().unwrap().to_string();
+    // The list names a lock by the word the routes use: its key.
+    let (status, listed) = api.get("/v1/locks").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let lock = &listed["locks"][0];
+    assert_eq!(lock["key"], "db:main", "{listed}");
+    assert!(lock.get("name").is_none(), "{listed}");
     let (s, b) = api.post("/v1/locks/db:main", r#"{"ttl": 60}"#).await;
     assert_error(s, &b, StatusCode::CONFLICT, "lock_held");
     let delete = |token: &str| {
@@ -633,12 +649,20 @@ async fn the_auth_matrix() {
             Admin => Some(write.as_str()),
         };
         if let Some(lower) = lower {
-            let status = send(method, uri, Some(lower)).await.unwrap().status();
+            let answer = send(method, uri, Some(lower)).await.unwrap();
             assert_eq!(
-                status,
+                answer.status(),
                 StatusCode::FORBIDDEN,
                 "{method} {uri} with a lower scope"
             );
+            let body = answer.into_body().collect().await.unwrap().to_bytes();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            let wanted = match needed {
+                Admin => "this needs an admin token",
+                _ => "this needs a write token",
+            };
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(wanted), "{method} {uri}: {body}");
         }
         let enough = match needed {
             Read => read.as_str(),

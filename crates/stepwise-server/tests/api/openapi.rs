@@ -388,3 +388,22 @@ async fn the_server_answers_only_what_the_document_lists() {
         }
     }
 }
+
+/// The run object documents why a run stopped early, with its three values.
+#[tokio::test]
+async fn the_run_schema_says_why_a_run_stopped() {
+    let doc = document().await;
+    let schemas = &doc["components"]["schemas"];
+    let field = &schemas["RunView"]["properties"]["stop_reason"];
+    assert!(!field.is_null(), "{}", schemas["RunView"]);
+    let mut refs = Vec::new();
+    collect_refs(field, &mut refs);
+    assert_eq!(refs, ["#/components/schemas/StopReason"], "{field}");
+    let values: BTreeSet<&str> = schemas["StopReason"]["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(values, BTreeSet::from(["failed", "timed_out", "cancelled"]));
+}

@@ -48,19 +48,19 @@ impl EventStore for PgStore {
     }
 }
 
-/// `seq, xid, kind, run_id, step, group_name, at, data`.
+/// A row of `read_events.sql` or `newest_events.sql`.
 fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<Event> {
-    let seq: i64 = row.try_get(0)?;
-    let xid: String = row.try_get(1)?;
-    let kind: String = row.try_get(2)?;
+    let seq: i64 = row.try_get("seq")?;
+    let xid: String = row.try_get("xid_text")?;
+    let kind: String = row.try_get("kind")?;
     Ok(Event {
         cursor: EventCursor(format!("{xid}:{seq}")),
         kind: EventKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-        run_id: row.try_get::<Option<uuid::Uuid>, _>(3)?.map(RunId),
-        step: row.try_get(4)?,
-        group: row.try_get(5)?,
-        at: row.try_get(6)?,
-        data: row.try_get(7)?,
+        run_id: row.try_get::<Option<uuid::Uuid>, _>("run_id")?.map(RunId),
+        step: row.try_get("step")?,
+        group: row.try_get("group_name")?,
+        at: row.try_get("at")?,
+        data: row.try_get("data")?,
     })
 }

@@ -106,7 +106,7 @@ pub(super) async fn rejoin_line(conn: &mut PgConnection, run: Uuid) -> Result<()
 fn lock_from_row(row: &PgRow) -> Result<LockView> {
     let kind: String = row.try_get(1)?;
     Ok(LockView {
-        name: row.try_get(0)?,
+        key: row.try_get(0)?,
         holder_kind: HolderKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("lock holder kind {kind:?}")))?,
         holder_id: row.try_get(2)?,
@@ -240,13 +240,13 @@ impl FlowStore for PgStore {
     }
 
     async fn acquire_lock(&self, request: &LockRequest) -> Result<LockOutcome> {
-        crate::rules::check_lock(&request.name, Some(request.ttl))?;
+        crate::rules::check_lock(&request.key, Some(request.ttl))?;
         crate::plan::check_key("lock holder", &Some(request.holder_id.clone()))?;
         with_retries(|| async {
             let mut tx = self.pool.begin().await?;
             let token = Uuid::new_v4();
             let row = sqlx::query(include_str!("sql/acquire_lock.sql"))
-                .bind(&request.name)
+                .bind(&request.key)
                 .bind(request.holder_kind.as_str())
                 .bind(&request.holder_id)
                 .bind(token)
@@ -261,7 +261,7 @@ impl FlowStore for PgStore {
                 }
                 None => {
                     let row = sqlx::query(include_str!("sql/get_lock.sql"))
-                        .bind(&request.name)
+                        .bind(&request.key)
                         .fetch_one(&mut *tx)
                         .await?;
                     LockOutcome::Held(lock_from_row(&row)?)

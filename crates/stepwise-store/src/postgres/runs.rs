@@ -333,6 +333,7 @@ fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
             group: row.try_get(8)?,
             priority: row.try_get(9)?,
             error: row.try_get(10)?,
+            stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
             created_at: row.try_get(11)?,
             started_at: row.try_get(12)?,
             finished_at: row.try_get(13)?,

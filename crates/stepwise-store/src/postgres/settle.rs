@@ -184,27 +184,57 @@ pub(super) async fn close_steps(
         .bind(run_ids)
         .fetch_all(&mut *conn)
         .await?;
-    let mut finished = Vec::with_capacity(rows.len());
-    let mut ended = Vec::new();
-    let mut groups = Vec::new();
+    let mut closed = Vec::with_capacity(rows.len());
+    let mut events = RunEvents::default();
     for row in rows {
-        let status: String = row.try_get(1)?;
+        let status: String = row.try_get("status")?;
         let status = RunStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
-        let run_id: Uuid = row.try_get(0)?;
+        let run_id: Uuid = row.try_get("id")?;
+        let group: Option<String> = row.try_get("group_name")?;
+        events.kinds.push(format!("run.{}", status.as_str()));
+        events.runs.push(run_id);
+        events.groups.push(group.clone());
+        events.data.push(crate::stop::run_event_data(
+            status,
+            row.try_get("error")?,
+            row.try_get("halt")?,
+        )?);
+        closed.push((run_id, status, group));
+    }
+    if !events.runs.is_empty() {
+        sqlx::query(include_str!("sql/insert_run_events.sql"))
+            .bind(&events.kinds)
+            .bind(&events.runs)
+            .bind(&events.groups)
+            .bind(&events.data)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let mut finished = Vec::with_capacity(closed.len());
+    let mut ended = Vec::new();
+    let mut groups = Vec::new();
+    for (run_id, status, group) in closed {
         if status == RunStatus::Compensating {
             begin_compensation(conn, run_id).await?;
             continue;
         }
         finished.push((RunId(run_id), status));
         ended.push(run_id);
-        if let Some(group) = row.try_get::<Option<String>, _>(2)? {
-            groups.push(group);
-        }
+        groups.extend(group);
     }
     close_group_runs(conn, &groups).await?;
     super::flow::release_slots(conn, &ended).await?;
     Ok(finished)
+}
+
+/// The `run.*` events of runs whose open steps reached zero, as columns.
+#[derive(Default)]
+struct RunEvents {
+    kinds: Vec<String>,
+    runs: Vec<Uuid>,
+    groups: Vec<Option<String>>,
+    data: Vec<Value>,
 }
 
 /// Inserts the compensation chain of a run that just started compensating: one step

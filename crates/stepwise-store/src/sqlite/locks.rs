@@ -107,7 +107,7 @@ pub(super) async fn sweep(conn: &mut SqliteConnection) -> Result<()> {
 fn lock_from_row(row: &SqliteRow) -> Result<LockView> {
     let kind: String = row.try_get(1)?;
     Ok(LockView {
-        name: row.try_get(0)?,
+        key: row.try_get(0)?,
         holder_kind: HolderKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("lock holder kind {kind:?}")))?,
         holder_id: row.try_get(2)?,
@@ -147,13 +147,13 @@ async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Option<(LockView
 }
 
 pub(super) async fn acquire(store: &SqliteStore, request: &LockRequest) -> Result<LockOutcome> {
-    crate::rules::check_lock(&request.name, Some(request.ttl))?;
+    crate::rules::check_lock(&request.key, Some(request.ttl))?;
     crate::plan::check_key("lock holder", &Some(request.holder_id.clone()))?;
     with_retries(|| async {
         let mut tx = store.write().await?;
         let token = Uuid::new_v4();
         let row = sqlx::query(include_str!("sql/acquire_lock.sql"))
-            .bind(&request.name)
+            .bind(&request.key)
             .bind(request.holder_kind.as_str())
             .bind(&request.holder_id)
             .bind(token)
@@ -167,8 +167,8 @@ pub(super) async fn acquire(store: &SqliteStore, request: &LockRequest) -> Resul
                 LockOutcome::Acquired { lock, token }
             }
             None => {
-                let (lock, _) = get(&mut tx, &request.name).await?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("lock {:?} neither free nor held", request.name))
+                let (lock, _) = get(&mut tx, &request.key).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("lock {:?} neither free nor held", request.key))
                 })?;
                 LockOutcome::Held(lock)
             }

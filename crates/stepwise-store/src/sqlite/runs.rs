@@ -335,6 +335,7 @@ fn run_from_row(row: &SqliteRow) -> Result<(i64, RunView)> {
             group: row.try_get(8)?,
             priority: row.try_get(9)?,
             error: row.try_get(10)?,
+            stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
             created_at: time(row.try_get(11)?)?,
             started_at: opt_time(row.try_get(12)?)?,
             finished_at: opt_time(row.try_get(13)?)?,

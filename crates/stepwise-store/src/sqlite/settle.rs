@@ -205,8 +205,10 @@ pub(super) async fn fail_for_good(
 /// started compensating.
 struct FinishedRun {
     id: Uuid,
-    status: String,
+    status: RunStatus,
     group: Option<String>,
+    /// The data of its `run.*` event.
+    data: Value,
 }
 
 /// Run ids as the JSON array of hex strings the set-based statements unnest.
@@ -231,11 +233,19 @@ pub(super) async fn close_steps(
         .await?;
     let mut finished = Vec::new();
     for row in rows {
-        if row.try_get::<i64, _>(3)? == 0 {
+        if row.try_get::<i64, _>("steps_open")? == 0 {
+            let status: String = row.try_get("status")?;
+            let status = RunStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
             finished.push(FinishedRun {
-                id: row.try_get(0)?,
-                status: row.try_get(1)?,
-                group: row.try_get(2)?,
+                id: row.try_get("id")?,
+                status,
+                group: row.try_get("group_name")?,
+                data: crate::stop::run_event_data(
+                    status,
+                    row.try_get("error")?,
+                    row.try_get("halt")?,
+                )?,
             });
         }
     }
@@ -252,15 +262,19 @@ async fn runs_finished(
     if finished.is_empty() {
         return Ok(vec![]);
     }
+    let events: Vec<Value> = finished
+        .iter()
+        .map(|r| json!({"id": r.id.simple().to_string(), "data": r.data}))
+        .collect();
+    let events = serde_json::to_string(&events).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(include_str!("sql/run_finished_events.sql"))
-        .bind(id_list(finished.iter().map(|r| r.id))?)
+        .bind(events)
         .execute(&mut *conn)
         .await?;
     let mut answer = Vec::with_capacity(finished.len());
     let mut ended = Vec::new();
     for run in finished {
-        let status = RunStatus::parse(&run.status)
-            .ok_or_else(|| StoreError::Corrupt(format!("run status {:?}", run.status)))?;
+        let status = run.status;
         if status == RunStatus::Compensating {
             begin_compensation(conn, run.id).await?;
             continue;

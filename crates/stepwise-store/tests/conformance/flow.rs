@@ -358,7 +358,7 @@ pub async fn steps_on_one_resource_run_one_at_a_time(store: Arc<dyn Store>) {
 /// leaves an audit event; a step waits while an operator holds its resource.
 pub async fn locks_conflict_release_by_token_expire_and_force_release(store: Arc<dyn Store>) {
     let ask = |ttl| LockRequest {
-        name: "db:main".into(),
+        key: "db:main".into(),
         ttl: secs(ttl),
         holder_kind: HolderKind::Cli,
         holder_id: "cli:alice".into(),
@@ -529,7 +529,7 @@ pub async fn explain_names_each_reason(store: Arc<dyn Store>) {
 
     let LockOutcome::Acquired { .. } = store
         .acquire_lock(&LockRequest {
-            name: "db".into(),
+            key: "db".into(),
             ttl: secs(600),
             holder_kind: HolderKind::Cli,
             holder_id: "cli:bob".into(),
@@ -616,7 +616,7 @@ pub async fn a_compensation_takes_its_steps_resource_lock(store: Arc<dyn Store>)
     assert_eq!(undo.resource.as_deref(), Some("prod-db"));
     let LockOutcome::Acquired { token, .. } = store
         .acquire_lock(&LockRequest {
-            name: "prod-db".into(),
+            key: "prod-db".into(),
             ttl: secs(60),
             holder_kind: HolderKind::Cli,
             holder_id: "cli:ops".into(),

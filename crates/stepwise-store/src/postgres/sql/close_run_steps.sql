@@ -1,6 +1,6 @@
 -- $1 run ids, one entry per step of that run that just reached a terminal state.
--- The transaction that takes steps_open to 0 decides how the run ends and writes its
--- event: a run stopping early with completed compensable steps starts compensating
+-- The transaction that takes steps_open to 0 decides how the run ends (the caller
+-- writes its event): a run stopping early with completed compensable steps starts compensating
 -- (the caller inserts the compensation steps); a compensating run ends compensated
 -- only if every compensation completed.
 WITH closed AS (
@@ -50,14 +50,6 @@ updated AS (
                            THEN stepwise_now() ELSE r.finished_at END
     FROM decided d
     WHERE r.id = ANY ($1::uuid[]) AND r.id = d.id
-    RETURNING r.id, r.status, r.group_name, r.steps_open, r.error
-),
-events AS (
-    INSERT INTO event (kind, run_id, group_name, data)
-    SELECT 'run.' || u.status, u.id, u.group_name,
-           CASE WHEN u.error IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('error', u.error) END
-    FROM updated u
-    WHERE u.steps_open = 0
+    RETURNING r.id, r.status, r.group_name, r.steps_open, r.error, r.halt
 )
-SELECT id, status, group_name FROM updated WHERE steps_open = 0
+SELECT id, status, group_name, error, halt FROM updated WHERE steps_open = 0

@@ -31,4 +31,4 @@ FROM (
     JOIN run r ON r.id = c.id
 ) AS d
 WHERE run.id = d.id
-RETURNING run.id, run.status, run.group_name, run.steps_open
+RETURNING run.id, run.status, run.group_name, run.steps_open, run.error, run.halt

@@ -1,7 +1,7 @@
 -- Newest first by sequence; ?4 is the sequence the previous page ended at.
 SELECT id, seq, workflow, workflow_version, status, input, idempotency_key,
        concurrency_key, group_name, priority, error, created_at, started_at,
-       finished_at, steps_total, steps_open
+       finished_at, steps_total, steps_open, halt
 FROM run
 WHERE (?1 IS NULL OR status = ?1)
   AND (?2 IS NULL OR workflow = ?2)
