@@ -11,14 +11,16 @@ mod control;
 mod events;
 mod flow;
 mod runs;
+mod session;
 mod settle;
 mod steps;
 mod tokens;
 mod workers;
 
-use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};
+use crate::{ClockStore, Result, SchemaStore, SessionOptions, StoreError, SCHEMA_VERSION};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use session::SessionSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -40,21 +42,36 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` and uses its default schema (`public`).
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with(PgConnectOptions::from_str(url)?).await
+        Self::connect_for(url, &SessionOptions::default()).await
+    }
+
+    /// Connects to `url`, its sessions set up for `session` (a worker's lease).
+    pub async fn connect_for(url: &str, session: &SessionOptions) -> Result<Self> {
+        let options = SessionSettings::new(session).apply(PgConnectOptions::from_str(url)?);
+        Self::connect_with(options).await
     }
 
     /// Connects to `url` with every object in `schema`, which must exist. Tests use
     /// one schema each; so can several Stepwise installations in one database.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self> {
+        Self::connect_in_schema_for(url, schema, &SessionOptions::default()).await
+    }
+
+    /// [`PgStore::connect_in_schema`], its sessions set up for `session`.
+    pub async fn connect_in_schema_for(
+        url: &str,
+        schema: &str,
+        session: &SessionOptions,
+    ) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);
-        Self::connect_with(options).await
+        Self::connect_with(SessionSettings::new(session).apply(options)).await
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.application_name("stepwise"))
+            .connect_with(options)
             .await?;
         Ok(Self { pool })
     }
