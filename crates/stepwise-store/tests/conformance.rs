@@ -35,6 +35,8 @@ mod leases;
 mod retries;
 #[path = "conformance/review.rs"]
 mod review;
+#[path = "conformance/row_locks.rs"]
+mod row_locks;
 #[path = "conformance/runs.rs"]
 mod runs;
 #[path = "conformance/support.rs"]
