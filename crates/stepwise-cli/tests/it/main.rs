@@ -10,5 +10,6 @@ mod executors;
 mod flow;
 mod flow_cli;
 mod library;
+mod partition;
 mod server;
 mod support;
