@@ -77,6 +77,8 @@ impl PgStore {
     }
 
     /// The pool, for the PostgreSQL-only extras (transactional enqueue, LISTEN).
+    /// Its sessions carry the engine's settings: a transaction left idle longer than
+    /// `idle_in_transaction_session_timeout` is ended by the server.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
