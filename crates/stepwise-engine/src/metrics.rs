@@ -15,6 +15,9 @@ pub const STEP_ERRORS: &str = "stepwise_step_errors_total";
 pub const STEPS_FAILED: &str = "stepwise_steps_failed_total";
 pub const STEPS_RELEASED: &str = "stepwise_steps_released_total";
 pub const WORKERS_REAPED: &str = "stepwise_workers_reaped_total";
+/// Orphaned steps a reaper pass left for a later one because another session held
+/// them (a silent worker's open transaction, another reaper).
+pub const REAPER_SKIPPED: &str = "stepwise_reaper_skipped_steps_total";
 pub const LEASES_LOST: &str = "stepwise_leases_lost_total";
 pub const CLAIM_SECONDS: &str = "stepwise_claim_duration_seconds";
 pub const STEP_SECONDS: &str = "stepwise_step_duration_seconds";

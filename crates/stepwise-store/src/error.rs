@@ -68,6 +68,18 @@ impl StoreError {
             Some("40P01") | Some("40001") | Some("5") | Some("517") | Some("6")
         )
     }
+
+    /// Whether a statement gave up waiting: `lock_timeout` or `statement_timeout`
+    /// (PostgreSQL). The transaction is void; a later try may find the way clear.
+    pub(crate) fn is_timeout(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return false;
+        };
+        let Some(sqlx::Error::Database(db)) = e.downcast_ref::<sqlx::Error>() else {
+            return false;
+        };
+        matches!(db.code().as_deref(), Some("55P03") | Some("57014"))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -58,10 +58,27 @@ pub const SCHEMA_VERSION: i64 = 4;
 /// checking its schema version; call [`SchemaStore::migrate`] or
 /// [`SchemaStore::check_schema`] next.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    connect_with(url, &SessionOptions::default()).await
+}
+
+/// How the sessions of one process are set up (PostgreSQL; SQLite has no sessions
+/// to tune). A worker passes its lease, so that the database gives up on a session
+/// of it that goes silent inside a transaction well within that lease.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// The lease of the worker this process runs, if it runs one. Without it the
+    /// sessions get the bounds of the default lease (30 s) and no statement timeout.
+    pub lease: Option<std::time::Duration>,
+    /// Shown as `application_name` in `pg_stat_activity` (default `stepwise`).
+    pub application_name: Option<String>,
+}
+
+/// [`connect`], with the sessions set up for `session`.
+pub async fn connect_with(url: &str, session: &SessionOptions) -> Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(PgStore::connect_for(url, session).await?))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }

@@ -272,6 +272,10 @@ pub struct ReapReport {
     pub steps_retried: Vec<StepId>,
     /// Steps whose last attempt was the reaped one.
     pub steps_failed: Vec<StepId>,
+    /// Orphaned (or overdue revoked) steps left for a later pass because another
+    /// session held them or a row their reaping needed: a reaper never waits on a
+    /// lock (PostgreSQL; always empty on SQLite, whose writers take turns).
+    pub steps_skipped: Vec<StepId>,
 }
 
 /// A worker as shown by `stepwise workers`.

@@ -37,6 +37,8 @@ mod leases;
 mod retries;
 #[path = "conformance/review.rs"]
 mod review;
+#[path = "conformance/row_locks.rs"]
+mod row_locks;
 #[path = "conformance/runs.rs"]
 mod runs;
 #[path = "conformance/stop_reason.rs"]

@@ -249,7 +249,7 @@ impl WorkerBuilder {
         self
     }
 
-    /// Opens the worker's heartbeat connection and builds it; run it with
+    /// Opens the worker's connections (work and heartbeats) and builds it; run it with
     /// [`Worker::run`].
     pub async fn build(mut self) -> Result<Worker, StoreError> {
         if self.options.pools.is_empty() {
@@ -258,8 +258,16 @@ impl WorkerBuilder {
                 consumers: 8,
             });
         }
-        let heartbeats = stepwise_store::connect(&self.engine.url).await?;
-        Ok(Worker::new(self.engine.store.clone(), self.options)
+        // The worker's own connections, their sessions bounded by its lease (a
+        // transaction of it that goes silent ends well within the lease), one pool
+        // for its work and one for heartbeats, which a busy pool must not starve.
+        let session = stepwise_store::SessionOptions {
+            lease: Some(self.options.lease),
+            application_name: Some(format!("stepwise worker {}", self.options.name)),
+        };
+        let work = stepwise_store::connect_with(&self.engine.url, &session).await?;
+        let heartbeats = stepwise_store::connect_with(&self.engine.url, &session).await?;
+        Ok(Worker::new(work, self.options)
             .heartbeat_store(heartbeats)
             .handlers(self.handlers))
     }

@@ -68,8 +68,8 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
     let worker = if args.no_worker {
         None
     } else {
-        let heartbeat_store = stepwise_store::connect(url).await?;
-        let worker = Worker::new(store.clone(), super::worker::options(&args.worker)?)
+        let (work, heartbeat_store) = super::worker::stores(url, &args.worker).await?;
+        let worker = Worker::new(work, super::worker::options(&args.worker)?)
             .heartbeat_store(heartbeat_store);
         Some(tokio::spawn(worker.run(shutdown.clone())))
     };

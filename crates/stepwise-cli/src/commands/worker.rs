@@ -62,6 +62,24 @@ pub fn options(args: &WorkerArgs) -> anyhow::Result<WorkerOptions> {
     })
 }
 
+/// The worker's stores: its work and, on connections of their own so a busy pool
+/// cannot starve them, its heartbeats. Their sessions are bounded by the lease (a
+/// transaction of this worker that goes silent ends well within it) and named
+/// `stepwise worker host:pid` in `pg_stat_activity`.
+pub async fn stores(
+    url: &str,
+    args: &WorkerArgs,
+) -> anyhow::Result<(Arc<dyn Store>, Arc<dyn Store>)> {
+    let session = stepwise_store::SessionOptions {
+        lease: Some(args.lease),
+        application_name: Some(format!("stepwise worker {}", worker_name())),
+    };
+    let work = stepwise_store::connect_with(url, &session).await?;
+    let heartbeats = stepwise_store::connect_with(url, &session).await?;
+    Ok((work, heartbeats))
+}
+
+/// `stepwise worker`; `store` (opened by the caller) has checked the schema.
 pub async fn worker(
     url: &str,
     store: Arc<dyn Store>,
@@ -71,8 +89,8 @@ pub async fn worker(
     if args.lease < std::time::Duration::from_secs(1) {
         return Err(super::CliError::input("--lease must be at least 1s"));
     }
-    // Heartbeats get connections of their own, so a busy pool cannot starve them.
-    let heartbeat_store = stepwise_store::connect(url).await?;
+    drop(store);
+    let (store, heartbeat_store) = stores(url, args).await?;
     let shutdown = shutdown_on_signals()?;
     if let Some(listen) = command.metrics_listen {
         serve_metrics(listen, shutdown.clone()).await?;

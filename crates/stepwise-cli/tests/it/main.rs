@@ -14,6 +14,7 @@ mod flow_cli;
 mod https;
 mod library;
 mod logs;
+mod partition;
 mod run_inputs;
 mod server;
 mod support;

@@ -249,8 +249,32 @@ pub fn run_json(url: &str, id: &str) -> serde_json::Value {
     serde_json::from_str(&ok(url, &["runs", "show", id, "--json"])).unwrap()
 }
 
-/// `stepwise events --json`, one value per event.
+/// `stepwise events --json`, one value per event: every event committed before the
+/// call. PostgreSQL serves an event only once every older transaction in the whole
+/// server has ended, and a test beside this one may hold one open for a while (a
+/// worker frozen inside a transaction, until the server ends it).
 pub fn events_json(url: &str) -> Vec<serde_json::Value> {
+    if url.starts_with("postgres") {
+        let query = |sql: &str| {
+            let out = Command::new("psql")
+                .arg(url)
+                .args(["-qAtc", sql])
+                .output()
+                .expect("psql");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let next = query("SELECT pg_snapshot_xmax(pg_current_snapshot())");
+        eventually(
+            "older transactions to end",
+            std::time::Duration::from_secs(60),
+            || {
+                (query(&format!(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= '{next}'::xid8"
+                )) == "t")
+                    .then_some(())
+            },
+        );
+    }
     ok(url, &["events", "--json"])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

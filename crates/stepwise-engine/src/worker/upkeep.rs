@@ -88,6 +88,14 @@ impl Inner {
             let id = self.identity().id;
             match self.store.reap(id).await {
                 Ok(report) => {
+                    if !report.steps_skipped.is_empty() {
+                        metrics::counter!(m::REAPER_SKIPPED)
+                            .increment(report.steps_skipped.len() as u64);
+                        tracing::info!(
+                            steps = report.steps_skipped.len(),
+                            "reaper skipped steps another session holds; a later pass takes them"
+                        );
+                    }
                     if !report.workers.is_empty() {
                         metrics::counter!(m::WORKERS_REAPED).increment(report.workers.len() as u64);
                         tracing::warn!(

@@ -11,14 +11,16 @@ mod control;
 mod events;
 mod flow;
 mod runs;
+mod session;
 mod settle;
 mod steps;
 mod tokens;
 mod workers;
 
-use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};
+use crate::{ClockStore, Result, SchemaStore, SessionOptions, StoreError, SCHEMA_VERSION};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use session::SessionSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 use std::str::FromStr;
@@ -40,22 +42,35 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` and uses its default schema (`public`).
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with(PgConnectOptions::from_str(url)?).await
+        Self::connect_for(url, &SessionOptions::default()).await
+    }
+
+    /// Connects to `url`, its sessions set up for `session` (a worker's lease).
+    pub async fn connect_for(url: &str, session: &SessionOptions) -> Result<Self> {
+        let options = SessionSettings::new(session).apply(PgConnectOptions::from_str(url)?);
+        Self::connect_with(options).await
     }
 
     /// Connects to `url` with every object in `schema`, which must exist. Tests use
     /// one schema each; so can several Stepwise installations in one database.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self> {
+        Self::connect_in_schema_for(url, schema, &SessionOptions::default()).await
+    }
+
+    /// [`PgStore::connect_in_schema`], its sessions set up for `session`.
+    pub async fn connect_in_schema_for(
+        url: &str,
+        schema: &str,
+        session: &SessionOptions,
+    ) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);
-        Self::connect_with(options).await
+        Self::connect_with(SessionSettings::new(session).apply(options)).await
     }
 
     async fn connect_with(options: PgConnectOptions) -> Result<Self> {
         // Statement logs carry SQL text, which is never shown to a user (sqlx warns
         // with it for every statement slower than a second).
-        let options = options
-            .application_name("stepwise")
-            .disable_statement_logging();
+        let options = options.disable_statement_logging();
         // The pool retries a refused connection until its acquire timeout and then
         // says only that it timed out; one connection of our own first fails at
         // once with the cause (refused, unknown database, authentication).
@@ -71,6 +86,8 @@ impl PgStore {
     }
 
     /// The pool, for the PostgreSQL-only extras (transactional enqueue, LISTEN).
+    /// Its sessions carry the engine's settings: a transaction left idle longer than
+    /// `idle_in_transaction_session_timeout` is ended by the server.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }

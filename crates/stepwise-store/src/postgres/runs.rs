@@ -271,11 +271,16 @@ impl RunStore for PgStore {
     }
 
     async fn prune_runs(&self, older_than: std::time::Duration, limit: u32) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/unbounded_statement.sql"))
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query(include_str!("sql/prune_runs.sql"))
             .bind(millis(older_than))
             .bind(i64::from(limit))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 

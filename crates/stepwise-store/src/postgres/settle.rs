@@ -52,9 +52,27 @@ pub(super) async fn lock_running_step(
         .bind(token)
         .fetch_optional(conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
+    row.map(|row| locked_step(&row, id, token)).transpose()
+}
+
+/// [`lock_running_step`] without waiting: `None` also when another session holds
+/// the step or its run.
+pub(super) async fn try_lock_running_step(
+    conn: &mut PgConnection,
+    id: Uuid,
+    token: Uuid,
+) -> Result<Option<LockedStep>> {
+    let row = sqlx::query(include_str!("sql/try_lock_running_step.sql"))
+        .bind(id)
+        .bind(token)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|row| locked_step(&row, id, token)).transpose()
+}
+
+fn locked_step(row: &sqlx::postgres::PgRow, id: Uuid, token: Uuid) -> Result<LockedStep> {
     let duration = |ms: i64| Duration::from_millis(ms.max(0) as u64);
-    Ok(Some(LockedStep {
+    Ok(LockedStep {
         id,
         token,
         run_id: row.try_get(0)?,
@@ -74,7 +92,7 @@ pub(super) async fn lock_running_step(
         halted: row.try_get(10)?,
         attempt_base: row.try_get(11)?,
         revoked: row.try_get(12)?,
-    }))
+    })
 }
 
 pub(super) struct NewEvent<'a> {

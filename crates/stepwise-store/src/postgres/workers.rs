@@ -52,7 +52,7 @@ impl WorkerStore for PgStore {
     }
 
     async fn reap(&self, caller: WorkerId) -> Result<ReapReport> {
-        with_retries(|| self.reap_once(caller)).await
+        self.reap_pass(caller).await
     }
 
     async fn list_workers(&self) -> Result<Vec<WorkerView>> {
@@ -102,17 +102,67 @@ impl PgStore {
         Ok(report)
     }
 
-    async fn reap_once(&self, caller: WorkerId) -> Result<ReapReport> {
+    /// One pass, in short transactions of their own: marking dead workers (so a
+    /// heartbeat of a late worker waits for one statement, never for the reaping of
+    /// its steps), then each orphaned step, each overdue revoked step, and the
+    /// sweep of expired locks. Nothing here waits for a row another session holds:
+    /// such steps are reported as skipped and taken on a later pass, and what a step
+    /// needs beyond its own rows is waited for only briefly (`lock_timeout`).
+    async fn reap_pass(&self, caller: WorkerId) -> Result<ReapReport> {
+        let mut report = ReapReport {
+            workers: with_retries(|| self.mark_dead(caller)).await?,
+            ..ReapReport::default()
+        };
+        // Also steps of workers reaped earlier that claimed while being reaped, and
+        // those skipped by an earlier pass.
+        let orphans = sqlx::query(include_str!("sql/orphaned_steps.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        for row in orphans {
+            let (id, token): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
+            match skip_when_held(with_retries(|| self.reap_step(id, token)).await)? {
+                Some(Reaped::Retried) => report.steps_retried.push(StepId(id)),
+                Some(Reaped::Failed) => report.steps_failed.push(StepId(id)),
+                Some(Reaped::Gone) => {}
+                Some(Reaped::Held) | None => report.steps_skipped.push(StepId(id)),
+            }
+        }
+        // Revoked steps whose worker never confirmed the stop within a lease.
+        let overdue = sqlx::query(include_str!("sql/overdue_revoked_steps.sql"))
+            .fetch_all(&self.pool)
+            .await?;
+        for row in overdue {
+            let lease = Lease {
+                step_id: StepId(row.try_get(0)?),
+                token: LeaseToken(row.try_get(1)?),
+            };
+            match skip_when_held(with_retries(|| self.stop_overdue(lease)).await)? {
+                Some(Reaped::Held) | None => report.steps_skipped.push(lease.step_id),
+                Some(_) => {}
+            }
+        }
+        sqlx::query(include_str!("sql/sweep_locks.sql"))
+            .execute(&self.pool)
+            .await?;
+        if !report.steps_retried.is_empty() {
+            sqlx::query(include_str!("sql/notify_work.sql"))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    async fn mark_dead(&self, caller: WorkerId) -> Result<Vec<WorkerId>> {
         let mut tx = self.pool.begin().await?;
-        let mut report = ReapReport::default();
         let dead = sqlx::query(include_str!("sql/reap_workers.sql"))
             .bind(caller.0)
             .fetch_all(&mut *tx)
             .await?;
+        let mut workers = Vec::with_capacity(dead.len());
         for row in dead {
             let id: Uuid = row.try_get(0)?;
             let name: String = row.try_get(1)?;
-            report.workers.push(WorkerId(id));
+            workers.push(WorkerId(id));
             settle::insert_event(
                 &mut tx,
                 NewEvent {
@@ -125,75 +175,108 @@ impl PgStore {
             )
             .await?;
         }
-        // Also steps of workers reaped earlier that claimed while being reaped.
-        let orphans = sqlx::query(include_str!("sql/orphaned_steps.sql"))
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in orphans {
-            let (id, token): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
-            let Some(step) = settle::lock_running_step(&mut tx, id, token).await? else {
-                continue;
-            };
-            if step.revoked {
-                settle::stop_revoked(&mut tx, &[step.lease()]).await?;
-                continue;
-            }
-            settle::record_attempt(
-                &mut tx,
-                &step,
-                settle::AttemptEnd {
-                    outcome: "reaped",
-                    error: Some("worker lost"),
-                    log: None,
-                },
-            )
-            .await?;
-            let exhausted = step.halted || step.attempts_used() >= step.retry.max_attempts;
-            settle::insert_event(
-                &mut tx,
-                NewEvent {
-                    kind: EventKind::StepReaped,
-                    run_id: Some(step.run_id),
-                    step: Some(&step.name),
-                    group: step.group.as_deref(),
-                    data: json!({"attempt": step.attempt, "worker_id": step.worker_id, "final": exhausted}),
-                },
-            )
-            .await?;
-            if exhausted {
-                let error = format!("worker lost during attempt {}", step.attempt);
-                settle::fail_for_good(&mut tx, &step, &error).await?;
-                report.steps_failed.push(StepId(id));
-            } else {
-                sqlx::query(include_str!("sql/requeue_step.sql"))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                report.steps_retried.push(StepId(id));
-            }
-        }
-        // Revoked steps whose worker never confirmed the stop within a lease.
-        let overdue: Vec<Lease> = sqlx::query(include_str!("sql/overdue_revoked_steps.sql"))
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(Lease {
-                    step_id: StepId(row.try_get(0)?),
-                    token: LeaseToken(row.try_get(1)?),
-                })
-            })
-            .collect::<Result<_>>()?;
-        settle::stop_revoked(&mut tx, &overdue).await?;
-        sqlx::query(include_str!("sql/sweep_locks.sql"))
+        tx.commit().await?;
+        Ok(workers)
+    }
+
+    /// Reaps one orphaned step in a transaction of its own, unless another session
+    /// holds it or its run.
+    async fn reap_step(&self, id: Uuid, token: Uuid) -> Result<Reaped> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/reaper_lock_timeout.sql"))
             .execute(&mut *tx)
             .await?;
-        if !report.steps_retried.is_empty() {
-            sqlx::query(include_str!("sql/notify_work.sql"))
+        let Some(step) = settle::try_lock_running_step(&mut tx, id, token).await? else {
+            return held_or_gone(&mut tx, id, token).await;
+        };
+        if step.revoked {
+            settle::stop_revoked(&mut tx, &[step.lease()]).await?;
+            tx.commit().await?;
+            return Ok(Reaped::Gone);
+        }
+        settle::record_attempt(
+            &mut tx,
+            &step,
+            settle::AttemptEnd {
+                outcome: "reaped",
+                error: Some("worker lost"),
+                log: None,
+            },
+        )
+        .await?;
+        let exhausted = step.halted || step.attempts_used() >= step.retry.max_attempts;
+        settle::insert_event(
+            &mut tx,
+            NewEvent {
+                kind: EventKind::StepReaped,
+                run_id: Some(step.run_id),
+                step: Some(&step.name),
+                group: step.group.as_deref(),
+                data: json!({"attempt": step.attempt, "worker_id": step.worker_id, "final": exhausted}),
+            },
+        )
+        .await?;
+        let reaped = if exhausted {
+            let error = format!("worker lost during attempt {}", step.attempt);
+            settle::fail_for_good(&mut tx, &step, &error).await?;
+            Reaped::Failed
+        } else {
+            sqlx::query(include_str!("sql/requeue_step.sql"))
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
-        }
+            Reaped::Retried
+        };
         tx.commit().await?;
-        Ok(report)
+        Ok(reaped)
+    }
+
+    /// Cancels one overdue revoked step in a transaction of its own, unless another
+    /// session holds it or its run.
+    async fn stop_overdue(&self, lease: Lease) -> Result<Reaped> {
+        let (id, token) = (lease.step_id.0, lease.token.0);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/reaper_lock_timeout.sql"))
+            .execute(&mut *tx)
+            .await?;
+        if settle::try_lock_running_step(&mut tx, id, token)
+            .await?
+            .is_none()
+        {
+            return held_or_gone(&mut tx, id, token).await;
+        }
+        settle::stop_revoked(&mut tx, &[lease]).await?;
+        tx.commit().await?;
+        Ok(Reaped::Gone)
+    }
+}
+
+/// What became of one step the reaper looked at.
+enum Reaped {
+    Retried,
+    Failed,
+    /// Nothing left to reap: it moved on, or it was stopped (revoked).
+    Gone,
+    /// Another session holds it or its run: left for a later pass.
+    Held,
+}
+
+/// Why the reaper could not lock a step: it moved on, or someone holds it.
+async fn held_or_gone(conn: &mut sqlx::PgConnection, id: Uuid, token: Uuid) -> Result<Reaped> {
+    let leased: bool = sqlx::query_scalar(include_str!("sql/step_still_leased.sql"))
+        .bind(id)
+        .bind(token)
+        .fetch_one(conn)
+        .await?;
+    Ok(if leased { Reaped::Held } else { Reaped::Gone })
+}
+
+/// A step whose reaping gave up waiting (`lock_timeout`) is skipped like a held one
+/// (`None`); other errors end the pass.
+fn skip_when_held(result: Result<Reaped>) -> Result<Option<Reaped>> {
+    match result {
+        Ok(reaped) => Ok(Some(reaped)),
+        Err(e) if e.is_timeout() => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -1,7 +1,15 @@
 -- $1 worker id, after its heartbeat: its running steps' locks live as long as its
--- lease plus a margin of one lease.
+-- lease plus a margin of one lease. A lock row another session holds is skipped,
+-- never waited for (the heartbeat must not stall behind a frozen claimer): the
+-- margin carries it to the next beat.
+WITH mine AS (
+    SELECT l.name
+    FROM resource_lock l
+    JOIN step s ON l.holder_kind = 'step' AND l.holder_id = s.id::text
+    WHERE s.worker_id = $1 AND s.status = 'running'
+    FOR UPDATE OF l SKIP LOCKED
+)
 UPDATE resource_lock l
 SET expires_at = w.expires_at + w.lease_ms * interval '1 millisecond'
-FROM worker w, step s
-WHERE w.id = $1 AND s.worker_id = w.id AND s.status = 'running'
-  AND l.holder_kind = 'step' AND l.holder_id = s.id::text
+FROM mine, worker w
+WHERE l.name = mine.name AND w.id = $1

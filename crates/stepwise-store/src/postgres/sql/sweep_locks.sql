@@ -1,7 +1,17 @@
--- Expired locks, removed; each gets a lock.released event.
-WITH swept AS (
-    DELETE FROM resource_lock WHERE expires_at <= stepwise_now()
-    RETURNING name, holder_kind, holder_id
+-- Expired locks, removed; each gets a lock.released event. A lock row another
+-- session holds (a claimer taking it, a heartbeat extending it) is left for the
+-- next pass.
+WITH expired AS (
+    SELECT name
+    FROM resource_lock
+    WHERE expires_at <= stepwise_now()
+    FOR UPDATE SKIP LOCKED
+),
+swept AS (
+    DELETE FROM resource_lock l
+    USING expired
+    WHERE l.name = expired.name
+    RETURNING l.name, l.holder_kind, l.holder_id
 )
 INSERT INTO event (kind, data)
 SELECT 'lock.released',

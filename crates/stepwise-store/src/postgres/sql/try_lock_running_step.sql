@@ -1,0 +1,17 @@
+-- $1 step id, $2 lease token: `lock_running_step.sql` for the reaper, which never
+-- waits for another session's lock: a step or run held elsewhere (a frozen worker's
+-- open transaction, another reaper) is left for a later pass.
+-- The step, locked, if it still runs under that lease.
+-- Its run is locked too (step before run, as everywhere), so `halted` is current: a
+-- halt that commits first is seen, and one that commits later waits for this outcome.
+-- A forward step is halted when its run stops early; a compensation only when the
+-- run gave up compensating (`cancel --no-compensate`).
+SELECT s.run_id, s.name, s.attempt, s.max_attempts, s.backoff_initial_ms,
+       s.backoff_factor, s.backoff_max_ms, s.worker_id, s.started_at, r.group_name,
+       CASE WHEN s.compensates IS NULL THEN r.halt IS NOT NULL ELSE r.no_compensate END
+           AS halted,
+       s.attempt_base, s.revoked_at IS NOT NULL AS revoked
+FROM step s
+JOIN run r ON r.id = s.run_id
+WHERE s.id = $1 AND s.lease_token = $2 AND s.status = 'running'
+FOR UPDATE OF s, r SKIP LOCKED
