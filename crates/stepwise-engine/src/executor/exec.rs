@@ -6,16 +6,27 @@
 
 use super::{AttemptError, AttemptInput, AttemptResult, ExecOptions};
 use crate::capture::Capture;
-use crate::supervisor::{EXIT_CANNOT_START, SUPERVISE_COMMAND};
+use crate::supervisor::{Verdict, EXIT_CANNOT_START, SUPERVISE_COMMAND};
 use serde_json::Value;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code with which a step says "do not retry me".
 pub const EXIT_DO_NOT_RETRY: i32 = 64;
+
+/// How long the output still in the pipes is read once the supervisor has exited.
+/// Every process of the step is dead by then, so this is only a bound against one
+/// that somehow escaped and holds a pipe open: the attempt is over either way.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a supervisor asked to stop may take before the worker kills it itself.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(
     argv: &[String],
@@ -33,6 +44,15 @@ pub async fn run(
             log: None,
         };
     }
+    // The supervisor's stdin is a socket: heartbeats go one way, its verdict the
+    // other. Its end stays blocking, as the supervisor reads it with std.
+    let (ours, theirs) = match std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
+        ours.set_nonblocking(true)?;
+        Ok((tokio::net::UnixStream::from_std(ours)?, theirs))
+    }) {
+        Ok(pair) => pair,
+        Err(e) => return failed(format!("cannot make the supervisor's socket: {e}")),
+    };
     let mut command = Command::new(&options.supervisor);
     command
         .arg(SUPERVISE_COMMAND)
@@ -41,14 +61,20 @@ pub async fn run(
         .arg("--")
         .args(argv)
         .envs(&input.env)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        // Dropped mid-attempt, the socket closes and the supervisor kills the step
+        // and everything it started; a SIGKILL would leave them behind.
+        .kill_on_drop(false);
     if let Some(cwd) = &input.cwd {
         command.current_dir(cwd);
     }
-    let mut child = match command.spawn() {
+    let spawned = command.spawn();
+    // The command holds the supervisor's end of the socket: it must close here, or
+    // the supervisor's death would never reach us as end of file.
+    drop(command);
+    let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
             return failed(format!(
@@ -57,11 +83,11 @@ pub async fn run(
             ))
         }
     };
-    let (Some(mut stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.start_kill();
         return failed("the supervisor's pipes are missing".into());
     };
+    let (verdict_half, mut to_supervisor) = ours.into_split();
 
     let log = Arc::new(Mutex::new(Capture::new(options.log_limit)));
     let output = Arc::new(Mutex::new(Capture::new(options.output_limit)));
@@ -70,8 +96,8 @@ pub async fn run(
 
     let mut line = serde_json::to_vec(&input.context).unwrap_or_default();
     line.push(b'\n');
-    let mut stopped = false;
-    let status = if stdin.write_all(&line).await.is_err() {
+    let mut stopped_at = None::<Instant>;
+    let status = if to_supervisor.write_all(&line).await.is_err() {
         child.wait().await
     } else {
         let mut beat = tokio::time::interval(options.validity.beat_interval());
@@ -82,44 +108,102 @@ pub async fn run(
                     // A worker that can no longer vouch for its lease falls silent,
                     // and the supervisor kills the child before the lease ends.
                     if options.validity.is_valid() {
-                        let _ = stdin.write_all(b"h").await;
+                        let _ = to_supervisor.write_all(b"h").await;
+                    }
+                    if stopped_at.is_some_and(|t| t.elapsed() > STOP_GRACE) {
+                        let _ = child.start_kill();
                     }
                 }
-                _ = stop.cancelled(), if !stopped => {
-                    stopped = true;
-                    let _ = stdin.write_all(b"k").await;
+                _ = stop.cancelled(), if stopped_at.is_none() => {
+                    stopped_at = Some(Instant::now());
+                    let _ = to_supervisor.write_all(b"k").await;
                 }
             }
         }
     };
-    drop(stdin);
-    let _ = out_task.await;
-    let _ = err_task.await;
+    drop(to_supervisor);
+    let verdict = read_verdict(verdict_half).await;
+    // The attempt is over: whatever is left in the pipes now is read, but nothing
+    // that escaped may hold the outcome back by keeping them open.
+    let (out_abort, err_abort) = (out_task.abort_handle(), err_task.abort_handle());
+    if tokio::time::timeout(DRAIN_GRACE, async {
+        let _ = out_task.await;
+        let _ = err_task.await;
+    })
+    .await
+    .is_err()
+    {
+        out_abort.abort();
+        err_abort.abort();
+    }
     let log = lock(&log).text();
     let status = match status {
         Ok(status) => status,
-        Err(e) => return failed(format!("waiting for the child failed: {e}")),
+        Err(e) => return failed(format!("waiting for the supervisor failed: {e}")),
     };
-    let code = status.code().unwrap_or(-1);
-    let outcome = if stopped {
-        Err(AttemptError::retryable("stopped by the worker"))
-    } else if code == 0 {
-        let output = lock(&output);
-        Ok(parse_output(&output))
-    } else {
-        let tail = lock_tail(&log);
-        let message = match code {
-            EXIT_CANNOT_START => format!("command could not be started: {tail}"),
-            _ => format!("exit code {code}: {tail}"),
+    if stopped_at.is_some() {
+        // The worker names the reason (timeout, cancellation, lost lease).
+        return AttemptResult {
+            outcome: Err(AttemptError::retryable("stopped by the worker")),
+            log: Some(log),
         };
-        Err(AttemptError {
-            message,
-            retryable: code != EXIT_DO_NOT_RETRY,
-        })
+    }
+    let verdict = verdict.unwrap_or_else(|| match status.code() {
+        Some(code) => Verdict::Exited(code),
+        None => Verdict::Signalled(status.signal().unwrap_or(9)),
+    });
+    let outcome = match verdict {
+        Verdict::Exited(0) => Ok(parse_output(&lock(&output))),
+        Verdict::Exited(code) => {
+            let tail = lock_tail(&log);
+            let message = match code {
+                EXIT_CANNOT_START => format!("command could not be started: {tail}"),
+                _ => format!("exit code {code}: {tail}"),
+            };
+            Err(AttemptError {
+                message,
+                retryable: code != EXIT_DO_NOT_RETRY,
+            })
+        }
+        Verdict::Signalled(signal) => Err(AttemptError::retryable(format!(
+            "killed by signal {}: {}",
+            signal_name(signal),
+            lock_tail(&log)
+        ))),
+        Verdict::KilledSilent(silent) => {
+            let why = if options.validity.is_valid() {
+                "the worker was stopped or hung"
+            } else {
+                "the worker could not renew its lease"
+            };
+            Err(AttemptError::retryable(format!(
+                "killed by the supervisor: no heartbeat from the worker for {} ms ({why}), \
+                 so the step could not be left running",
+                silent.as_millis()
+            )))
+        }
+        Verdict::KilledOnRequest => Err(AttemptError::retryable("stopped by the worker")),
     };
     AttemptResult {
         outcome,
         log: Some(log),
+    }
+}
+
+/// The supervisor's verdict line, written just before it exited; `None` when it
+/// was killed before it could say.
+async fn read_verdict(from: tokio::net::unix::OwnedReadHalf) -> Option<Verdict> {
+    let (mut from, mut line) = (BufReader::new(from), String::new());
+    match tokio::time::timeout(Duration::from_secs(1), from.read_line(&mut line)).await {
+        Ok(Ok(_)) => Verdict::parse(&line),
+        _ => None,
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(s) => format!("{signal} ({})", s.as_str()),
+        Err(_) => signal.to_string(),
     }
 }
 
