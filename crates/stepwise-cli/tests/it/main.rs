@@ -6,6 +6,7 @@
 mod cli;
 mod crash;
 mod early_end;
+mod escaped_children;
 mod executors;
 mod flow;
 mod flow_cli;
