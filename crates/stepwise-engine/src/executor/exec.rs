@@ -111,7 +111,9 @@ pub async fn run(
                         let _ = to_supervisor.write_all(b"h").await;
                     }
                     if stopped_at.is_some_and(|t| t.elapsed() > STOP_GRACE) {
+                        tracing::warn!("the supervisor did not stop the step in time: killing it");
                         let _ = child.start_kill();
+                        stopped_at = Some(Instant::now());
                     }
                 }
                 _ = stop.cancelled(), if stopped_at.is_none() => {
