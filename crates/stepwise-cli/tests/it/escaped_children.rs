@@ -200,7 +200,7 @@ fn a_lost_lease_ends_the_attempt_and_kills_the_escaped_helper(backend: Backend) 
     let scratch = Scratch::new();
     let db = setup(backend, &scratch, &workflow(", \"1\"", "", ""));
     let url = db.url.as_str();
-    let w = worker(url, &scratch, "3s");
+    let w = worker(url, &scratch, "6s");
     let run = start(url, "escape");
     let pids = attempt_pids(scratch.path(), 1);
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -438,4 +438,22 @@ async fn a_watchdog_kill_names_its_reason() {
         r.log.unwrap().contains("no heartbeat from the worker"),
         "the supervisor says so in the log"
     );
+}
+
+/// A child killed by a signal the engine did not send is reported by that signal,
+/// not as exit code 128 + N.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_killed_by_a_signal_names_the_signal() {
+    let dir = Scratch::new();
+    let (options, input) = options(&[], &dir);
+    let r = attempt(
+        &["sh", "-c", "echo dying; kill -9 $$"],
+        &options,
+        &input,
+        None,
+    )
+    .await;
+    let error = r.outcome.unwrap_err();
+    assert_eq!(error.message, "killed by signal 9 (SIGKILL): dying");
+    assert!(error.retryable);
 }
