@@ -6,6 +6,7 @@
 
 use super::{AttemptError, AttemptInput, AttemptResult, ExecOptions};
 use crate::capture::Capture;
+use crate::lease::LeaseValidity;
 use crate::supervisor::{Verdict, EXIT_CANNOT_START, SUPERVISE_COMMAND};
 use serde_json::Value;
 use std::os::fd::OwnedFd;
@@ -14,7 +15,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code with which a step says "do not retry me".
@@ -44,38 +45,8 @@ pub async fn run(
             log: None,
         };
     }
-    // The supervisor's stdin is a socket: heartbeats go one way, its verdict the
-    // other. Its end stays blocking, as the supervisor reads it with std.
-    let (ours, theirs) = match std::os::unix::net::UnixStream::pair().and_then(|(ours, theirs)| {
-        ours.set_nonblocking(true)?;
-        Ok((tokio::net::UnixStream::from_std(ours)?, theirs))
-    }) {
-        Ok(pair) => pair,
-        Err(e) => return failed(format!("cannot make the supervisor's socket: {e}")),
-    };
-    let mut command = Command::new(&options.supervisor);
-    command
-        .arg(SUPERVISE_COMMAND)
-        .arg("--silence-ms")
-        .arg(options.validity.supervisor_window().as_millis().to_string())
-        .arg("--")
-        .args(argv)
-        .envs(&input.env)
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Dropped mid-attempt, the socket closes and the supervisor kills the step
-        // and everything it started; a SIGKILL would leave them behind.
-        .kill_on_drop(false);
-    if let Some(cwd) = &input.cwd {
-        command.current_dir(cwd);
-    }
-    let spawned = command.spawn();
-    // The command holds the supervisor's end of the socket: it must close here, or
-    // the supervisor's death would never reach us as end of file.
-    drop(command);
-    let mut child = match spawned {
-        Ok(child) => child,
+    let (mut child, ours) = match spawn_supervisor(argv, input, options) {
+        Ok(spawned) => spawned,
         Err(e) => {
             return failed(format!(
                 "cannot start the supervisor {}: {e}",
@@ -154,41 +125,84 @@ pub async fn run(
         Some(code) => Verdict::Exited(code),
         None => Verdict::Signalled(status.signal().unwrap_or(9)),
     });
-    let outcome = match verdict {
-        Verdict::Exited(0) => Ok(parse_output(&lock(&output))),
-        Verdict::Exited(code) => {
-            let tail = lock_tail(&log);
-            let message = match code {
-                EXIT_CANNOT_START => format!("command could not be started: {tail}"),
-                _ => format!("exit code {code}: {tail}"),
-            };
-            Err(AttemptError {
-                message,
-                retryable: code != EXIT_DO_NOT_RETRY,
-            })
-        }
-        Verdict::Signalled(signal) => Err(AttemptError::retryable(format!(
-            "killed by signal {}: {}",
-            signal_name(signal),
-            lock_tail(&log)
+    let outcome = judge(verdict, &log, &lock(&output), &options.validity);
+    AttemptResult {
+        outcome,
+        log: Some(log),
+    }
+}
+
+/// Starts the supervisor for `argv`; returns it and the worker's end of the socket
+/// that is its stdin (heartbeats go one way, its verdict the other).
+fn spawn_supervisor(
+    argv: &[String],
+    input: &AttemptInput,
+    options: &ExecOptions,
+) -> std::io::Result<(Child, tokio::net::UnixStream)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    // The supervisor's end stays blocking: it reads it with std.
+    ours.set_nonblocking(true)?;
+    let ours = tokio::net::UnixStream::from_std(ours)?;
+    let mut command = Command::new(&options.supervisor);
+    command
+        .arg(SUPERVISE_COMMAND)
+        .arg("--silence-ms")
+        .arg(options.validity.supervisor_window().as_millis().to_string())
+        .arg("--")
+        .args(argv)
+        .envs(&input.env)
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Dropped mid-attempt, the socket closes and the supervisor kills the step
+        // and everything it started; a SIGKILL would leave them behind.
+        .kill_on_drop(false);
+    if let Some(cwd) = &input.cwd {
+        command.current_dir(cwd);
+    }
+    let child = command.spawn()?;
+    // `command` holds the supervisor's end of the socket until it is dropped here;
+    // kept, the supervisor's death would never reach us as end of file.
+    Ok((child, ours))
+}
+
+/// The attempt's outcome from how its child ended; a kill says why, never just a
+/// code.
+fn judge(
+    verdict: Verdict,
+    log: &str,
+    output: &Capture,
+    validity: &LeaseValidity,
+) -> Result<Value, AttemptError> {
+    let tail = lock_tail(log);
+    let with_tail = |message: String| match tail.is_empty() {
+        true => message,
+        false => format!("{message}: {tail}"),
+    };
+    match verdict {
+        Verdict::Exited(0) => Ok(parse_output(output)),
+        Verdict::Exited(EXIT_CANNOT_START) => Err(AttemptError::retryable(with_tail(
+            "command could not be started".into(),
         ))),
+        Verdict::Exited(code) => Err(AttemptError {
+            message: with_tail(format!("exit code {code}")),
+            retryable: code != EXIT_DO_NOT_RETRY,
+        }),
+        Verdict::Signalled(signal) => Err(AttemptError::retryable(with_tail(format!(
+            "killed by signal {}",
+            signal_name(signal)
+        )))),
         Verdict::KilledSilent(silent) => {
-            let why = if options.validity.is_valid() {
-                "the worker was stopped or hung"
-            } else {
-                "the worker could not renew its lease"
+            let why = match validity.is_valid() {
+                true => "the worker was stopped or hung",
+                false => "the worker could not renew its lease",
             };
             Err(AttemptError::retryable(format!(
-                "killed by the supervisor: no heartbeat from the worker for {} ms ({why}), \
-                 so the step could not be left running",
+                "killed by the supervisor: no heartbeat from the worker for {} ms ({why})",
                 silent.as_millis()
             )))
         }
         Verdict::KilledOnRequest => Err(AttemptError::retryable("stopped by the worker")),
-    };
-    AttemptResult {
-        outcome,
-        log: Some(log),
     }
 }
 
