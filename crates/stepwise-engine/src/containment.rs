@@ -127,11 +127,19 @@ impl Cgroup {
 /// The directory of this process's cgroup v2.
 fn own_cgroup_dir() -> Option<PathBuf> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let dir = cgroup_dir(&cgroups, &mountinfo)?;
+    // Whether it is writable shows when the attempt's cgroup is made in it.
+    dir.is_dir().then_some(dir)
+}
+
+/// Where the cgroup v2 named in `cgroups` (`/proc/PID/cgroup`) is mounted, by
+/// `mountinfo` (`/proc/PID/mountinfo`).
+fn cgroup_dir(cgroups: &str, mountinfo: &str) -> Option<PathBuf> {
     // The unified hierarchy's line is `0::PATH` (alone on a pure v2 system,
     // beside the v1 controllers' lines on a hybrid one).
     let path = cgroups.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let dir = mountinfo.lines().find_map(|line| {
+    mountinfo.lines().find_map(|line| {
         // `ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS... - FSTYPE SOURCE SUPER_OPTIONS`
         let (before, after) = line.split_once(" - ")?;
         if after.split_whitespace().next()? != "cgroup2" {
@@ -141,9 +149,7 @@ fn own_cgroup_dir() -> Option<PathBuf> {
         let (root, mount_point) = (*fields.get(3)?, *fields.get(4)?);
         let relative = path.strip_prefix(root.trim_end_matches('/'))?;
         Some(Path::new(mount_point).join(relative.trim_start_matches('/')))
-    })?;
-    // Whether it is writable shows when the attempt's cgroup is made in it.
-    dir.is_dir().then_some(dir)
+    })
 }
 
 /// One process as `/proc/PID/stat` tells it.
@@ -257,5 +263,33 @@ mod tests {
         let mut found = descendants(&all, 10);
         found.sort();
         assert_eq!(found, [(11, false), (12, true), (14, false)]);
+    }
+
+    #[test]
+    fn the_cgroup_dir_is_found_on_hybrid_and_pure_v2_systems() {
+        let hybrid_cgroups = "4:memory:/x\n1:cpu:/\n0::/user.slice/w.scope\n";
+        let hybrid_mounts = "\
+            30 25 0:26 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory\n\
+            35 25 0:30 / /sys/fs/cgroup/unified rw,relatime shared:10 - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup_dir(hybrid_cgroups, hybrid_mounts),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/user.slice/w.scope"))
+        );
+        let pure = "29 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup_dir("0::/\n", pure),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        // A container given its own part of the tree by a bind mount.
+        let nested = "29 23 0:26 /docker/abc /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup_dir("0::/docker/abc/app\n", nested),
+            Some(PathBuf::from("/sys/fs/cgroup/app"))
+        );
+        assert_eq!(cgroup_dir("4:memory:/x\n", hybrid_mounts), None);
+        assert_eq!(
+            cgroup_dir("0::/\n", "30 25 0:26 / /m rw - cgroup cgroup rw\n"),
+            None
+        );
     }
 }

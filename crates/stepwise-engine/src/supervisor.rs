@@ -245,3 +245,23 @@ fn parse_args(args: &[String]) -> Result<(Duration, Vec<String>), String> {
     }
     Err("no command after --".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_survive_the_line_they_are_sent_as() {
+        for verdict in [
+            Verdict::Exited(0),
+            Verdict::Exited(64),
+            Verdict::Signalled(9),
+            Verdict::KilledOnRequest,
+            Verdict::KilledSilent(Duration::from_millis(3014)),
+        ] {
+            assert_eq!(Verdict::parse(&verdict.line()), Some(verdict));
+        }
+        assert_eq!(Verdict::parse("killed slowly\n"), None);
+        assert_eq!(Verdict::parse(""), None);
+    }
+}
