@@ -9,8 +9,8 @@
 //!   every process the step started stays in the supervisor's process tree, found by
 //!   the parent chain in `/proc/PID/stat`, however it detached;
 //! - where the cgroup v2 the worker runs in is writable, the child is born in a
-//!   cgroup of its own beneath it (`stepwise-<supervisor pid>`), which `cgroup.kill`
-//!   empties in one stroke, even of a process forking at that moment.
+//!   cgroup of its own beneath it (`stepwise-<supervisor pid>-<nanos>`), which
+//!   `cgroup.kill` empties in one stroke, even of a process forking at that moment.
 //!
 //! Where neither is available (another OS, no `/proc`), the supervisor still kills
 //! the child's process group as before.
@@ -55,20 +55,12 @@ impl Cgroup {
     pub fn enter() -> Option<Cgroup> {
         let home = own_cgroup_dir()?;
         let me = std::process::id();
-        let dir = home.join(format!("stepwise-{me}"));
-        if let Err(e) = std::fs::create_dir(&dir) {
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return None;
-            }
-            // Left by an earlier supervisor with this pid, which is dead since the
-            // pid is ours now: what it held must not live on either.
-            let stale = Cgroup {
-                dir: dir.clone(),
-                home: home.clone(),
-                holds_self: false,
-            };
-            stale.kill();
-        }
+        // Unique even beside another pid namespace's supervisor with the same pid.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = home.join(format!("stepwise-{me}-{nanos}"));
+        std::fs::create_dir(&dir).ok()?;
         if std::fs::write(dir.join("cgroup.procs"), me.to_string()).is_err() {
             let _ = std::fs::remove_dir(&dir);
             return None;
