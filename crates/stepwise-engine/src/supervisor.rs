@@ -200,9 +200,11 @@ pub fn supervise(args: &[String]) -> i32 {
                 return tell(Verdict::Exited(1));
             }
         }
-        let silent_for = Duration::from_millis(
-            started.elapsed().as_millis() as u64 - last_beat.load(Ordering::SeqCst),
-        );
+        // A beat read after `elapsed` was taken is newer than it: no silence, not
+        // an underflow (which would read as an age of silence and kill the step).
+        let now = started.elapsed().as_millis() as u64;
+        let silent_for =
+            Duration::from_millis(now.saturating_sub(last_beat.load(Ordering::SeqCst)));
         let verdict = if stop.load(Ordering::SeqCst) {
             Verdict::KilledOnRequest
         } else if silent_for > silence {
