@@ -14,6 +14,7 @@
 
 pub mod bus;
 pub mod capture;
+mod containment;
 pub mod executor;
 pub mod lease;
 pub mod metrics;

@@ -8,6 +8,7 @@ mod closed_stdout;
 mod crash;
 mod database;
 mod early_end;
+mod escaped_children;
 mod executors;
 mod flow;
 mod flow_cli;

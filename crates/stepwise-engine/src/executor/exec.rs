@@ -6,16 +6,28 @@
 
 use super::{AttemptError, AttemptInput, AttemptResult, ExecOptions};
 use crate::capture::Capture;
-use crate::supervisor::{EXIT_CANNOT_START, SUPERVISE_COMMAND};
+use crate::lease::LeaseValidity;
+use crate::supervisor::{Verdict, EXIT_CANNOT_START, SUPERVISE_COMMAND};
 use serde_json::Value;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::Command;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code with which a step says "do not retry me".
 pub const EXIT_DO_NOT_RETRY: i32 = 64;
+
+/// How long the output still in the pipes is read once the supervisor has exited.
+/// Every process of the step is dead by then, so this is only a bound against one
+/// that somehow escaped and holds a pipe open: the attempt is over either way.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a supervisor asked to stop may take before the worker kills it itself.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 pub async fn run(
     argv: &[String],
@@ -33,23 +45,8 @@ pub async fn run(
             log: None,
         };
     }
-    let mut command = Command::new(&options.supervisor);
-    command
-        .arg(SUPERVISE_COMMAND)
-        .arg("--silence-ms")
-        .arg(options.validity.supervisor_window().as_millis().to_string())
-        .arg("--")
-        .args(argv)
-        .envs(&input.env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(cwd) = &input.cwd {
-        command.current_dir(cwd);
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
+    let (mut child, ours) = match spawn_supervisor(argv, input, options) {
+        Ok(spawned) => spawned,
         Err(e) => {
             return failed(format!(
                 "cannot start the supervisor {}: {e}",
@@ -57,11 +54,11 @@ pub async fn run(
             ))
         }
     };
-    let (Some(mut stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.start_kill();
         return failed("the supervisor's pipes are missing".into());
     };
+    let (verdict_half, mut to_supervisor) = ours.into_split();
 
     let log = Arc::new(Mutex::new(Capture::new(options.log_limit)));
     let output = Arc::new(Mutex::new(Capture::new(options.output_limit)));
@@ -70,8 +67,8 @@ pub async fn run(
 
     let mut line = serde_json::to_vec(&input.context).unwrap_or_default();
     line.push(b'\n');
-    let mut stopped = false;
-    let status = if stdin.write_all(&line).await.is_err() {
+    let mut stopped_at = None::<Instant>;
+    let status = if to_supervisor.write_all(&line).await.is_err() {
         child.wait().await
     } else {
         let mut beat = tokio::time::interval(options.validity.beat_interval());
@@ -82,44 +79,147 @@ pub async fn run(
                     // A worker that can no longer vouch for its lease falls silent,
                     // and the supervisor kills the child before the lease ends.
                     if options.validity.is_valid() {
-                        let _ = stdin.write_all(b"h").await;
+                        let _ = to_supervisor.write_all(b"h").await;
+                    }
+                    if stopped_at.is_some_and(|t| t.elapsed() > STOP_GRACE) {
+                        tracing::warn!("the supervisor did not stop the step in time: killing it");
+                        let _ = child.start_kill();
+                        stopped_at = Some(Instant::now());
                     }
                 }
-                _ = stop.cancelled(), if !stopped => {
-                    stopped = true;
-                    let _ = stdin.write_all(b"k").await;
+                _ = stop.cancelled(), if stopped_at.is_none() => {
+                    stopped_at = Some(Instant::now());
+                    let _ = to_supervisor.write_all(b"k").await;
                 }
             }
         }
     };
-    drop(stdin);
-    let _ = out_task.await;
-    let _ = err_task.await;
+    drop(to_supervisor);
+    let verdict = read_verdict(verdict_half).await;
+    // The attempt is over: whatever is left in the pipes now is read, but nothing
+    // that escaped may hold the outcome back by keeping them open.
+    let (out_abort, err_abort) = (out_task.abort_handle(), err_task.abort_handle());
+    if tokio::time::timeout(DRAIN_GRACE, async {
+        let _ = out_task.await;
+        let _ = err_task.await;
+    })
+    .await
+    .is_err()
+    {
+        out_abort.abort();
+        err_abort.abort();
+    }
     let log = lock(&log).text();
     let status = match status {
         Ok(status) => status,
-        Err(e) => return failed(format!("waiting for the child failed: {e}")),
+        Err(e) => return failed(format!("waiting for the supervisor failed: {e}")),
     };
-    let code = status.code().unwrap_or(-1);
-    let outcome = if stopped {
-        Err(AttemptError::retryable("stopped by the worker"))
-    } else if code == 0 {
-        let output = lock(&output);
-        Ok(parse_output(&output))
-    } else {
-        let tail = lock_tail(&log);
-        let message = match code {
-            EXIT_CANNOT_START => format!("command could not be started: {tail}"),
-            _ => format!("exit code {code}: {tail}"),
+    if stopped_at.is_some() {
+        // The worker names the reason (timeout, cancellation, lost lease).
+        return AttemptResult {
+            outcome: Err(AttemptError::retryable("stopped by the worker")),
+            log: Some(log),
         };
-        Err(AttemptError {
-            message,
-            retryable: code != EXIT_DO_NOT_RETRY,
-        })
-    };
+    }
+    let verdict = verdict.unwrap_or_else(|| match status.code() {
+        Some(code) => Verdict::Exited(code),
+        None => Verdict::Signalled(status.signal().unwrap_or(9)),
+    });
+    let outcome = judge(verdict, &log, &lock(&output), &options.validity);
     AttemptResult {
         outcome,
         log: Some(log),
+    }
+}
+
+/// Starts the supervisor for `argv`; returns it and the worker's end of the socket
+/// that is its stdin (heartbeats go one way, its verdict the other).
+fn spawn_supervisor(
+    argv: &[String],
+    input: &AttemptInput,
+    options: &ExecOptions,
+) -> std::io::Result<(Child, tokio::net::UnixStream)> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    // The supervisor's end stays blocking: it reads it with std.
+    ours.set_nonblocking(true)?;
+    let ours = tokio::net::UnixStream::from_std(ours)?;
+    let mut command = Command::new(&options.supervisor);
+    command
+        .arg(SUPERVISE_COMMAND)
+        .arg("--silence-ms")
+        .arg(options.validity.supervisor_window().as_millis().to_string())
+        .arg("--")
+        .args(argv)
+        .envs(&input.env)
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Dropped mid-attempt, the socket closes and the supervisor kills the step
+        // and everything it started; a SIGKILL would leave them behind.
+        .kill_on_drop(false);
+    if let Some(cwd) = &input.cwd {
+        command.current_dir(cwd);
+    }
+    let child = command.spawn()?;
+    // `command` holds the supervisor's end of the socket until it is dropped here;
+    // kept, the supervisor's death would never reach us as end of file.
+    Ok((child, ours))
+}
+
+/// The attempt's outcome from how its child ended; a kill says why, never just a
+/// code.
+fn judge(
+    verdict: Verdict,
+    log: &str,
+    output: &Capture,
+    validity: &LeaseValidity,
+) -> Result<Value, AttemptError> {
+    let tail = lock_tail(log);
+    let with_tail = |message: String| match tail.is_empty() {
+        true => message,
+        false => format!("{message}: {tail}"),
+    };
+    match verdict {
+        Verdict::Exited(0) => Ok(parse_output(output)),
+        Verdict::Exited(EXIT_CANNOT_START) => Err(AttemptError::retryable(with_tail(
+            "command could not be started".into(),
+        ))),
+        Verdict::Exited(code) => Err(AttemptError {
+            message: with_tail(format!("exit code {code}")),
+            retryable: code != EXIT_DO_NOT_RETRY,
+        }),
+        Verdict::Signalled(signal) => Err(AttemptError::retryable(with_tail(format!(
+            "killed by signal {}",
+            signal_name(signal)
+        )))),
+        Verdict::KilledSilent(silent) => {
+            let why = match validity.is_valid() {
+                true => "the worker was stopped or hung",
+                false => "the worker could not renew its lease",
+            };
+            Err(AttemptError::retryable(format!(
+                "killed by the supervisor: no heartbeat from the worker for {} ms ({why})",
+                silent.as_millis()
+            )))
+        }
+        Verdict::KilledOnRequest => Err(AttemptError::retryable("stopped by the worker")),
+    }
+}
+
+/// The supervisor's verdict line, written just before it exited; `None` when it
+/// was killed before it could say.
+async fn read_verdict(from: tokio::net::unix::OwnedReadHalf) -> Option<Verdict> {
+    let (mut from, mut line) = (BufReader::new(from), String::new());
+    match tokio::time::timeout(Duration::from_secs(1), from.read_line(&mut line)).await {
+        Ok(Ok(_)) => Verdict::parse(&line),
+        _ => None,
+    }
+}
+
+fn signal_name(signal: i32) -> String {
+    match nix::sys::signal::Signal::try_from(signal) {
+        Ok(s) => format!("{signal} ({})", s.as_str()),
+        Err(_) => signal.to_string(),
     }
 }
 
