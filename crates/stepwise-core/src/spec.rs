@@ -138,7 +138,7 @@ pub enum StepAction {
     Handler { name: String },
 }
 
-/// An `http` step (DESIGN.md "HTTP steps that call real services").
+/// An `http` step (docs/design.md "A step, from claim to outcome" and invariant 11).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -1,5 +1,5 @@
-//! `http` steps that call real services (DESIGN.md "HTTP steps that call real
-//! services"), through a worker process against a local HTTPS server with a CA of
+//! `http` steps that call real services (docs/design.md invariant 11 and "A step, from claim to
+//! outcome"), through a worker process against a local HTTPS server with a CA of
 //! its own: `ca_file`, certificate errors, rendered headers and bodies, secrets
 //! from the worker's environment, and bounded answers.
 
