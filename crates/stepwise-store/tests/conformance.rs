@@ -15,6 +15,8 @@
 //!
 //! Run one backend with `cargo test -p stepwise-store --test conformance postgres::`.
 
+#[path = "conformance/cancel.rs"]
+mod cancel;
 #[path = "conformance/claims.rs"]
 mod claims;
 #[path = "conformance/context.rs"]
@@ -143,4 +145,6 @@ conformance!(
     review::max_attempts_is_kept_whole,
     review::a_worker_past_its_lease_claims_nothing,
     review::deregistering_a_claiming_worker_strands_no_step,
+    // Abandoned calls.
+    cancel::a_write_cancelled_at_any_await_point_leaves_the_store_writable,
 );
