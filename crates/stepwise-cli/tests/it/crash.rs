@@ -9,6 +9,7 @@
 //! deadlines and never assert timing figures; only scenario 4 places a stop and a
 //! start against the worker's heartbeat, with a second of margin either way.
 
+use crate::support::on_both_backends;
 use crate::support::{
     alive, events_json, eventually, ok, run_json, runs_json, Backend, Background, Scratch, TestDb,
 };
@@ -20,26 +21,6 @@ use std::time::{Duration, Instant};
 
 /// The most any wait may take on a loaded machine; scenarios normally take seconds.
 const PATIENCE: Duration = Duration::from_secs(90);
-
-macro_rules! on_both_backends {
-    ($($(#[$attr:meta])* $scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use crate::support::Backend;
-
-            #[test]
-            $(#[$attr])*
-            fn sqlite() {
-                super::$scenario(Backend::Sqlite)
-            }
-
-            #[test]
-            $(#[$attr])*
-            fn postgres() {
-                super::$scenario(Backend::Postgres)
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     crash_recovery_after_kill_9,
