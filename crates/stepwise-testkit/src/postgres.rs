@@ -17,6 +17,9 @@ const SKIP_VAR: &str = "STEPWISE_TEST_SKIP_POSTGRES";
 /// Names of everything this kit creates start with this, then the creating
 /// process's id (which is how the sweep tells leftovers from live databases).
 const PREFIX: &str = "swt";
+/// A drop waits for locks a failed test's leftover connections may still hold,
+/// but not forever (the sweep of a later run takes what is left).
+const LOCK_PATIENCE: &str = "SET lock_timeout = '60s'";
 /// A loaded machine answers slowly; an absent server fails fast anyway.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -72,7 +75,7 @@ impl PgDatabase {
 impl Drop for PgDatabase {
     fn drop(&mut self) {
         let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = admin(&self.base, &[drop]) {
+        if let Err(e) = admin(&self.base, &[LOCK_PATIENCE.into(), drop]) {
             eprintln!("could not drop test database {}: {e}", self.name);
         }
     }
@@ -101,7 +104,7 @@ impl PgSchema {
 impl Drop for PgSchema {
     fn drop(&mut self) {
         let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        if let Err(e) = admin(&self.url, &[drop]) {
+        if let Err(e) = admin(&self.url, &[LOCK_PATIENCE.into(), drop]) {
             eprintln!("could not drop test schema {}: {e}", self.name);
         }
     }
