@@ -154,7 +154,7 @@ name = "times_out"
 name = "stuck"
 timeout = "1s"
 max_attempts = 1
-exec = ["sh", "-c", "sleep 60 & echo $! > grandchild.pid; echo $$ > child.pid; wait"]
+exec = ["sh", "-c", "sleep 600 & echo $! > grandchild.pid; echo $$ > child.pid; wait"]
 "#;
 
 fn an_attempt_timeout_kills_the_grandchild_too(backend: Backend) {
@@ -168,11 +168,10 @@ fn an_attempt_timeout_kills_the_grandchild_too(backend: Backend) {
     assert_eq!(stuck["error"], "timed out after 1s", "{stuck}");
     let grandchild = read_pid(&scratch, "grandchild.pid").expect("the step started");
     let child = read_pid(&scratch, "child.pid").unwrap();
-    eventually(
-        "the timed-out processes gone",
-        Duration::from_secs(10),
-        || (!alive(child) && !alive(grandchild)).then_some(()),
-    );
+    // They would sleep for ten minutes: gone sooner means killed.
+    eventually("the timed-out processes gone", PATIENCE, || {
+        (!alive(child) && !alive(grandchild)).then_some(())
+    });
 }
 
 const DEADLINE: &str = r#"
@@ -181,7 +180,7 @@ name = "deadline"
 deadline = "3s"
 [[steps]]
 name = "long"
-exec = ["sh", "-c", "echo $$ >> pids; sleep 60"]
+exec = ["sh", "-c", "echo $$ >> pids; sleep 600"]
 [[steps]]
 name = "never"
 exec = ["true"]
@@ -220,11 +219,9 @@ fn a_deadline_times_out_each_run_once_with_three_workers(backend: Backend) {
         .lines()
         .map(|l| l.parse().unwrap())
         .collect();
-    eventually(
-        "every timed-out child gone",
-        Duration::from_secs(10),
-        || pids.iter().all(|p| !alive(*p)).then_some(()),
-    );
+    eventually("every timed-out child gone", PATIENCE, || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
 }
 
 /// `undo` appends to the ledger; while `hold` exists, undoing b waits, so a kill -9

@@ -176,7 +176,7 @@ fn locks_acquire_release_and_force_release(backend: Backend) {
     // (other tests run beside this one): wait for it rather than read once.
     let events = crate::support::eventually(
         "the lock.force_released event",
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(120),
         || {
             let events = events_json(url);
             events
