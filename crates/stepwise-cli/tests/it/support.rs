@@ -15,16 +15,17 @@ pub fn bin() -> &'static str {
 #[allow(unused_imports)]
 pub use stepwise_testkit::{on_both_backends, unique, Backend};
 
-/// A scratch directory, removed when dropped.
-pub struct Scratch(stepwise_testkit::TempDir);
+/// A scratch directory (its path in `.0`), removed when dropped.
+pub struct Scratch(pub PathBuf, stepwise_testkit::TempDir);
 
 impl Scratch {
     pub fn new() -> Self {
-        Scratch(stepwise_testkit::TempDir::new("stepwise-it"))
+        let dir = stepwise_testkit::TempDir::new("stepwise-it");
+        Scratch(dir.path().to_path_buf(), dir)
     }
 
     pub fn path(&self) -> &Path {
-        self.0.path()
+        &self.0
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
