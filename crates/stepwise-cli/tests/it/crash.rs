@@ -11,7 +11,8 @@
 
 use crate::support::on_both_backends;
 use crate::support::{
-    alive, events_json, eventually, ok, run_json, runs_json, Backend, Background, Scratch, TestDb,
+    alive, events_json, events_when, eventually, ok, run_json, runs_json, Backend, Background,
+    Scratch, TestDb,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -311,7 +312,9 @@ fn crash_recovery_after_kill_9(backend: Backend) {
 
     // The store tells the same story: one worker reaped, its steps reaped once each,
     // and their attempt histories show the reaped attempt then the completed one.
-    let events = events_json(url);
+    let events = events_when(url, "the reaped steps' events", |events| {
+        events.iter().filter(|e| e["kind"] == "step.reaped").count() >= in_flight.len()
+    });
     let reaped_workers = events
         .iter()
         .filter(|e| e["kind"] == "worker.reaped")
@@ -434,7 +437,11 @@ fn a_stopped_worker_is_reaped_and_its_late_writes_refused(backend: Backend) {
     eventually("quick's first attempt to end", PATIENCE, || {
         ledger_pid(&scratch, "end", run, "quick", 1)
     });
-    let events_before = events_json(url);
+    let events_before = events_when(url, "run.completed", |events| {
+        events
+            .iter()
+            .any(|e| e["run_id"] == run && e["kind"] == "run.completed")
+    });
     let kinds = kinds_for_run(&events_before, run);
     assert_eq!(count(&kinds, "step.reaped"), 2, "{kinds:?}");
     assert_eq!(count(&kinds, "step.completed"), 2, "{kinds:?}");
@@ -571,7 +578,13 @@ fn graceful_shutdown_releases_running_steps(backend: Backend) {
     );
 
     // Released, not failed or reaped: back to pending.
-    let events = events_json(url);
+    let events = events_when(url, "a step.released per run", |events| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "step.released")
+            .count()
+            >= ids.len()
+    });
     let released: BTreeSet<String> = events
         .iter()
         .filter(|e| e["kind"] == "step.released")
@@ -592,7 +605,13 @@ fn graceful_shutdown_releases_running_steps(backend: Backend) {
     // Nothing was reaped (checked below): no lease had to expire first.
     let mut second = worker(url, &scratch, "second", &args);
     wait_all_completed(url, RUNS, PATIENCE);
-    let events = events_json(url);
+    let events = events_when(url, "every run.completed", |events| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "run.completed")
+            .count()
+            >= RUNS
+    });
     for kind in ["step.reaped", "worker.reaped", "step.failed"] {
         assert!(
             events.iter().all(|e| e["kind"] != kind),

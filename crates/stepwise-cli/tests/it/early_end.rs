@@ -4,8 +4,8 @@
 
 use crate::support::on_both_backends;
 use crate::support::{
-    alive, events_json, eventually, ok, progressing, run_json, runs_json, stepwise, Backend,
-    Background, Scratch, TestDb,
+    alive, events_json, events_when, eventually, ok, progressing, run_json, runs_json, stepwise,
+    Backend, Background, Scratch, TestDb,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -133,7 +133,10 @@ fn cancel_kills_the_child_within_two_seconds(backend: Backend) {
     );
     let view = wait_status(url, &run, "cancelled");
     assert_eq!(step(&view, "wait")["status"], "cancelled");
-    let kinds = kinds_of(&events_json(url), &run);
+    let events = events_when(url, "run.cancelled", |events| {
+        kinds_of(events, &run).iter().any(|k| k == "run.cancelled")
+    });
+    let kinds = kinds_of(&events, &run);
     assert_eq!(kinds.iter().filter(|k| *k == "run.cancelled").count(), 1);
     assert!(kinds.contains(&"step.cancelled".to_string()), "{kinds:?}");
     // Cancelling again is a conflict; an unknown run is not found.
@@ -205,7 +208,10 @@ fn a_deadline_times_out_each_run_once_with_three_workers(backend: Backend) {
             "{view}"
         );
     }
-    let events = events_json(url);
+    let events = events_when(url, "every run.timed_out", |events| {
+        runs.iter()
+            .all(|run| kinds_of(events, run).iter().any(|k| k == "run.timed_out"))
+    });
     for run in &runs {
         let kinds = kinds_of(&events, run);
         assert_eq!(
@@ -286,7 +292,12 @@ fn compensation_resumes_after_kill_9_in_reverse_order(backend: Backend) {
         .unwrap()
         .iter()
         .all(|s| s["name"] != "compensate:c"));
-    let kinds = kinds_of(&events_json(url), &run);
+    let events = events_when(url, "run.compensated", |events| {
+        kinds_of(events, &run)
+            .iter()
+            .any(|k| k == "run.compensated")
+    });
+    let kinds = kinds_of(&events, &run);
     assert_eq!(kinds.iter().filter(|k| *k == "run.compensating").count(), 1);
     assert_eq!(kinds.iter().filter(|k| *k == "run.compensated").count(), 1);
 }

@@ -231,3 +231,18 @@ pub fn progressing(
         std::thread::sleep(every);
     }
 }
+
+/// `stepwise events --json` once `ready` holds for it. PostgreSQL serves an event
+/// only once every older transaction in the cluster has ended, and other tests (other
+/// processes) share the cluster: a test waits for the events it expects rather than
+/// reading once.
+pub fn events_when(
+    url: &str,
+    what: &str,
+    ready: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    eventually(what, std::time::Duration::from_secs(120), || {
+        let events = events_json(url);
+        ready(&events).then_some(events)
+    })
+}
