@@ -7,7 +7,9 @@
 //!
 //! PostgreSQL comes from `STEPWISE_TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). An unreachable database fails the
-//! PostgreSQL cases with a message saying how to set it; they are never skipped.
+//! PostgreSQL cases with a message saying how to set it; they are skipped only when
+//! asked (`STEPWISE_TEST_SKIP_POSTGRES=1`), never under CI. Databases are the shared
+//! test kit's (`stepwise-testkit`): dropped when the case ends, passed or failed.
 //!
 //! Time is moved with `advance_clock`, never slept. Event streams are read with
 //! [`support::events_when`], because PostgreSQL serves an event only once every
@@ -15,6 +17,8 @@
 //!
 //! Run one backend with `cargo test -p stepwise-store --test conformance postgres::`.
 
+#[path = "conformance/cancel.rs"]
+mod cancel;
 #[path = "conformance/claims.rs"]
 mod claims;
 #[path = "conformance/context.rs"]
@@ -59,6 +63,9 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
+                    if crate::harness::skip(stringify!($backend)) {
+                        return;
+                    }
                     let harness = crate::harness::Harness::$backend().await;
                     crate::harness::Case::run(crate::$module::$case, &harness).await;
                     harness.finish().await;
@@ -153,4 +160,6 @@ conformance!(
     review::max_attempts_is_kept_whole,
     review::a_worker_past_its_lease_claims_nothing,
     review::deregistering_a_claiming_worker_strands_no_step,
+    // Abandoned calls.
+    cancel::a_write_cancelled_at_any_await_point_leaves_the_store_writable,
 );

@@ -9,8 +9,10 @@
 //! deadlines and never assert timing figures; only scenario 4 places a stop and a
 //! start against the worker's heartbeat, with a second of margin either way.
 
+use crate::support::on_both_backends;
 use crate::support::{
-    alive, events_json, eventually, ok, run_json, runs_json, Backend, Background, Scratch, TestDb,
+    alive, events_json, events_when, eventually, ok, run_json, runs_json, Backend, Background,
+    Scratch, TestDb,
 };
 use nix::sys::signal::Signal;
 use serde_json::Value;
@@ -20,26 +22,6 @@ use std::time::{Duration, Instant};
 
 /// The most any wait may take on a loaded machine; scenarios normally take seconds.
 const PATIENCE: Duration = Duration::from_secs(90);
-
-macro_rules! on_both_backends {
-    ($($(#[$attr:meta])* $scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use crate::support::Backend;
-
-            #[test]
-            $(#[$attr])*
-            fn sqlite() {
-                super::$scenario(Backend::Sqlite)
-            }
-
-            #[test]
-            $(#[$attr])*
-            fn postgres() {
-                super::$scenario(Backend::Postgres)
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     crash_recovery_after_kill_9,
@@ -260,7 +242,7 @@ fn crash_recovery_after_kill_9(backend: Backend) {
 
     // Each supervisor saw its worker die and killed its child (which would otherwise
     // wait for `hold` forever).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     while held.keys().any(|pid| alive(*pid)) {
         assert!(
             Instant::now() < deadline,
@@ -272,7 +254,7 @@ fn crash_recovery_after_kill_9(backend: Backend) {
     std::fs::remove_file(scratch.path().join("hold")).unwrap();
 
     let mut second = worker(url, &scratch, "second", &["--pool", &pool, "--lease", "3s"]);
-    wait_all_completed(url, RUNS, Duration::from_secs(120));
+    wait_all_completed(url, RUNS, PATIENCE);
     second.signal(Signal::SIGTERM);
     let status = second.wait_exit(PATIENCE).expect("the second worker exits");
     assert!(status.success(), "second worker: {status:?}");
@@ -330,7 +312,9 @@ fn crash_recovery_after_kill_9(backend: Backend) {
 
     // The store tells the same story: one worker reaped, its steps reaped once each,
     // and their attempt histories show the reaped attempt then the completed one.
-    let events = events_json(url);
+    let events = events_when(url, "the reaped steps' events", |events| {
+        events.iter().filter(|e| e["kind"] == "step.reaped").count() >= in_flight.len()
+    });
     let reaped_workers = events
         .iter()
         .filter(|e| e["kind"] == "worker.reaped")
@@ -364,7 +348,8 @@ fn crash_recovery_after_kill_9(backend: Backend) {
 //    refused, and it goes on working after SIGCONT.
 
 /// With input `{"stall": true}`, attempt 1 of `long` sleeps far longer than the lease
-/// (its supervisor must kill it) and attempt 1 of `quick` waits for the file `gate`
+/// and than any wait of the test (its supervisor must kill it; had it ended on its
+/// own, its `end` line would say so) and attempt 1 of `quick` waits for the file `gate`
 /// (created once its worker is stopped, so it finishes while nobody holds its lease).
 /// Every attempt writes a `start` and an `end` line to the ledger; the output names
 /// the attempt.
@@ -374,7 +359,7 @@ echo "start $STEPWISE_RUN_ID $STEPWISE_STEP $STEPWISE_ATTEMPT $$" >> ledger
 case "$ctx" in *'"stall":true'*) stall=yes ;; *) stall= ;; esac
 if [ -n "$stall" ] && [ "$STEPWISE_ATTEMPT" = 1 ]; then
     if [ "$STEPWISE_STEP" = long ]; then
-        sleep 60
+        sleep 600
     else
         while [ ! -f gate ]; do sleep 0.05; done
     fi
@@ -445,16 +430,18 @@ fn a_stopped_worker_is_reaped_and_its_late_writes_refused(backend: Backend) {
     }
     // A's supervisor killed `long` (no heartbeat for a lease) long before its nap
     // would end; `quick` ended on its own once the gate opened.
-    eventually(
-        "the stopped worker's child to be killed",
-        Duration::from_secs(30),
-        || (!alive(long_pid)).then_some(()),
-    );
+    eventually("the stopped worker's child to be killed", PATIENCE, || {
+        (!alive(long_pid)).then_some(())
+    });
     assert_eq!(ledger_pid(&scratch, "end", run, "long", 1), None);
     eventually("quick's first attempt to end", PATIENCE, || {
         ledger_pid(&scratch, "end", run, "quick", 1)
     });
-    let events_before = events_json(url);
+    let events_before = events_when(url, "run.completed", |events| {
+        events
+            .iter()
+            .any(|e| e["run_id"] == run && e["kind"] == "run.completed")
+    });
     let kinds = kinds_for_run(&events_before, run);
     assert_eq!(count(&kinds, "step.reaped"), 2, "{kinds:?}");
     assert_eq!(count(&kinds, "step.completed"), 2, "{kinds:?}");
@@ -519,10 +506,11 @@ fn a_stopped_worker_is_reaped_and_its_late_writes_refused(backend: Backend) {
 // 3. SIGTERM: running steps are stopped after the shutdown timeout and released at
 //    once, so another worker picks them up without waiting for a lease.
 
-/// While the file `stall` exists, an attempt sleeps 30 s.
+/// While the file `stall` exists, an attempt sleeps longer than any wait of the test:
+/// an attempt that ended on its own rather than being stopped leaves an `end` line.
 const SLOW_STEP: &str = r#"
 echo "start $STEPWISE_RUN_ID $STEPWISE_STEP $STEPWISE_ATTEMPT $$" >> ledger
-if [ -f stall ]; then sleep 30; fi
+if [ -f stall ]; then sleep 600; fi
 echo "end $STEPWISE_RUN_ID $STEPWISE_STEP $STEPWISE_ATTEMPT $$" >> ledger
 echo '{}'
 "#;
@@ -570,29 +558,33 @@ fn graceful_shutdown_releases_running_steps(backend: Backend) {
     });
 
     first.signal(Signal::SIGTERM);
-    // It waits its 1 s shutdown timeout, stops the steps and exits: seconds, not the
-    // 30 s the steps would take (the deadline is loose for a loaded machine).
+    // It waits its 1 s shutdown timeout, stops the steps and exits, without waiting
+    // for them (no `end` line, checked below).
     let status = first
-        .wait_exit(Duration::from_secs(25))
-        .unwrap_or_else(|| panic!("the worker is still running 25 s after SIGTERM"));
+        .wait_exit(PATIENCE)
+        .unwrap_or_else(|| panic!("the worker is still running {PATIENCE:?} after SIGTERM"));
     assert_eq!(status.code(), Some(0), "{}", first.stderr_text());
     let rows = workers_of(url, first.pid());
     assert!(
         rows.iter().all(|w| w["status"] == "stopped"),
         "the worker deregistered: {rows:?}"
     );
-    eventually(
-        "the stopped steps' processes to be gone",
-        Duration::from_secs(10),
-        || pids.iter().all(|p| !alive(*p)).then_some(()),
-    );
+    eventually("the stopped steps' processes to be gone", PATIENCE, || {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    });
     assert!(
         ledger(&scratch).iter().all(|l| l[0] != "end"),
         "a step finished although it was stopped"
     );
 
     // Released, not failed or reaped: back to pending.
-    let events = events_json(url);
+    let events = events_when(url, "a step.released per run", |events| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "step.released")
+            .count()
+            >= ids.len()
+    });
     let released: BTreeSet<String> = events
         .iter()
         .filter(|e| e["kind"] == "step.released")
@@ -610,10 +602,16 @@ fn graceful_shutdown_releases_running_steps(backend: Backend) {
 
     // A second worker finishes them at once: no lease had to expire.
     std::fs::remove_file(scratch.path().join("stall")).unwrap();
-    // (The deadline is well under the 30 s a lease expiry would take.)
+    // Nothing was reaped (checked below): no lease had to expire first.
     let mut second = worker(url, &scratch, "second", &args);
-    wait_all_completed(url, RUNS, Duration::from_secs(25));
-    let events = events_json(url);
+    wait_all_completed(url, RUNS, PATIENCE);
+    let events = events_when(url, "every run.completed", |events| {
+        events
+            .iter()
+            .filter(|e| e["kind"] == "run.completed")
+            .count()
+            >= RUNS
+    });
     for kind in ["step.reaped", "worker.reaped", "step.failed"] {
         assert!(
             events.iter().all(|e| e["kind"] != kind),

@@ -7,6 +7,7 @@
 //! 300 s, so an attempt that waited for it would blow every budget here (60 s,
 //! which only a very slow machine would approach: the attempts end in seconds).
 
+use crate::support::on_both_backends;
 use crate::support::{alive, bin, eventually, ok, run_json, Backend, Background, Scratch, TestDb};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
@@ -19,24 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long an attempt may take to end, against the 300 s its helper would hold it.
 const BUDGET: Duration = Duration::from_secs(60);
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use crate::support::Backend;
-
-            #[test]
-            fn sqlite() {
-                super::$scenario(Backend::Sqlite)
-            }
-
-            #[test]
-            fn postgres() {
-                super::$scenario(Backend::Postgres)
-            }
-        }
-    )*};
-}
 
 on_both_backends!(
     an_attempt_timeout_ends_the_attempt_and_kills_the_escaped_helper,

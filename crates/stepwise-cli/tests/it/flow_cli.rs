@@ -1,31 +1,13 @@
 //! `stepwise queues`, `locks` and `runs explain` through the CLI.
 //!
-//! Every scenario runs on both backends (`flow_cli::sqlite::*`, `flow_cli::postgres::*`).
+//! Every scenario runs on both backends (`flow_cli::NAME::sqlite`, `flow_cli::NAME::postgres`).
 //! No worker is started: the runs stay where they are, so what the commands report is
 //! deterministic.
 
+use crate::support::on_both_backends;
 use crate::support::{bin, events_json, ok, stepwise, Backend, Scratch, TestDb};
 use serde_json::Value;
 use std::process::{Command, Output};
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            use crate::support::Backend;
-            $(#[test]
-            fn $name() {
-                super::$name(Backend::Sqlite)
-            })*
-        }
-        mod postgres {
-            use crate::support::Backend;
-            $(#[test]
-            fn $name() {
-                super::$name(Backend::Postgres)
-            })*
-        }
-    };
-}
 
 on_both_backends!(
     locks_acquire_release_and_force_release,
@@ -195,7 +177,7 @@ fn locks_acquire_release_and_force_release(backend: Backend) {
     // (other tests run beside this one): wait for it rather than read once.
     let events = crate::support::eventually(
         "the lock.force_released event",
-        std::time::Duration::from_secs(30),
+        std::time::Duration::from_secs(120),
         || {
             let events = events_json(url);
             events

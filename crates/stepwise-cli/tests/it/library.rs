@@ -57,7 +57,8 @@ async fn handlers_run_a_pipeline(backend: Backend) {
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(worker.run(shutdown.clone()));
     let store = engine.store();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    // Generous: the machine may be loaded; a pass takes well under a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     let view = loop {
         let view = store.get_run(run).await.unwrap().unwrap();
         if view.status.is_terminal() || std::time::Instant::now() > deadline {

@@ -14,7 +14,7 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 fn http_as(addr: &str, token: Option<&str>, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -59,7 +59,7 @@ fn the_server_runs_what_clients_start() {
         &scratch,
         "server",
     );
-    let addr = eventually("the server listening", Duration::from_secs(30), || {
+    let addr = eventually("the server listening", Duration::from_secs(120), || {
         let text = server.stderr_text();
         let start = text.find("http://")? + "http://".len();
         let rest = &text[start..];
@@ -72,7 +72,7 @@ fn the_server_runs_what_clients_start() {
     let id = run["id"].as_str().unwrap().to_string();
     let done = eventually(
         "the run completed by the in-process worker",
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         || {
             let (_, body) = http(&addr, "GET", &format!("/v1/runs/{id}"), "");
             let run: serde_json::Value = serde_json::from_str(&body).ok()?;
@@ -93,7 +93,7 @@ fn the_server_runs_what_clients_start() {
 }
 
 fn listening(server: &Background) -> String {
-    eventually("the server listening", Duration::from_secs(30), || {
+    eventually("the server listening", Duration::from_secs(120), || {
         let text = server.stderr_text();
         let start = text.find("http://")? + "http://".len();
         let rest = &text[start..];
@@ -177,7 +177,7 @@ fn dev_applies_a_directory_and_serves_loopback_without_tokens() {
     assert_eq!(status, 201, "{body}");
     let run: serde_json::Value = serde_json::from_str(&body).unwrap();
     let id = run["id"].as_str().unwrap().to_string();
-    eventually("the run completed", Duration::from_secs(60), || {
+    eventually("the run completed", Duration::from_secs(120), || {
         let (_, body) = http(&addr, "GET", &format!("/v1/runs/{id}"), "");
         let run: serde_json::Value = serde_json::from_str(&body).ok()?;
         (run["status"] == "completed").then_some(())

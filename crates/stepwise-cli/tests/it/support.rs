@@ -11,26 +11,17 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_stepwise")
 }
 
-/// A unique name for scratch directories and databases.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
+// `unique` stays for tests that name their own scratch files.
+#[allow(unused_imports)]
+pub use stepwise_testkit::{on_both_backends, unique, Backend};
 
-/// A scratch directory, removed when dropped.
-pub struct Scratch(pub PathBuf);
+/// A scratch directory (its path in `.0`), removed when dropped.
+pub struct Scratch(pub PathBuf, stepwise_testkit::TempDir);
 
 impl Scratch {
     pub fn new() -> Self {
-        let dir = std::env::temp_dir().join(unique("stepwise-it"));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
+        let dir = stepwise_testkit::TempDir::new("stepwise-it");
+        Scratch(dir.path().to_path_buf(), dir)
     }
 
     pub fn path(&self) -> &Path {
@@ -38,47 +29,17 @@ impl Scratch {
     }
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
+        let p = self.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
 /// A fresh Stepwise database for one test: a SQLite file in `scratch`, or a new
-/// PostgreSQL database (dropped when this is dropped).
+/// PostgreSQL database (dropped when this is dropped, also when the test panics).
 pub struct TestDb {
     pub url: String,
-    pg_name: Option<String>,
-}
-
-fn pg_base() -> String {
-    std::env::var("STEPWISE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn psql(sql: &str) {
-    let out = Command::new("psql")
-        .arg(pg_base())
-        .args(["-qAtc", sql])
-        .output()
-        .expect("psql must be installed to run the PostgreSQL tests");
-    assert!(
-        out.status.success(),
-        "psql {sql:?} failed (is PostgreSQL up at STEPWISE_TEST_DATABASE_URL?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    _pg: Option<stepwise_testkit::PgDatabase>,
 }
 
 impl TestDb {
@@ -95,33 +56,16 @@ impl TestDb {
     pub fn empty(backend: Backend, scratch: &Scratch) -> Self {
         match backend {
             Backend::Sqlite => TestDb {
-                url: format!("sqlite://{}", scratch.path().join("stepwise.db").display()),
-                pg_name: None,
+                url: stepwise_testkit::sqlite_url(&scratch.path().join("stepwise.db")),
+                _pg: None,
             },
             Backend::Postgres => {
-                let name = unique("sw_it");
-                psql(&format!("CREATE DATABASE {name}"));
-                let base = pg_base();
-                let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(&base);
+                let pg = stepwise_testkit::PgDatabase::create();
                 TestDb {
-                    url: format!("{root}/{name}"),
-                    pg_name: Some(name),
+                    url: pg.url.clone(),
+                    _pg: Some(pg),
                 }
             }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = &self.pg_name {
-            let _ = Command::new("psql")
-                .arg(pg_base())
-                .args([
-                    "-qAtc",
-                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                ])
-                .output();
         }
     }
 }
@@ -279,4 +223,60 @@ pub fn events_json(url: &str) -> Vec<serde_json::Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Moves the database's clock (the store's seam for time: backoffs, leases,
+/// deadlines) forward by `by`, for every process using the database.
+pub fn advance_clock(url: &str, by: std::time::Duration) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = stepwise_store::connect(url).await.unwrap();
+            store.advance_clock(by).await.unwrap();
+        });
+}
+
+/// Waits for `check` to report done, looking every `every`; fails only when the
+/// progress it reports (a count of work done) stands still for `stall`, so the
+/// budget grows with the work and a loaded machine is slow, not failing.
+pub fn progressing(
+    what: &str,
+    every: std::time::Duration,
+    stall: std::time::Duration,
+    mut check: impl FnMut() -> (usize, bool),
+) {
+    let mut best = 0;
+    let mut moved = std::time::Instant::now();
+    loop {
+        let (progress, done) = check();
+        if done {
+            return;
+        }
+        if progress > best {
+            best = progress;
+            moved = std::time::Instant::now();
+        }
+        assert!(
+            moved.elapsed() < stall,
+            "no progress for {stall:?} waiting for {what} (stuck at {best})"
+        );
+        std::thread::sleep(every);
+    }
+}
+
+/// `stepwise events --json` once `ready` holds for it. PostgreSQL serves an event
+/// only once every older transaction in the cluster has ended, and other tests (other
+/// processes) share the cluster: a test waits for the events it expects rather than
+/// reading once.
+pub fn events_when(
+    url: &str,
+    what: &str,
+    ready: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    eventually(what, std::time::Duration::from_secs(120), || {
+        let events = events_json(url);
+        ready(&events).then_some(events)
+    })
 }

@@ -3,7 +3,8 @@
 //! One writer at a time is SQLite's rule, so every write runs on a single pooled
 //! connection, begun `BEGIN IMMEDIATE` (the write lock is taken up front, so two
 //! processes never deadlock upgrading a read lock, and a dropped future rolls the
-//! transaction back through the driver). Reads use a separate pool and WAL lets them
+//! transaction back through the driver, or the connection is discarded: see
+//! [`no_open_transaction`]). Reads use a separate pool and WAL lets them
 //! run beside the writer. Because transactions are serialized, per-row statements
 //! inside one transaction are cheap and the counters need no row locks.
 
@@ -69,11 +70,13 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(60))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(no_open_transaction(conn)) }))
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(60))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(no_open_transaction(conn)) }))
             .connect_with(options)
             .await?;
         Ok(Self { writer, reader })
@@ -83,6 +86,21 @@ impl SqliteStore {
     async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Whether a pooled connection may be handed out: not if a transaction is still
+/// open on it. sqlx's `begin_with` awaits twice (the `BEGIN IMMEDIATE`, then a
+/// check that it took); a future dropped between the two leaves the transaction
+/// begun with no `Transaction` to roll it back. Such a connection would refuse every
+/// later `begin_with` and keep the database's write lock, wedging every process;
+/// the pool closes it instead (closing rolls the transaction back). Rollbacks of
+/// dropped `Transaction`s are flushed when a connection is released, before this.
+fn no_open_transaction(conn: &sqlx::SqliteConnection) -> bool {
+    let depth = <<Sqlite as sqlx::Database>::TransactionManager as sqlx::TransactionManager>::get_transaction_depth(conn);
+    if depth > 0 {
+        tracing::warn!("closing a SQLite connection left inside a transaction by a cancelled call");
+    }
+    depth == 0
 }
 
 /// Milliseconds since the epoch, as stored, to a timestamp.

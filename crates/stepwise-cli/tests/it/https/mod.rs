@@ -5,6 +5,7 @@
 
 mod server;
 
+use crate::support::on_both_backends;
 use crate::support::{eventually, ok, run_json, unique, Backend, Background, Scratch, TestDb};
 use serde_json::{json, Value};
 use server::TestServer;
@@ -134,24 +135,6 @@ fn without_the_ca_file_a_certificate_error_is_permanent_and_names_the_host() {
         "{error}"
     );
     assert!(server.requests().is_empty());
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            use crate::support::Backend;
-
-            #[test]
-            fn sqlite() {
-                super::$scenario(Backend::Sqlite)
-            }
-
-            #[test]
-            fn postgres() {
-                super::$scenario(Backend::Postgres)
-            }
-        }
-    )*};
 }
 
 on_both_backends!(a_secret_from_the_worker_environment_is_used_and_stored_nowhere);
