@@ -66,18 +66,25 @@ impl CliError {
 /// Whether a command may set up the database it is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schema {
-    /// `migrate`, `dev`, `run --local`, `bench`: an empty database (or a SQLite file
-    /// that does not exist yet) gets the schema.
+    /// `migrate`, `dev`, `run --local`, `bench` (and every command on SQLite): an
+    /// empty database (or a SQLite file that does not exist yet) gets the schema.
     Create,
-    /// Every other command: a database without the schema is an error, so a
-    /// mistyped URL or the wrong directory is noticed rather than silently given
-    /// an empty new database (and no SQLite file is left behind).
+    /// Every other command on PostgreSQL: a database without the schema is an
+    /// error, so a mistyped URL is noticed rather than silently given a schema.
     Require,
 }
 
 /// Opens the store and checks its schema; a schema of another version is refused.
 pub async fn open(url: &str, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
     use stepwise_store::StoreError::SchemaMismatch;
+    // SQLite is created on first use by any command (the default `stepwise.db` is
+    // where a new user starts); only a PostgreSQL server, shared and reached by URL,
+    // is never given a schema by a command that did not ask for one.
+    let schema = if url.starts_with("sqlite:") {
+        Schema::Create
+    } else {
+        schema
+    };
     let connected = match schema {
         Schema::Create => stepwise_store::connect(url).await,
         Schema::Require => stepwise_store::connect_existing(url).await,
