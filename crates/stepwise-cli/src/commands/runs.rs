@@ -199,7 +199,7 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
             s.reason
         );
         if let Some(call) = explanation.calls.get(&s.step) {
-            println!("{:<name_width$}  {:<9}  calls {call}", "", "");
+            outln!("{:<name_width$}  {:<9}  calls {call}", "", "");
         }
     }
     if explanation.steps.is_empty() {
