@@ -190,9 +190,12 @@ async fn scenario(
             };
             let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
             store.register_workflow(&workflow(&name, steps)).await?;
-            enqueue(store, &name, runs, report).await?;
+            // The workers drain while the runs are enqueued: the rate is logged from
+            // their start.
+            let mut log = RateLog::new(args.report_every);
+            enqueue(store, &name, runs, Some((&*w, &mut log)), report).await?;
             report["runs"] = json!(runs);
-            watch_drain(store, w, &name, runs * steps, args.report_every, report).await?;
+            watch_drain(store, w, &name, runs * steps, log, report).await?;
             if steps == 10 {
                 let single = format!("bench-single-{tag}");
                 per_step_overhead(store, &single, report).await?;
@@ -200,10 +203,11 @@ async fn scenario(
         }
         Scenario::Backlog => {
             store.register_workflow(&workflow(&name, 1)).await?;
-            enqueue(store, &name, runs, report).await?;
+            enqueue(store, &name, runs, None, report).await?;
             report["runs"] = json!(runs);
             let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
-            watch_drain(store, w, &name, runs, args.report_every, report).await?;
+            let log = RateLog::new(args.report_every);
+            watch_drain(store, w, &name, runs, log, report).await?;
         }
         Scenario::Latency => {
             *workers = Some(Workers::start(url, args.workers, args.pool)?);
@@ -213,11 +217,13 @@ async fn scenario(
     Ok(())
 }
 
-/// Enqueues `runs` runs of `name` in batches of 1,000.
+/// Enqueues `runs` runs of `name` in batches of 1,000, logging the drain rate of
+/// `draining` workers between batches.
 async fn enqueue(
     store: &dyn Store,
     name: &str,
     runs: usize,
+    mut draining: Option<(&Workers, &mut RateLog)>,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
     let bar = progress(runs as u64, "enqueue");
@@ -236,6 +242,11 @@ async fn enqueue(
             .await?;
         left -= n;
         bar.inc(n as u64);
+        if let Some((workers, log)) = draining.as_mut() {
+            if let Some(line) = log.tick(workers.handled()) {
+                print_rate(&bar, line);
+            }
+        }
     }
     bar.finish_and_clear();
     report["enqueue_per_s"] = json!((runs as f64 / started.elapsed().as_secs_f64()).round());
@@ -249,12 +260,11 @@ async fn watch_drain(
     workers: &Workers,
     name: &str,
     total: usize,
-    report_every: Option<Duration>,
+    mut log: RateLog,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
     let total = total as u64;
     let bar = progress(total, "steps");
-    let mut log = RateLog::new(report_every);
     // The database confirms the end, and is asked now and then in case the workers'
     // count falls short (a worker that died is not counted).
     let mut asked = Instant::now();
@@ -262,11 +272,7 @@ async fn watch_drain(
         let handled = workers.handled();
         bar.set_position(handled.min(total));
         if let Some(line) = log.tick(handled) {
-            if bar.is_hidden() {
-                eprintln!("{line}");
-            } else {
-                bar.println(line);
-            }
+            print_rate(&bar, line);
         }
         if handled >= total || asked.elapsed() > Duration::from_secs(5) {
             asked = Instant::now();
@@ -370,6 +376,15 @@ async fn wait_terminal(
             )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// One `--report-every` line on stderr, above the progress bar if one is drawn.
+fn print_rate(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }
 
