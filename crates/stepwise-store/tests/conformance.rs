@@ -21,6 +21,8 @@
 mod cancel;
 #[path = "conformance/claims.rs"]
 mod claims;
+#[path = "conformance/clock.rs"]
+mod clock;
 #[path = "conformance/context.rs"]
 mod context;
 #[path = "conformance/early_end.rs"]
@@ -152,6 +154,7 @@ conformance!(
     runs::list_runs_pages_newest_first,
     runs::schema_is_checked_and_migrations_are_idempotent,
     runs::the_clock_is_shared_by_every_handle,
+    clock::written_times_follow_the_moved_clock,
     // From the store review.
     review::a_stale_lease_beside_the_current_one_in_a_batch_is_refused,
     review::a_duplicated_outcome_in_a_batch_is_one_attempt,

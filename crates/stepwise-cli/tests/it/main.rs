@@ -3,6 +3,7 @@
 //!
 //! One test binary for the crate; each area is a module.
 
+mod bench;
 mod cli;
 mod closed_stdout;
 mod crash;

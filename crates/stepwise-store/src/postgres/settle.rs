@@ -218,7 +218,8 @@ pub(super) async fn close_steps(
             row.try_get("error")?,
             row.try_get("halt")?,
         )?);
-        closed.push((run_id, status, group));
+        let holds_slot: bool = row.try_get("holds_slot")?;
+        closed.push((run_id, status, group, holds_slot));
     }
     if !events.runs.is_empty() {
         sqlx::query(include_str!("sql/insert_run_events.sql"))
@@ -230,19 +231,23 @@ pub(super) async fn close_steps(
             .await?;
     }
     let mut finished = Vec::with_capacity(closed.len());
-    let mut ended = Vec::new();
+    // Most runs have no concurrency key: asking to release their slots would be a
+    // statement per batch that changes nothing.
+    let mut slot_holders = Vec::new();
     let mut groups = Vec::new();
-    for (run_id, status, group) in closed {
+    for (run_id, status, group, holds_slot) in closed {
         if status == RunStatus::Compensating {
             begin_compensation(conn, run_id).await?;
             continue;
         }
         finished.push((RunId(run_id), status));
-        ended.push(run_id);
+        if holds_slot {
+            slot_holders.push(run_id);
+        }
         groups.extend(group);
     }
     close_group_runs(conn, &groups).await?;
-    super::flow::release_slots(conn, &ended).await?;
+    super::flow::release_slots(conn, &slot_holders).await?;
     Ok(finished)
 }
 

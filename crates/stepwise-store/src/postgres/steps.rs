@@ -47,9 +47,15 @@ impl StepStore for PgStore {
 
 impl PgStore {
     async fn claim_once(&self, request: &ClaimRequest) -> Result<Vec<ClaimedStep>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(include_str!("sql/claim_commit_mode.sql"))
-            .execute(&mut *tx)
+        // BEGIN and the claim's commit mode travel as one simple query: one round trip
+        // fewer per claim. (Promotion stays a prepared statement: planning it afresh
+        // each time would cost more than the round trip.)
+        let mut tx = self
+            .pool
+            .begin_with(concat!(
+                "BEGIN;\n",
+                include_str!("sql/claim_commit_mode.sql")
+            ))
             .await?;
         sqlx::query(include_str!("sql/promote_due_steps.sql"))
             .execute(&mut *tx)

@@ -209,6 +209,8 @@ struct FinishedRun {
     group: Option<String>,
     /// The data of its `run.*` event.
     data: Value,
+    /// Whether it has a concurrency slot to give back.
+    holds_slot: bool,
 }
 
 /// Run ids as the JSON array of hex strings the set-based statements unnest.
@@ -246,6 +248,7 @@ pub(super) async fn close_steps(
                     row.try_get("error")?,
                     row.try_get("halt")?,
                 )?,
+                holds_slot: row.try_get("holds_slot")?,
             });
         }
     }
@@ -272,7 +275,8 @@ async fn runs_finished(
         .execute(&mut *conn)
         .await?;
     let mut answer = Vec::with_capacity(finished.len());
-    let mut ended = Vec::new();
+    // Most runs have no concurrency key: nothing to release for them.
+    let mut slot_holders = Vec::new();
     for run in finished {
         let status = run.status;
         if status == RunStatus::Compensating {
@@ -291,10 +295,12 @@ async fn runs_finished(
             }
         }
         answer.push((RunId(run.id), status));
-        ended.push(run.id);
+        if run.holds_slot {
+            slot_holders.push(run.id);
+        }
     }
     // A compensating run keeps its slot: it has not ended.
-    super::flow::release_slots(conn, &ended).await?;
+    super::flow::release_slots(conn, &slot_holders).await?;
     Ok(answer)
 }
 

@@ -19,7 +19,7 @@ admitted AS (
     SET status = CASE WHEN EXISTS (SELECT 1 FROM step s
                                    WHERE s.run_id = r.id AND s.compensates IS NOT NULL)
                       THEN 'compensating' ELSE 'running' END,
-        started_at = stepwise_now(), holds_slot = true
+        started_at = (SELECT stepwise_now()), holds_slot = true
     FROM next
     WHERE r.id = next.id
     RETURNING r.id, r.group_name
@@ -31,13 +31,14 @@ counted AS (
 ),
 roots AS (
     UPDATE step s
-    SET status = CASE WHEN s.run_after > stepwise_now() THEN 'scheduled' ELSE 'pending' END
+    SET status = CASE WHEN s.run_after > (SELECT stepwise_now()) THEN 'scheduled' ELSE 'pending' END
     FROM admitted a
     WHERE s.run_id = a.id AND s.status = 'blocked' AND s.deps_remaining = 0
 ),
 events AS (
-    INSERT INTO event (kind, run_id, group_name, data)
-    SELECT 'run.started', id, group_name, jsonb_build_object('concurrency_key', $1::text)
+    INSERT INTO event (kind, run_id, group_name, data, at)
+    SELECT 'run.started', id, group_name, jsonb_build_object('concurrency_key', $1::text),
+           (SELECT stepwise_now())
     FROM admitted
 )
 SELECT id FROM admitted

@@ -8,7 +8,7 @@ WITH picked AS (
     WHERE s.status = 'pending'
       AND s.id = $1
       AND EXISTS (SELECT 1 FROM worker w
-                  WHERE w.id = $3 AND w.status = 'alive' AND w.expires_at > stepwise_now())
+                  WHERE w.id = $3 AND w.status = 'alive' AND w.expires_at > (SELECT stepwise_now()))
     ORDER BY s.priority DESC, s.seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -19,11 +19,11 @@ claimed AS (
         attempt = s.attempt + 1,
         worker_id = $3,
         lease_token = gen_random_uuid(),
-        started_at = stepwise_now(),
+        started_at = (SELECT stepwise_now()),
         run_after = NULL
     FROM picked
     WHERE s.id = picked.id
-    RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt,
+    RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
               s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
 ),
 joined AS (
@@ -32,9 +32,9 @@ joined AS (
     JOIN run r ON r.id = c.run_id
 ),
 started AS (
-    INSERT INTO event (kind, run_id, step, group_name, data)
+    INSERT INTO event (kind, run_id, step, group_name, data, at)
     SELECT 'step.started', j.run_id, j.name, j.group_name,
-           jsonb_build_object('attempt', j.attempt, 'worker_id', $3::uuid)
+           jsonb_build_object('attempt', j.attempt, 'worker_id', $3::uuid), j.started_at
     FROM joined j
 )
 SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token,

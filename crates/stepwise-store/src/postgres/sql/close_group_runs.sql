@@ -5,7 +5,7 @@ WITH closed AS (
 )
 UPDATE run_group g
 SET remaining = g.remaining - c.n,
-    completed_at = CASE WHEN g.remaining - c.n = 0 THEN stepwise_now() END
+    completed_at = CASE WHEN g.remaining - c.n = 0 THEN (SELECT stepwise_now()) END
 FROM closed c
 WHERE g.name = c.name AND g.completed_at IS NULL
 RETURNING g.name, g.total, g.remaining

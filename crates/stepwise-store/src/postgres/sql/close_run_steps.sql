@@ -2,7 +2,8 @@
 -- The transaction that takes steps_open to 0 decides how the run ends (the caller
 -- writes its event): a run stopping early with completed compensable steps starts compensating
 -- (the caller inserts the compensation steps); a compensating run ends compensated
--- only if every compensation completed.
+-- only if every compensation completed. `holds_slot` tells the caller whether the run
+-- has a concurrency slot to give back (read under the run's row lock, so it is current).
 WITH closed AS (
     SELECT run_id, count(*)::integer AS n
     FROM unnest($1::uuid[]) AS run_id
@@ -47,9 +48,9 @@ updated AS (
         status = d.status,
         deadline_at = CASE WHEN d.open = 0 THEN NULL ELSE r.deadline_at END,
         finished_at = CASE WHEN d.open = 0 AND d.status <> 'compensating'
-                           THEN stepwise_now() ELSE r.finished_at END
+                           THEN (SELECT stepwise_now()) ELSE r.finished_at END
     FROM decided d
     WHERE r.id = ANY ($1::uuid[]) AND r.id = d.id
-    RETURNING r.id, r.status, r.group_name, r.steps_open, r.error, r.halt
+    RETURNING r.id, r.status, r.group_name, r.steps_open, r.error, r.halt, r.holds_slot
 )
-SELECT id, status, group_name, error, halt FROM updated WHERE steps_open = 0
+SELECT id, status, group_name, error, halt, holds_slot FROM updated WHERE steps_open = 0

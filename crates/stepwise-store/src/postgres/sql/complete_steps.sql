@@ -12,7 +12,7 @@ WITH input AS MATERIALIZED (
 ),
 done AS (
     UPDATE step s
-    SET status = 'completed', output = i.output, finished_at = stepwise_now()
+    SET status = 'completed', output = i.output, finished_at = (SELECT stepwise_now())
     FROM input i
     WHERE s.id = ANY ($1::uuid[]) AND s.id = i.id AND s.lease_token = i.token
       AND coalesce(s.status, '') = 'running' AND s.revoked_at IS NULL
@@ -28,9 +28,9 @@ history AS (
     FROM done
 ),
 events AS (
-    INSERT INTO event (kind, run_id, step, group_name, data)
+    INSERT INTO event (kind, run_id, step, group_name, data, at)
     SELECT 'step.completed', d.run_id, d.name, r.group_name,
-           jsonb_build_object('attempt', d.attempt)
+           jsonb_build_object('attempt', d.attempt), d.finished_at
     FROM done d
     JOIN run r ON r.id = d.run_id
 )

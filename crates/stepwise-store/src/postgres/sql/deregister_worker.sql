@@ -1,2 +1,2 @@
-UPDATE worker SET status = 'stopped', stopped_at = stepwise_now()
+UPDATE worker SET status = 'stopped', stopped_at = (SELECT stepwise_now())
 WHERE id = $1 AND status = 'alive'

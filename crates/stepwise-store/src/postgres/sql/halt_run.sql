@@ -7,7 +7,7 @@ WITH halted AS (
     RETURNING id
 )
 UPDATE step s
-SET status = 'skipped', finished_at = stepwise_now()
+SET status = 'skipped', finished_at = (SELECT stepwise_now())
 FROM halted
 WHERE s.run_id = halted.id AND s.status IN ('blocked', 'pending', 'scheduled')
 RETURNING s.name

@@ -12,20 +12,20 @@ WITH input AS (
 inserted AS (
     INSERT INTO run (id, workflow, workflow_version, status, input, idempotency_key,
                      concurrency_key, group_name, priority, steps_total, steps_open,
-                     started_at, deadline_at, line_seq)
+                     created_at, started_at, deadline_at, line_seq)
     SELECT id, workflow, version, CASE WHEN ckey IS NULL THEN 'running' ELSE 'pending' END,
-           input, idem, ckey, $9, priority, steps, steps,
-           CASE WHEN ckey IS NULL THEN stepwise_now() END,
-           stepwise_now() + deadline_ms * interval '1 millisecond', line_seq
+           input, idem, ckey, $9, priority, steps, steps, (SELECT stepwise_now()),
+           CASE WHEN ckey IS NULL THEN (SELECT stepwise_now()) END,
+           (SELECT stepwise_now()) + deadline_ms * interval '1 millisecond', line_seq
     FROM input
     ORDER BY ord
     ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, workflow, workflow_version, group_name
+    RETURNING id, workflow, workflow_version, group_name, created_at
 ),
 events AS (
-    INSERT INTO event (kind, run_id, group_name, data)
+    INSERT INTO event (kind, run_id, group_name, data, at)
     SELECT 'run.created', id, group_name,
-           jsonb_build_object('workflow', workflow, 'version', workflow_version)
+           jsonb_build_object('workflow', workflow, 'version', workflow_version), created_at
     FROM inserted
 )
 SELECT id FROM inserted

@@ -6,7 +6,7 @@ INSERT INTO step (id, run_id, name, queue, status, priority, deps_remaining, dep
 SELECT id, run_id, name, queue, status, priority, deps, dependents::uuid[],
        max_attempts, b_initial, b_factor, b_max,
        CASE WHEN at IS NOT NULL OR delay_ms IS NOT NULL
-            THEN coalesce(at, stepwise_now() + delay_ms * interval '1 millisecond')
+            THEN coalesce(at, (SELECT stepwise_now()) + delay_ms * interval '1 millisecond')
        END,
        compensable, resource
 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[],

@@ -1,4 +1,4 @@
 SELECT name, holder_kind, holder_id, acquired_at, expires_at
 FROM resource_lock
-WHERE expires_at > stepwise_now()
+WHERE expires_at > (SELECT stepwise_now())
 ORDER BY name

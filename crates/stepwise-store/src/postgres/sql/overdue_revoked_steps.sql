@@ -6,6 +6,6 @@ SELECT s.id, s.lease_token
 FROM step s
 JOIN worker w ON w.id = s.worker_id
 WHERE s.status = 'running' AND s.revoked_at IS NOT NULL
-  AND (w.status <> 'alive' OR w.expires_at < stepwise_now())
-  AND s.revoked_at + w.lease_ms * interval '1 millisecond' < stepwise_now()
+  AND (w.status <> 'alive' OR w.expires_at < (SELECT stepwise_now()))
+  AND s.revoked_at + w.lease_ms * interval '1 millisecond' < (SELECT stepwise_now())
 ORDER BY s.id

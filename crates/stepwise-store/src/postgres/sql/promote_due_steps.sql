@@ -2,7 +2,7 @@
 WITH due AS (
     SELECT id
     FROM step
-    WHERE status = 'scheduled' AND run_after <= stepwise_now()
+    WHERE status = 'scheduled' AND run_after <= (SELECT stepwise_now())
     ORDER BY run_after
     LIMIT 1000
     FOR UPDATE SKIP LOCKED

@@ -2,7 +2,7 @@
 -- with their steps, attempts and events, in one statement.
 WITH doomed AS (
     SELECT id FROM run
-    WHERE finished_at < stepwise_now() - $1 * interval '1 millisecond'
+    WHERE finished_at < (SELECT stepwise_now()) - $1 * interval '1 millisecond'
       AND status IN ('completed', 'failed', 'cancelled', 'timed_out', 'compensated',
                      'compensation_failed')
     ORDER BY seq

@@ -4,12 +4,12 @@
 WITH due AS (
     SELECT id
     FROM worker
-    WHERE status = 'alive' AND expires_at < stepwise_now() AND id <> $1
+    WHERE status = 'alive' AND expires_at < (SELECT stepwise_now()) AND id <> $1
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 )
 UPDATE worker w
-SET status = 'dead', stopped_at = stepwise_now()
+SET status = 'dead', stopped_at = (SELECT stepwise_now())
 FROM due
 WHERE w.id = due.id
 RETURNING w.id, w.name

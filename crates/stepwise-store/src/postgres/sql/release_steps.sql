@@ -9,7 +9,7 @@ WITH released AS (
                       THEN 'skipped' ELSE 'pending' END,
         finished_at = CASE WHEN (s.compensates IS NULL AND r.halt IS NOT NULL)
                                 OR (s.compensates IS NOT NULL AND r.no_compensate)
-                           THEN stepwise_now() ELSE s.finished_at END,
+                           THEN (SELECT stepwise_now()) ELSE s.finished_at END,
         attempt = s.attempt - 1
     FROM unnest($1::uuid[], $2::uuid[]) AS i(id, token), run r
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
@@ -19,13 +19,14 @@ WITH released AS (
 ),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
-                         outcome)
-    SELECT id, run_id, number, worker_id, lease_token, started_at, 'released'
+                         outcome, finished_at)
+    SELECT id, run_id, number, worker_id, lease_token, started_at, 'released',
+           (SELECT stepwise_now())
     FROM released
 ),
 events AS (
-    INSERT INTO event (kind, run_id, step, group_name, data)
-    SELECT e.kind, e.run_id, e.name, e.group_name, e.data
+    INSERT INTO event (kind, run_id, step, group_name, data, at)
+    SELECT e.kind, e.run_id, e.name, e.group_name, e.data, (SELECT stepwise_now())
     FROM (
         SELECT x.id, 1 AS ord, 'step.released' AS kind, x.run_id, x.name, x.group_name,
                jsonb_build_object('attempt', x.number) AS data

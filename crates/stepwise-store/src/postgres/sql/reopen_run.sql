@@ -8,6 +8,6 @@ SET status = $2,
     steps_open = $3,
     finished_at = NULL,
     deadline_at = CASE WHEN $2 = 'running'
-                       THEN stepwise_now() + $4::bigint * interval '1 millisecond' END
+                       THEN (SELECT stepwise_now()) + $4::bigint * interval '1 millisecond' END
 WHERE id = $1
 RETURNING group_name

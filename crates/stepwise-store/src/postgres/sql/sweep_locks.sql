@@ -4,7 +4,7 @@
 WITH expired AS (
     SELECT name
     FROM resource_lock
-    WHERE expires_at <= stepwise_now()
+    WHERE expires_at <= (SELECT stepwise_now())
     FOR UPDATE SKIP LOCKED
 ),
 swept AS (
@@ -13,8 +13,9 @@ swept AS (
     WHERE l.name = expired.name
     RETURNING l.name, l.holder_kind, l.holder_id
 )
-INSERT INTO event (kind, data)
+INSERT INTO event (kind, data, at)
 SELECT 'lock.released',
        jsonb_build_object('key', name, 'holder_kind', holder_kind, 'holder_id', holder_id,
-                          'reason', 'expired')
+                          'reason', 'expired'),
+       (SELECT stepwise_now())
 FROM swept

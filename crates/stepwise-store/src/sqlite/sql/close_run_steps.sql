@@ -31,4 +31,5 @@ FROM (
     JOIN run r ON r.id = c.id
 ) AS d
 WHERE run.id = d.id
-RETURNING run.id, run.status, run.group_name, run.steps_open, run.error, run.halt
+RETURNING run.id, run.status, run.group_name, run.steps_open, run.error, run.halt,
+          run.holds_slot

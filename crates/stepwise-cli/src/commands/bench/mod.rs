@@ -6,12 +6,15 @@
 //! the database's own timestamps: steps divided by the time from the first claim to
 //! the last committed outcome, so enqueue and process start-up are excluded.
 
+mod progress;
+
 use super::CliError;
 use crate::output::outln;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use progress::{RateLog, Workers};
 use serde_json::json;
-use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stepwise_core::spec::{RunPolicy, StepDefaults};
@@ -30,14 +33,29 @@ pub enum Scenario {
     Pipeline10,
     /// Runs started one at a time on an idle system: enqueue to handler start.
     Latency,
+    /// N one-step runs (default 10^6) enqueued before any worker starts, then
+    /// drained from the full backlog.
+    Backlog,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Noop => "noop",
+            Scenario::Pipeline10 => "pipeline10",
+            Scenario::Latency => "latency",
+            Scenario::Backlog => "backlog",
+        }
+    }
 }
 
 #[derive(Args)]
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "noop")]
     pub scenario: Scenario,
-    #[arg(long, default_value_t = 20_000)]
-    pub runs: usize,
+    /// Runs to enqueue [default: 20000; backlog: 1000000].
+    #[arg(long)]
+    pub runs: Option<usize>,
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -46,12 +64,20 @@ pub struct BenchArgs {
     pub pool: usize,
     #[arg(long)]
     pub json: bool,
+    /// Print the drain rate every D on stderr (and as `rate_over_time` in the JSON).
+    #[arg(long, value_name = "D", value_parser = crate::cli::parse_duration)]
+    pub report_every: Option<Duration>,
 }
 
 /// Runs one bench worker process until SIGTERM (`__bench-worker --pool N`).
 pub async fn worker_process(store: Arc<dyn Store>, pool: usize) -> anyhow::Result<()> {
+    let handled = Arc::new(AtomicU64::new(0));
+    progress::report_handled(handled.clone());
     let mut handlers = Handlers::default();
-    handlers.register("noop", |_cx| async { Ok(serde_json::Value::Null) });
+    handlers.register("noop", move |_cx| {
+        handled.fetch_add(1, Ordering::Relaxed);
+        async { Ok(serde_json::Value::Null) }
+    });
     let shutdown = super::worker::shutdown_on_signals()?;
     let options = stepwise_engine::WorkerOptions {
         name: format!("bench:{}", std::process::id()),
@@ -86,103 +112,41 @@ fn workflow(name: &str, steps: usize) -> WorkflowSpec {
     }
 }
 
-struct Workers {
-    children: Vec<tokio::process::Child>,
-}
-
-impl Workers {
-    fn start(url: &str, n: usize, pool: usize) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
-        let mut children = Vec::with_capacity(n);
-        for _ in 0..n {
-            children.push(
-                tokio::process::Command::new(&exe)
-                    .args(["__bench-worker", "--pool", &pool.to_string()])
-                    .env("STEPWISE_DATABASE_URL", url)
-                    .stdin(Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()?,
-            );
-        }
-        Ok(Self { children })
-    }
-
-    /// Peak resident memory of the largest worker, in MiB (Linux).
-    fn peak_rss_mib(&self) -> Option<f64> {
-        self.children
-            .iter()
-            .filter_map(|c| c.id())
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-            .filter_map(|status| {
-                let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-                let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-                Some(kb / 1024.0)
-            })
-            .reduce(f64::max)
-    }
-
-    async fn stop(mut self) {
-        for c in &self.children {
-            if let Some(pid) = c.id() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-        }
-        for c in &mut self.children {
-            let _ = tokio::time::timeout(Duration::from_secs(15), c.wait()).await;
-        }
-    }
-}
-
 pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow::Result<()> {
-    if args.runs == 0 || args.workers == 0 || args.pool == 0 {
+    let runs = args.runs.unwrap_or(match args.scenario {
+        Scenario::Backlog => 1_000_000,
+        _ => 20_000,
+    });
+    if runs == 0 || args.workers == 0 || args.pool == 0 {
         return Err(CliError::input(
             "--runs, --workers and --pool must be at least 1",
         ));
     }
+    if args.report_every.is_some_and(|d| d.is_zero()) {
+        return Err(CliError::input("--report-every must be longer than 0s"));
+    }
     let tag = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp());
     let mut report = json!({
-        "scenario": match args.scenario {
-            Scenario::Noop => "noop",
-            Scenario::Pipeline10 => "pipeline10",
-            Scenario::Latency => "latency",
-        },
+        "scenario": args.scenario.name(),
         "database": store.backend(),
         "workers": args.workers,
         "pool": args.pool,
     });
-    let workers = Workers::start(url, args.workers, args.pool)?;
-    let result = match args.scenario {
-        Scenario::Noop | Scenario::Pipeline10 => {
-            let steps = if args.scenario == Scenario::Noop {
-                1
-            } else {
-                10
-            };
-            let name = format!("bench-{tag}");
-            drain(&*store, &name, steps, args.runs, &mut report).await?;
-            if steps == 10 {
-                let single = format!("bench-single-{tag}");
-                per_step_overhead(&*store, &single, &mut report).await?;
-            }
-            Ok(())
-        }
-        Scenario::Latency => {
-            latency(
-                &*store,
-                &format!("bench-latency-{tag}"),
-                args.runs,
-                &mut report,
-            )
-            .await
-        }
+    let plan = Plan {
+        url,
+        store: &*store,
+        args: &args,
+        runs,
+        tag: &tag,
     };
-    if let Some(rss) = workers.peak_rss_mib() {
-        report["worker_peak_rss_mib"] = json!((rss * 10.0).round() / 10.0);
+    let mut workers = None;
+    let result = scenario(&plan, &mut workers, &mut report).await;
+    if let Some(workers) = workers {
+        if let Some(rss) = workers.peak_rss_mib() {
+            report["worker_peak_rss_mib"] = json!((rss * 10.0).round() / 10.0);
+        }
+        workers.stop().await;
     }
-    workers.stop().await;
     result?;
     if args.json {
         outln!("{report}");
@@ -192,16 +156,76 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     Ok(())
 }
 
-async fn drain(
-    store: &dyn Store,
-    name: &str,
-    steps_per_run: usize,
+/// What one `stepwise bench` invocation runs against.
+struct Plan<'a> {
+    url: &'a str,
+    store: &'a dyn Store,
+    args: &'a BenchArgs,
     runs: usize,
+    /// Makes this invocation's workflow names unique.
+    tag: &'a str,
+}
+
+/// Runs one scenario; the workers it starts are left in `workers` for the caller to
+/// measure and stop, whatever the outcome.
+async fn scenario(
+    plan: &Plan<'_>,
+    workers: &mut Option<Workers>,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
-    store
-        .register_workflow(&workflow(name, steps_per_run))
-        .await?;
+    let Plan {
+        url,
+        store,
+        args,
+        runs,
+        tag,
+    } = *plan;
+    let name = format!("bench-{tag}");
+    match args.scenario {
+        Scenario::Noop | Scenario::Pipeline10 => {
+            let steps = if args.scenario == Scenario::Noop {
+                1
+            } else {
+                10
+            };
+            let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
+            store.register_workflow(&workflow(&name, steps)).await?;
+            // The workers drain while the runs are enqueued: the rate is logged from
+            // their start.
+            let mut log = RateLog::new(args.report_every);
+            enqueue(store, &name, runs, Some((&*w, &mut log)), report).await?;
+            report["runs"] = json!(runs);
+            watch_drain(store, w, &name, runs * steps, log, report).await?;
+            if steps == 10 {
+                let single = format!("bench-single-{tag}");
+                per_step_overhead(store, &single, report).await?;
+            }
+        }
+        Scenario::Backlog => {
+            store.register_workflow(&workflow(&name, 1)).await?;
+            enqueue(store, &name, runs, None, report).await?;
+            report["runs"] = json!(runs);
+            let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
+            let log = RateLog::new(args.report_every);
+            watch_drain(store, w, &name, runs, log, report).await?;
+        }
+        Scenario::Latency => {
+            *workers = Some(Workers::start(url, args.workers, args.pool)?);
+            latency(store, &format!("bench-latency-{tag}"), runs, report).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Enqueues `runs` runs of `name` in batches of 1,000, logging the drain rate of
+/// `draining` workers between batches.
+async fn enqueue(
+    store: &dyn Store,
+    name: &str,
+    runs: usize,
+    mut draining: Option<(&Workers, &mut RateLog)>,
+    report: &mut serde_json::Value,
+) -> anyhow::Result<()> {
     let bar = progress(runs as u64, "enqueue");
     let started = Instant::now();
     let mut left = runs;
@@ -218,29 +242,56 @@ async fn drain(
             .await?;
         left -= n;
         bar.inc(n as u64);
-    }
-    let enqueue_s = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let total = (runs * steps_per_run) as i64;
-    let bar = progress(total as u64, "steps");
-    let activity = loop {
-        let a = store.step_activity(name).await?;
-        bar.set_position(a.completed as u64);
-        if a.completed >= total {
-            break a;
+        if let Some((workers, log)) = draining.as_mut() {
+            if let Some(line) = log.tick(workers.handled()) {
+                print_rate(&bar, line);
+            }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bar.finish_and_clear();
+    report["enqueue_per_s"] = json!((runs as f64 / started.elapsed().as_secs_f64()).round());
+    Ok(())
+}
+
+/// Waits until all `total` steps of `name` completed; `steps_per_s` is computed from the
+/// database's timestamps (first claim to last committed outcome).
+async fn watch_drain(
+    store: &dyn Store,
+    workers: &Workers,
+    name: &str,
+    total: usize,
+    mut log: RateLog,
+    report: &mut serde_json::Value,
+) -> anyhow::Result<()> {
+    let total = total as u64;
+    let bar = progress(total, "steps");
+    // The database confirms the end, and is asked now and then in case the workers'
+    // count falls short (a worker that died is not counted).
+    let mut asked = Instant::now();
+    let activity = loop {
+        let handled = workers.handled();
+        bar.set_position(handled.min(total));
+        if let Some(line) = log.tick(handled) {
+            print_rate(&bar, line);
+        }
+        if handled >= total || asked.elapsed() > Duration::from_secs(5) {
+            asked = Instant::now();
+            let a = store.step_activity(name).await?;
+            if a.completed as u64 >= total {
+                break a;
+            }
+        }
+        tokio::time::sleep(progress::TICK).await;
     };
     bar.finish_and_clear();
     let span = match (activity.first_started, activity.last_finished) {
         (Some(a), Some(b)) => (b - a).num_microseconds().unwrap_or(1).max(1) as f64 / 1e6,
         _ => f64::NAN,
     };
-    report["runs"] = json!(runs);
     report["steps"] = json!(total);
-    report["enqueue_per_s"] = json!((runs as f64 / enqueue_s).round());
     report["steps_per_s"] = json!((total as f64 / span).round());
     report["drain_seconds"] = json!((span * 100.0).round() / 100.0);
+    log.finish(total, report);
     Ok(())
 }
 
@@ -325,6 +376,15 @@ async fn wait_terminal(
             )));
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// One `--report-every` line on stderr, above the progress bar if one is drawn.
+fn print_rate(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
     }
 }
 
