@@ -13,7 +13,7 @@ use crate::{ControlStore, Result, StoreError};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::{Row, SqliteConnection};
-use stepwise_core::{EventKind, Lease, LeaseToken, RunId, RunStatus, StepId, StepStatus, WorkerId};
+use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, WorkerId};
 use uuid::Uuid;
 
 /// Why a run is being stopped.
@@ -96,14 +96,7 @@ impl ControlStore for SqliteStore {
             .bind(worker.0)
             .fetch_all(&self.reader)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Lease {
-                    step_id: StepId(row.try_get(0)?),
-                    token: LeaseToken(row.try_get(1)?),
-                })
-            })
-            .collect()
+        rows.iter().map(super::rows::lease_from_row).collect()
     }
 }
 
@@ -125,11 +118,11 @@ async fn read_run(conn: &mut SqliteConnection, run: Uuid) -> Result<Option<RunTo
         return Ok(None);
     };
     Ok(Some(RunToStop {
-        status: run_status(row.try_get(0)?)?,
-        workflow: row.try_get(1)?,
-        version: row.try_get(2)?,
-        group: row.try_get(3)?,
-        overdue: row.try_get(4)?,
+        status: run_status(row.try_get("status")?)?,
+        workflow: row.try_get("workflow")?,
+        version: row.try_get("workflow_version")?,
+        group: row.try_get("group_name")?,
+        overdue: row.try_get("overdue")?,
     }))
 }
 
@@ -186,7 +179,12 @@ async fn stop_run(
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .map(|row| {
+            Ok((
+                row.try_get::<i64, _>("seq")?,
+                row.try_get::<String, _>("name")?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     // RETURNING comes back in no particular order; events follow the workflow's.
     cancelled.sort_unstable();
@@ -233,13 +231,13 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
         .fetch_all(&mut *conn)
         .await?
     {
-        let status: String = s.try_get(2)?;
-        let dependents: String = s.try_get(3)?;
+        let status: String = s.try_get("status")?;
+        let dependents: String = s.try_get("dependents")?;
         let dependents: Vec<String> = serde_json::from_str(&dependents)
             .map_err(|e| StoreError::Corrupt(format!("step dependents: {e}")))?;
         steps.push(StepState {
-            id: StepId(s.try_get(0)?),
-            name: s.try_get(1)?,
+            id: StepId(s.try_get("id")?),
+            name: s.try_get("name")?,
             status: StepStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?,
             dependents: dependents
@@ -250,7 +248,7 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
                         .map_err(|e| StoreError::Corrupt(format!("step dependent {d:?}: {e}")))
                 })
                 .collect::<Result<_>>()?,
-            compensation: s.try_get(4)?,
+            compensation: s.try_get("compensation")?,
         });
     }
     let plan = plan_retry(status, &steps, request.from.as_deref())?;

@@ -37,18 +37,18 @@ impl EventStore for SqliteStore {
     }
 }
 
-/// `seq, kind, run_id, step, group_name, at, data`.
+/// A row of the `event` table, as `read_events.sql` and `newest_events.sql` return it.
 fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
-    let seq: i64 = row.try_get(0)?;
-    let kind: String = row.try_get(1)?;
+    let seq: i64 = row.try_get("seq")?;
+    let kind: String = row.try_get("kind")?;
     Ok(Event {
         cursor: EventCursor(seq.to_string()),
         kind: EventKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))?,
-        run_id: row.try_get::<Option<uuid::Uuid>, _>(2)?.map(RunId),
-        step: row.try_get(3)?,
-        group: row.try_get(4)?,
-        at: time(row.try_get(5)?)?,
-        data: row.try_get(6)?,
+        run_id: row.try_get::<Option<uuid::Uuid>, _>("run_id")?.map(RunId),
+        step: row.try_get("step")?,
+        group: row.try_get("group_name")?,
+        at: time(row.try_get("at")?)?,
+        data: row.try_get("data")?,
     })
 }

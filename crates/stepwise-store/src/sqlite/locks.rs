@@ -79,7 +79,13 @@ pub(super) async fn sweep(conn: &mut SqliteConnection) -> Result<()> {
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| {
+            Ok((
+                r.try_get("name")?,
+                r.try_get("holder_kind")?,
+                r.try_get("holder_id")?,
+            ))
+        })
         .collect::<Result<Vec<(String, String, String)>>>()?;
     // RETURNING comes back in no particular order.
     swept.sort_unstable();
@@ -105,14 +111,14 @@ pub(super) async fn sweep(conn: &mut SqliteConnection) -> Result<()> {
 }
 
 fn lock_from_row(row: &SqliteRow) -> Result<LockView> {
-    let kind: String = row.try_get(1)?;
+    let kind: String = row.try_get("holder_kind")?;
     Ok(LockView {
-        key: row.try_get(0)?,
+        key: row.try_get("name")?,
         holder_kind: HolderKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("lock holder kind {kind:?}")))?,
-        holder_id: row.try_get(2)?,
-        acquired_at: time(row.try_get(3)?)?,
-        expires_at: time(row.try_get(4)?)?,
+        holder_id: row.try_get("holder_id")?,
+        acquired_at: time(row.try_get("acquired_at")?)?,
+        expires_at: time(row.try_get("expires_at")?)?,
     })
 }
 
@@ -142,7 +148,7 @@ async fn get(conn: &mut SqliteConnection, name: &str) -> Result<Option<(LockView
         .bind(name)
         .fetch_optional(conn)
         .await?;
-    row.map(|row| Ok((lock_from_row(&row)?, row.try_get(5)?)))
+    row.map(|row| Ok((lock_from_row(&row)?, row.try_get("token")?)))
         .transpose()
 }
 

@@ -12,6 +12,7 @@ mod control;
 mod events;
 mod flow;
 mod locks;
+mod rows;
 mod runs;
 mod settle;
 mod steps;

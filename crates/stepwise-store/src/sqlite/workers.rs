@@ -8,7 +8,7 @@ use crate::{Result, StoreError, WorkerStore};
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
-use stepwise_core::{EventKind, Lease, LeaseToken, StepId, WorkerId};
+use stepwise_core::{EventKind, StepId, WorkerId};
 use uuid::Uuid;
 
 #[async_trait]
@@ -62,13 +62,10 @@ impl WorkerStore for SqliteStore {
             .bind(worker.0)
             .fetch_all(&mut *tx)
             .await?;
-        let mut leases = Vec::with_capacity(rows.len());
-        for row in rows {
-            leases.push(Lease {
-                step_id: StepId(row.try_get(0)?),
-                token: LeaseToken(row.try_get(1)?),
-            });
-        }
+        let leases = rows
+            .iter()
+            .map(super::rows::lease_from_row)
+            .collect::<Result<Vec<_>>>()?;
         let report = super::steps::release_in(&mut tx, &leases).await?;
         tx.commit().await?;
         Ok(report)
@@ -84,17 +81,17 @@ impl WorkerStore for SqliteStore {
             .await?;
         let mut workers = Vec::with_capacity(rows.len());
         for row in rows {
-            let queues: String = row.try_get(2)?;
+            let queues: String = row.try_get("queues")?;
             workers.push(WorkerView {
-                id: WorkerId(row.try_get(0)?),
-                name: row.try_get(1)?,
+                id: WorkerId(row.try_get("id")?),
+                name: row.try_get("name")?,
                 queues: serde_json::from_str(&queues)
                     .map_err(|e| StoreError::Corrupt(format!("worker queues: {e}")))?,
-                status: row.try_get(3)?,
-                started_at: time(row.try_get(4)?)?,
-                heartbeat_at: time(row.try_get(5)?)?,
-                expires_at: time(row.try_get(6)?)?,
-                running_steps: row.try_get(7)?,
+                status: row.try_get("status")?,
+                started_at: time(row.try_get("started_at")?)?,
+                heartbeat_at: time(row.try_get("heartbeat_at")?)?,
+                expires_at: time(row.try_get("expires_at")?)?,
+                running_steps: row.try_get("running_steps")?,
             });
         }
         Ok(workers)
@@ -110,8 +107,8 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         for row in dead {
-            let id: Uuid = row.try_get(0)?;
-            let name: String = row.try_get(1)?;
+            let id: Uuid = row.try_get("id")?;
+            let name: String = row.try_get("name")?;
             report.workers.push(WorkerId(id));
             settle::insert_event(
                 &mut tx,
@@ -129,8 +126,9 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         for row in orphans {
-            let (id, token): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
-            let Some(step) = settle::lock_running_step(&mut tx, id, token).await? else {
+            let lease = super::rows::lease_from_row(&row)?;
+            let id = lease.step_id.0;
+            let Some(step) = settle::lock_running_step(&mut tx, id, lease.token.0).await? else {
                 continue;
             };
             if step.revoked {
@@ -168,12 +166,7 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?
             .iter()
-            .map(|row| {
-                Ok(Lease {
-                    step_id: StepId(row.try_get(0)?),
-                    token: LeaseToken(row.try_get(1)?),
-                })
-            })
+            .map(super::rows::lease_from_row)
             .collect::<Result<Vec<_>>>()?;
         settle::stop_revoked(&mut tx, &overdue).await?;
         super::locks::sweep(&mut tx).await?;
