@@ -127,11 +127,13 @@ pub(super) async fn rejoin_line(conn: &mut SqliteConnection, run: Uuid) -> Resul
 
 fn key_from_row(row: &SqliteRow) -> Result<ConcurrencyKeyView> {
     Ok(ConcurrencyKeyView {
-        key: row.try_get(0)?,
-        limit: row.try_get::<i64, _>(1)?.clamp(0, i64::from(u32::MAX)) as u32,
-        active: row.try_get(2)?,
-        waiting: row.try_get(3)?,
-        limit_set: row.try_get(4)?,
+        key: row.try_get("key")?,
+        limit: row
+            .try_get::<i64, _>("max_active")?
+            .clamp(0, i64::from(u32::MAX)) as u32,
+        active: row.try_get("active")?,
+        waiting: row.try_get("waiting")?,
+        limit_set: row.try_get("limit_set")?,
     })
 }
 
@@ -144,12 +146,12 @@ impl FlowStore for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok(QueueStats {
-                    name: r.try_get(0)?,
-                    paused: r.try_get(1)?,
-                    pending: r.try_get(2)?,
-                    scheduled: r.try_get(3)?,
-                    running: r.try_get(4)?,
-                    oldest_pending_since: opt_time(r.try_get(5)?)?,
+                    name: r.try_get("name")?,
+                    paused: r.try_get("paused")?,
+                    pending: r.try_get("pending")?,
+                    scheduled: r.try_get("scheduled")?,
+                    running: r.try_get("running")?,
+                    oldest_pending_since: opt_time(r.try_get("oldest")?)?,
                 })
             })
             .collect()
@@ -199,8 +201,8 @@ impl FlowStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await?
         {
-            let id = RunId(row.try_get(0)?);
-            if row.try_get::<bool, _>(1)? {
+            let id = RunId(row.try_get("id")?);
+            if row.try_get::<bool, _>("holds_slot")? {
                 line.holders.push(id);
             } else {
                 line.waiting.push(id);

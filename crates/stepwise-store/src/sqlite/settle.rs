@@ -60,23 +60,23 @@ pub(super) async fn lock_running_step(
     Ok(Some(LockedStep {
         id,
         token,
-        run_id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        attempt: row.try_get(2)?,
+        run_id: row.try_get("run_id")?,
+        name: row.try_get("name")?,
+        attempt: row.try_get("attempt")?,
         retry: RetryPolicy {
-            max_attempts: row.try_get::<i64, _>(3)?.max(1) as u32,
+            max_attempts: row.try_get::<i64, _>("max_attempts")?.max(1) as u32,
             backoff: Backoff {
-                initial: duration(row.try_get(4)?),
-                factor: row.try_get(5)?,
-                max: duration(row.try_get(6)?),
+                initial: duration(row.try_get("backoff_initial_ms")?),
+                factor: row.try_get("backoff_factor")?,
+                max: duration(row.try_get("backoff_max_ms")?),
             },
         },
-        worker_id: row.try_get(7)?,
-        started_at: opt_time(row.try_get(8)?)?,
-        group: row.try_get(9)?,
-        halted: row.try_get(10)?,
-        attempt_base: row.try_get(11)?,
-        revoked: row.try_get(12)?,
+        worker_id: row.try_get("worker_id")?,
+        started_at: opt_time(row.try_get("started_at")?)?,
+        group: row.try_get("group_name")?,
+        halted: row.try_get("halted")?,
+        attempt_base: row.try_get("attempt_base")?,
+        revoked: row.try_get("revoked")?,
     }))
 }
 
@@ -289,8 +289,8 @@ async fn runs_finished(
                 .fetch_optional(&mut *conn)
                 .await?;
             if let Some(row) = row {
-                if row.try_get::<i64, _>(1)? == 0 {
-                    complete_group(conn, group, row.try_get(0)?).await?;
+                if row.try_get::<i64, _>("remaining")? == 0 {
+                    complete_group(conn, group, row.try_get("total")?).await?;
                 }
             }
         }
@@ -320,18 +320,18 @@ async fn begin_compensation(conn: &mut SqliteConnection, run_id: Uuid) -> Result
     let ids: Vec<Uuid> = rows.iter().map(|_| StepId::new().0).collect();
     let mut chain = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
-        let undoes: String = row.try_get(0)?;
+        let undoes: String = row.try_get("name")?;
         chain.push(json!({
             "id": ids[i].simple().to_string(),
             "name": format!("{}{undoes}", crate::model::COMPENSATION_PREFIX),
             "undoes": undoes,
-            "queue": row.try_get::<String, _>(1)?,
-            "priority": row.try_get::<i64, _>(2)?,
-            "max_attempts": row.try_get::<i64, _>(3)?,
-            "b_initial": row.try_get::<i64, _>(4)?,
-            "b_factor": row.try_get::<f64, _>(5)?,
-            "b_max": row.try_get::<i64, _>(6)?,
-            "resource": row.try_get::<Option<String>, _>(7)?,
+            "queue": row.try_get::<String, _>("queue")?,
+            "priority": row.try_get::<i64, _>("priority")?,
+            "max_attempts": row.try_get::<i64, _>("max_attempts")?,
+            "b_initial": row.try_get::<i64, _>("backoff_initial_ms")?,
+            "b_factor": row.try_get::<f64, _>("backoff_factor")?,
+            "b_max": row.try_get::<i64, _>("backoff_max_ms")?,
+            "resource": row.try_get::<Option<String>, _>("resource")?,
             "next": ids.get(i + 1).map(|n| n.simple().to_string()),
         }));
     }
@@ -366,26 +366,26 @@ pub(super) async fn stop_revoked(
         else {
             continue;
         };
-        let run_id: Uuid = row.try_get(0)?;
-        let name: String = row.try_get(1)?;
-        let attempt: i64 = row.try_get(2)?;
+        let run_id: Uuid = row.try_get("run_id")?;
+        let name: String = row.try_get("name")?;
+        let attempt: i64 = row.try_get("attempt")?;
         record_attempt(
             conn,
             AttemptRecord {
                 step_id: lease.step_id.0,
                 run_id,
                 number: attempt,
-                worker_id: row.try_get(3)?,
+                worker_id: row.try_get("worker_id")?,
                 token: lease.token.0,
-                started_at: row.try_get(4)?,
+                started_at: row.try_get("started_at")?,
                 outcome: "cancelled",
                 error: Some("stopped: the run was cancelled or timed out"),
                 log: None,
             },
         )
         .await?;
-        let group: Option<String> = row.try_get(5)?;
-        let halt: Option<String> = row.try_get(6)?;
+        let group: Option<String> = row.try_get("group_name")?;
+        let halt: Option<String> = row.try_get("halt")?;
         insert_event(
             conn,
             NewEvent {
@@ -419,8 +419,8 @@ pub(super) async fn complete_group(
         .await?;
     let mut by_status = serde_json::Map::new();
     for row in counts {
-        let status: String = row.try_get(0)?;
-        let n: i64 = row.try_get(1)?;
+        let status: String = row.try_get("status")?;
+        let n: i64 = row.try_get("n")?;
         by_status.insert(status, n.into());
     }
     insert_event(

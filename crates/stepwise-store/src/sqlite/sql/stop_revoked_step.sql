@@ -5,5 +5,5 @@ UPDATE step
 SET status = 'cancelled', finished_at = (SELECT now_ms FROM db_clock)
 WHERE id = ?1 AND lease_token = ?2 AND status = 'running' AND revoked_at IS NOT NULL
 RETURNING run_id, name, attempt, worker_id, started_at,
-          (SELECT group_name FROM run WHERE run.id = step.run_id),
-          (SELECT halt FROM run WHERE run.id = step.run_id)
+          (SELECT group_name FROM run WHERE run.id = step.run_id) AS group_name,
+          (SELECT halt FROM run WHERE run.id = step.run_id) AS halt
