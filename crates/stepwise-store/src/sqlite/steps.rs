@@ -13,7 +13,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
 use std::collections::HashSet;
-use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId, WorkerId};
+use stepwise_core::{EventKind, FailureDecision, Lease, RunId, WorkerId};
 use uuid::Uuid;
 
 #[async_trait]
@@ -82,10 +82,76 @@ struct RunOfClaim {
     error: Option<String>,
 }
 
+impl RunOfClaim {
+    /// A row of `run_of_claim.sql`, with the seq of the claimed step it serves.
+    fn from_row(row: &SqliteRow) -> Result<(i64, Self)> {
+        Ok((
+            row.try_get("seq")?,
+            Self {
+                id: row.try_get("id")?,
+                workflow: row.try_get("workflow")?,
+                version: row.try_get("workflow_version")?,
+                input: row.try_get("input")?,
+                dependency_outputs: row.try_get("dependency_outputs")?,
+                compensated_output: row.try_get("compensated_output")?,
+                error: row.try_get("error")?,
+            },
+        ))
+    }
+}
+
+/// A step just claimed, as `claim_steps.sql` and `claim_step.sql` return it.
+struct ClaimRow {
+    seq: i64,
+    lease: Lease,
+    name: String,
+    queue: String,
+    attempt: i64,
+    /// The budget since the run's latest retry.
+    max_attempts: i64,
+    priority: i64,
+    /// For a compensation: the step it undoes.
+    compensates: Option<String>,
+}
+
+impl ClaimRow {
+    fn from_row(row: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            seq: row.try_get("seq")?,
+            lease: super::rows::lease_from_row(row)?,
+            name: row.try_get("name")?,
+            queue: row.try_get("queue")?,
+            attempt: row.try_get("attempt")?,
+            max_attempts: row.try_get("max_attempts")?,
+            priority: row.try_get("priority")?,
+            compensates: row.try_get("compensates")?,
+        })
+    }
+}
+
+/// A step whose completion was accepted, as `complete_steps.sql` returns it.
+struct CompletedRow {
+    seq: i64,
+    lease: Lease,
+    run_id: Uuid,
+    /// Whether it holds a resource lock.
+    locked: bool,
+}
+
+impl CompletedRow {
+    fn from_row(row: &SqliteRow) -> Result<Self> {
+        Ok(Self {
+            seq: row.try_get("seq")?,
+            lease: super::rows::lease_from_row(row)?,
+            run_id: row.try_get("run_id")?,
+            locked: row.try_get("locked")?,
+        })
+    }
+}
+
 /// Step sequence numbers as the JSON array the set-based statements unnest.
-fn seq_list(seqs: impl Iterator<Item = std::result::Result<i64, sqlx::Error>>) -> Result<String> {
-    let seqs = seqs.collect::<std::result::Result<Vec<i64>, _>>()?;
-    Ok(Value::from(seqs).to_string())
+fn seq_list(seqs: impl Iterator<Item = i64>) -> String {
+    Value::from(seqs.collect::<Vec<i64>>()).to_string()
 }
 
 impl SqliteStore {
@@ -113,21 +179,19 @@ impl SqliteStore {
                 .bind(want as i64)
                 .bind(request.worker.0)
                 .fetch_all(&mut *tx)
-                .await?;
+                .await?
+                .iter()
+                .map(ClaimRow::from_row)
+                .collect::<Result<Vec<_>>>()?;
             // RETURNING comes back in no particular order.
-            claimed.sort_by_key(|r| {
-                (
-                    std::cmp::Reverse(r.try_get::<i64, _>(7).unwrap_or(0)),
-                    r.try_get::<i64, _>(0).unwrap_or(0),
-                )
-            });
+            claimed.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.seq));
             rows.extend(claimed);
         }
         if rows.is_empty() {
             tx.commit().await?;
             return Ok(vec![]);
         }
-        let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
+        let seqs = seq_list(rows.iter().map(|r| r.seq));
         sqlx::query(include_str!("sql/step_started_events.sql"))
             .bind(&seqs)
             .bind(request.worker.to_string())
@@ -139,18 +203,8 @@ impl SqliteStore {
             .fetch_all(&mut *tx)
             .await?
         {
-            runs.insert(
-                r.try_get(0)?,
-                RunOfClaim {
-                    id: r.try_get(1)?,
-                    workflow: r.try_get(2)?,
-                    version: r.try_get(3)?,
-                    input: r.try_get(4)?,
-                    dependency_outputs: r.try_get(5)?,
-                    compensated_output: r.try_get(6)?,
-                    error: r.try_get(7)?,
-                },
-            );
+            let (seq, run) = RunOfClaim::from_row(&r)?;
+            runs.insert(seq, run);
         }
         let expires_at: i64 = sqlx::query_scalar(include_str!("sql/worker_expiry.sql"))
             .bind(request.worker.0)
@@ -159,35 +213,30 @@ impl SqliteStore {
         tx.commit().await?;
         let mut steps = Vec::with_capacity(rows.len());
         for row in rows {
-            let seq: i64 = row.try_get(0)?;
+            let seq = row.seq;
             let run = runs
                 .remove(&seq)
                 .ok_or_else(|| StoreError::Corrupt(format!("claimed step {seq} has no run")))?;
             steps.push(ClaimedStep {
-                lease: Lease {
-                    step_id: StepId(row.try_get(1)?),
-                    token: LeaseToken(row.try_get(6)?),
-                },
+                lease: row.lease,
                 run_id: RunId(run.id),
                 workflow: run.workflow,
                 workflow_version: run.version,
-                step: row.try_get(2)?,
-                queue: row.try_get(3)?,
-                attempt: row.try_get::<i64, _>(4)? as u32,
-                max_attempts: row.try_get::<i64, _>(5)? as u32,
+                step: row.name,
+                queue: row.queue,
+                attempt: row.attempt as u32,
+                max_attempts: row.max_attempts as u32,
                 input: run.input,
                 lease_expires_at: time(expires_at)?,
                 dependency_outputs: match run.dependency_outputs {
                     Value::Object(map) => map,
                     _ => serde_json::Map::new(),
                 },
-                compensating: row
-                    .try_get::<Option<String>, _>(8)?
-                    .map(|step| Compensating {
-                        step,
-                        output: run.compensated_output.unwrap_or(Value::Null),
-                        error: run.error,
-                    }),
+                compensating: row.compensates.map(|step| Compensating {
+                    step,
+                    output: run.compensated_output.unwrap_or(Value::Null),
+                    error: run.error,
+                }),
             });
         }
         Ok(steps)
@@ -210,24 +259,23 @@ impl SqliteStore {
         let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
             .bind(&input)
             .fetch_all(&mut *tx)
-            .await?;
+            .await?
+            .iter()
+            .map(CompletedRow::from_row)
+            .collect::<Result<Vec<_>>>()?;
         let mut accepted = Vec::with_capacity(rows.len());
         let mut leases = HashSet::with_capacity(rows.len());
         let mut runs = Vec::with_capacity(rows.len());
         let mut locked = Vec::new();
         if !rows.is_empty() {
-            let seqs = seq_list(rows.iter().map(|r| r.try_get::<i64, _>(0)))?;
+            let seqs = seq_list(rows.iter().map(|r| r.seq));
             for row in &rows {
-                if row.try_get::<bool, _>(4)? {
-                    locked.push(row.try_get::<Uuid, _>(1)?);
+                if row.locked {
+                    locked.push(row.lease.step_id.0);
                 }
-                let step_id = StepId(row.try_get(1)?);
-                accepted.push(step_id);
-                leases.insert(Lease {
-                    step_id,
-                    token: LeaseToken(row.try_get(2)?),
-                });
-                runs.push(row.try_get::<Uuid, _>(3)?);
+                accepted.push(row.lease.step_id);
+                leases.insert(row.lease);
+                runs.push(row.run_id);
             }
             sqlx::query(include_str!("sql/completed_history.sql"))
                 .bind(&input)
@@ -351,18 +399,18 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
         else {
             continue;
         };
-        let run_id: Uuid = row.try_get(0)?;
-        let name: String = row.try_get(1)?;
-        let number: i64 = row.try_get(2)?;
+        let run_id: Uuid = row.try_get("run_id")?;
+        let name: String = row.try_get("name")?;
+        let number: i64 = row.try_get("attempt")?;
         settle::record_attempt(
             conn,
             AttemptRecord {
                 step_id: lease.step_id.0,
                 run_id,
                 number,
-                worker_id: row.try_get(3)?,
+                worker_id: row.try_get("worker_id")?,
                 token: lease.token.0,
-                started_at: row.try_get(4)?,
+                started_at: row.try_get("started_at")?,
                 outcome: "released",
                 error: None,
                 log: None,
@@ -384,8 +432,8 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
             },
         )
         .await?;
-        if row.try_get::<String, _>(5)? == "skipped" {
-            let halt: Option<String> = row.try_get(6)?;
+        if row.try_get::<String, _>("status")? == "skipped" {
+            let halt: Option<String> = row.try_get("halt")?;
             let reason = format!("run {}", halt.as_deref().unwrap_or("stopped compensating"));
             settle::insert_event(
                 conn,
@@ -421,7 +469,7 @@ async fn claim_with_locks(
     queue: &str,
     want: usize,
     worker: WorkerId,
-) -> Result<Vec<SqliteRow>> {
+) -> Result<Vec<ClaimRow>> {
     let candidates = sqlx::query(include_str!("sql/resource_candidates.sql"))
         .bind(queue)
         .bind(want as i64 * 2)
@@ -434,8 +482,8 @@ async fn claim_with_locks(
         if rows.len() == want {
             break;
         }
-        let id: Uuid = candidate.try_get(0)?;
-        let resource: String = candidate.try_get(1)?;
+        let id: Uuid = candidate.try_get("id")?;
+        let resource: String = candidate.try_get("resource")?;
         if !taken.insert(resource.clone()) {
             continue;
         }
@@ -448,7 +496,7 @@ async fn claim_with_locks(
             .fetch_optional(&mut *conn)
             .await?
         {
-            Some(row) => rows.push(row),
+            Some(row) => rows.push(ClaimRow::from_row(&row)?),
             None => locks::drop_for_step(conn, &resource, token).await?,
         }
     }

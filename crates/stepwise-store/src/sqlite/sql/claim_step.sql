@@ -12,5 +12,6 @@ WHERE id = ?1
   AND EXISTS (SELECT 1 FROM worker w
               WHERE w.id = ?2 AND w.status = 'alive'
                 AND w.expires_at > (SELECT now_ms FROM db_clock))
-RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base, lease_token, priority,
+RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base AS max_attempts,
+          lease_token, priority,
           compensates

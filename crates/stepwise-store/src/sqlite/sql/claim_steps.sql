@@ -22,5 +22,6 @@ WHERE seq IN (
     ORDER BY priority DESC, seq
     LIMIT ?2
 )
-RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base, lease_token, priority,
+RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base AS max_attempts,
+          lease_token, priority,
           compensates

@@ -12,5 +12,5 @@ SET status = CASE WHEN (SELECT CASE WHEN step.compensates IS NULL THEN r.halt IS
                        THEN (SELECT now_ms FROM db_clock) ELSE finished_at END,
     attempt = attempt - 1
 WHERE id = ?1 AND lease_token = ?2 AND status = 'running'
-RETURNING run_id, name, attempt + 1, worker_id, started_at, status,
-          (SELECT halt FROM run WHERE run.id = step.run_id)
+RETURNING run_id, name, attempt + 1 AS attempt, worker_id, started_at, status,
+          (SELECT halt FROM run WHERE run.id = step.run_id) AS halt
