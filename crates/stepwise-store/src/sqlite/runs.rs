@@ -77,8 +77,8 @@ impl WorkflowStore for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok(QueueView {
-                    name: r.try_get(0)?,
-                    paused: r.try_get(1)?,
+                    name: r.try_get("name")?,
+                    paused: r.try_get("paused")?,
                 })
             })
             .collect()
@@ -99,12 +99,12 @@ pub(super) async fn latest_workflow(
 }
 
 fn workflow_from_row(row: &SqliteRow) -> Result<StoredWorkflow> {
-    let spec: String = row.try_get(2)?;
+    let spec: String = row.try_get("spec")?;
     Ok(StoredWorkflow {
-        name: row.try_get(0)?,
-        version: row.try_get(1)?,
+        name: row.try_get("name")?,
+        version: row.try_get("version")?,
         spec: serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        created_at: time(row.try_get(3)?)?,
+        created_at: time(row.try_get("created_at")?)?,
     })
 }
 
@@ -131,14 +131,17 @@ impl RunStore for SqliteStore {
             .await?;
         let mut history: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
         for a in attempts {
-            history.entry(a.try_get(0)?).or_default().push(AttemptView {
-                number: a.try_get::<i64, _>(1)?.max(0) as u32,
-                worker_id: a.try_get::<Option<Uuid>, _>(2)?.map(WorkerId),
-                started_at: opt_time(a.try_get(3)?)?,
-                finished_at: time(a.try_get(4)?)?,
-                outcome: a.try_get(5)?,
-                error: a.try_get(6)?,
-            });
+            history
+                .entry(a.try_get("step_id")?)
+                .or_default()
+                .push(AttemptView {
+                    number: a.try_get::<i64, _>("number")?.max(0) as u32,
+                    worker_id: a.try_get::<Option<Uuid>, _>("worker_id")?.map(WorkerId),
+                    started_at: opt_time(a.try_get("started_at")?)?,
+                    finished_at: time(a.try_get("finished_at")?)?,
+                    outcome: a.try_get("outcome")?,
+                    error: a.try_get("error")?,
+                });
         }
         let steps = sqlx::query(include_str!("sql/run_steps.sql"))
             .bind(id.0)
@@ -146,9 +149,9 @@ impl RunStore for SqliteStore {
             .await?;
         let mut dependents = Vec::with_capacity(steps.len());
         for s in steps {
-            let step_id: Uuid = s.try_get(0)?;
-            let status: String = s.try_get(3)?;
-            let children: String = s.try_get(14)?;
+            let step_id: Uuid = s.try_get("id")?;
+            let status: String = s.try_get("status")?;
+            let children: String = s.try_get("dependents")?;
             let children: Vec<String> = serde_json::from_str(&children)
                 .map_err(|e| StoreError::Corrupt(format!("step dependents: {e}")))?;
             dependents.push(
@@ -163,22 +166,22 @@ impl RunStore for SqliteStore {
             );
             run.steps.push(StepView {
                 id: StepId(step_id),
-                name: s.try_get(1)?,
-                compensates: s.try_get(12)?,
+                name: s.try_get("name")?,
+                compensates: s.try_get("compensates")?,
                 after: Vec::new(),
-                resource: s.try_get(13)?,
-                queue: s.try_get(2)?,
+                resource: s.try_get("resource")?,
+                queue: s.try_get("queue")?,
                 status: StepStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
                     .public(),
-                attempts: s.try_get::<i64, _>(4)?.max(0) as u32,
-                max_attempts: s.try_get::<i64, _>(5)?.max(0) as u32,
-                run_after: opt_time(s.try_get(6)?)?,
-                worker_id: s.try_get::<Option<Uuid>, _>(7)?.map(WorkerId),
-                started_at: opt_time(s.try_get(8)?)?,
-                finished_at: opt_time(s.try_get(9)?)?,
-                output: s.try_get(10)?,
-                error: s.try_get(11)?,
+                attempts: s.try_get::<i64, _>("attempt")?.max(0) as u32,
+                max_attempts: s.try_get::<i64, _>("max_attempts")?.max(0) as u32,
+                run_after: opt_time(s.try_get("run_after")?)?,
+                worker_id: s.try_get::<Option<Uuid>, _>("worker_id")?.map(WorkerId),
+                started_at: opt_time(s.try_get("started_at")?)?,
+                finished_at: opt_time(s.try_get("finished_at")?)?,
+                output: s.try_get("output")?,
+                error: s.try_get("error")?,
                 history: history.remove(&step_id).unwrap_or_default(),
             });
         }
@@ -238,9 +241,9 @@ impl RunStore for SqliteStore {
         rows.iter()
             .map(|r| {
                 Ok(AttemptLog {
-                    number: r.try_get::<i64, _>(0)?.max(0) as u32,
-                    outcome: r.try_get(1)?,
-                    log: r.try_get(2)?,
+                    number: r.try_get::<i64, _>("number")?.max(0) as u32,
+                    outcome: r.try_get("outcome")?,
+                    log: r.try_get("log")?,
                 })
             })
             .collect()
@@ -252,9 +255,9 @@ impl RunStore for SqliteStore {
             .fetch_one(&self.reader)
             .await?;
         Ok(StepActivity {
-            completed: row.try_get(0)?,
-            first_started: opt_time(row.try_get(1)?)?,
-            last_finished: opt_time(row.try_get(2)?)?,
+            completed: row.try_get("completed")?,
+            first_started: opt_time(row.try_get("first_started")?)?,
+            last_finished: opt_time(row.try_get("last_finished")?)?,
         })
     }
 
@@ -304,41 +307,41 @@ impl RunStore for SqliteStore {
             .fetch_all(&self.reader)
             .await?
             .into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect::<Result<_>>()?;
         Ok(Some(GroupView {
-            name: row.try_get(0)?,
-            total: row.try_get(1)?,
-            remaining: row.try_get(2)?,
-            created_at: time(row.try_get(3)?)?,
-            completed_at: opt_time(row.try_get(4)?)?,
+            name: row.try_get("name")?,
+            total: row.try_get("total")?,
+            remaining: row.try_get("remaining")?,
+            created_at: time(row.try_get("created_at")?)?,
+            completed_at: opt_time(row.try_get("completed_at")?)?,
             counts,
         }))
     }
 }
 
 fn run_from_row(row: &SqliteRow) -> Result<(i64, RunView)> {
-    let status: String = row.try_get(4)?;
-    let total: i64 = row.try_get(14)?;
-    let open: i64 = row.try_get(15)?;
+    let status: String = row.try_get("status")?;
+    let total: i64 = row.try_get("steps_total")?;
+    let open: i64 = row.try_get("steps_open")?;
     Ok((
-        row.try_get(1)?,
+        row.try_get("seq")?,
         RunView {
-            id: RunId(row.try_get(0)?),
-            workflow: row.try_get(2)?,
-            workflow_version: row.try_get(3)?,
+            id: RunId(row.try_get("id")?),
+            workflow: row.try_get("workflow")?,
+            workflow_version: row.try_get("workflow_version")?,
             status: RunStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
-            input: row.try_get(5)?,
-            idempotency_key: row.try_get(6)?,
-            concurrency_key: row.try_get(7)?,
-            group: row.try_get(8)?,
-            priority: row.try_get(9)?,
-            error: row.try_get(10)?,
+            input: row.try_get("input")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            concurrency_key: row.try_get("concurrency_key")?,
+            group: row.try_get("group_name")?,
+            priority: row.try_get("priority")?,
+            error: row.try_get("error")?,
             stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
-            created_at: time(row.try_get(11)?)?,
-            started_at: opt_time(row.try_get(12)?)?,
-            finished_at: opt_time(row.try_get(13)?)?,
+            created_at: time(row.try_get("created_at")?)?,
+            started_at: opt_time(row.try_get("started_at")?)?,
+            finished_at: opt_time(row.try_get("finished_at")?)?,
             progress: Progress {
                 done: total - open,
                 total,

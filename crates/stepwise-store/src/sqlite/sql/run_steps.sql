@@ -1,4 +1,5 @@
-SELECT id, name, queue, status, attempt, max_attempts + attempt_base, run_after, worker_id,
+SELECT id, name, queue, status, attempt, max_attempts + attempt_base AS max_attempts,
+       run_after, worker_id,
        started_at, finished_at, output, error, compensates, resource, dependents
 FROM step
 WHERE run_id = ?1

@@ -1,5 +1,5 @@
-SELECT count(CASE WHEN s.status = 'completed' THEN 1 END), min(s.started_at),
-       max(s.finished_at)
+SELECT count(CASE WHEN s.status = 'completed' THEN 1 END) AS completed,
+       min(s.started_at) AS first_started, max(s.finished_at) AS last_finished
 FROM step s
 JOIN run r ON r.id = s.run_id
 WHERE r.workflow = ?1
