@@ -23,5 +23,4 @@ WHERE seq IN (
     LIMIT ?2
 )
 RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base AS max_attempts,
-          lease_token, priority,
-          compensates
+          lease_token, priority, compensates
