@@ -10,6 +10,7 @@
 mod control;
 mod events;
 mod flow;
+mod rows;
 mod runs;
 mod session;
 mod settle;
