@@ -11,6 +11,7 @@ mod control;
 mod events;
 mod flow;
 mod rows;
+mod run_rows;
 mod runs;
 mod session;
 mod settle;
