@@ -39,6 +39,8 @@ mod harness;
 mod joins;
 #[path = "conformance/leases.rs"]
 mod leases;
+#[path = "conformance/reads.rs"]
+mod reads;
 #[path = "conformance/retries.rs"]
 mod retries;
 #[path = "conformance/review.rs"]
@@ -165,4 +167,7 @@ conformance!(
     review::deregistering_a_claiming_worker_strands_no_step,
     // Abandoned calls.
     cancel::a_write_cancelled_at_any_await_point_leaves_the_store_writable,
+    // The read side.
+    reads::step_activity_counts_the_completed_steps_of_one_workflow,
+    reads::listed_workers_count_the_steps_they_run,
 );

@@ -9,7 +9,7 @@ use crate::{ControlStore, Result, StoreError};
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::{PgConnection, Row};
-use stepwise_core::{EventKind, Lease, LeaseToken, RunId, RunStatus, StepId, StepStatus, WorkerId};
+use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, WorkerId};
 use uuid::Uuid;
 
 /// Why a run is being stopped.
@@ -88,14 +88,7 @@ impl ControlStore for PgStore {
             .bind(worker.0)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Lease {
-                    step_id: StepId(row.try_get(0)?),
-                    token: LeaseToken(row.try_get(1)?),
-                })
-            })
-            .collect()
+        rows.iter().map(super::rows::lease_from_row).collect()
     }
 
     async fn revocation_signal(&self) -> Result<Option<tokio::sync::watch::Receiver<u64>>> {
@@ -121,8 +114,8 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
     else {
         return Ok(StopOutcome::NotFound);
     };
-    let status = run_status(row.try_get(0)?)?;
-    let overdue: bool = row.try_get(3)?;
+    let status = run_status(row.try_get("status")?)?;
+    let overdue: bool = row.try_get("overdue")?;
     if status.is_terminal() {
         return Ok(StopOutcome::Unchanged(status));
     }
@@ -210,30 +203,30 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
     else {
         return Ok(RetryOutcome::NotFound);
     };
-    let status = run_status(row.try_get(0)?)?;
+    let status = run_status(row.try_get("status")?)?;
     if !retryable(status) {
         return Ok(RetryOutcome::NotRetryable(status));
     }
-    let workflow: String = row.try_get(1)?;
-    let version: i32 = row.try_get(2)?;
+    let workflow: String = row.try_get("workflow")?;
+    let version: i32 = row.try_get("workflow_version")?;
     let mut steps = Vec::new();
     for s in sqlx::query(include_str!("sql/run_step_states.sql"))
         .bind(run)
         .fetch_all(&mut *conn)
         .await?
     {
-        let status: String = s.try_get(2)?;
+        let status: String = s.try_get("status")?;
         steps.push(StepState {
-            id: StepId(s.try_get(0)?),
-            name: s.try_get(1)?,
+            id: StepId(s.try_get("id")?),
+            name: s.try_get("name")?,
             status: StepStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?,
             dependents: s
-                .try_get::<Vec<Uuid>, _>(3)?
+                .try_get::<Vec<Uuid>, _>("dependents")?
                 .into_iter()
                 .map(StepId)
                 .collect(),
-            compensation: s.try_get(4)?,
+            compensation: s.try_get("compensation")?,
         });
     }
     let plan = plan_retry(status, &steps, request.from.as_deref())?;

@@ -104,14 +104,14 @@ pub(super) async fn rejoin_line(conn: &mut PgConnection, run: Uuid) -> Result<()
 }
 
 fn lock_from_row(row: &PgRow) -> Result<LockView> {
-    let kind: String = row.try_get(1)?;
+    let kind: String = row.try_get("holder_kind")?;
     Ok(LockView {
-        key: row.try_get(0)?,
+        key: row.try_get("name")?,
         holder_kind: HolderKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("lock holder kind {kind:?}")))?,
-        holder_id: row.try_get(2)?,
-        acquired_at: row.try_get(3)?,
-        expires_at: row.try_get(4)?,
+        holder_id: row.try_get("holder_id")?,
+        acquired_at: row.try_get("acquired_at")?,
+        expires_at: row.try_get("expires_at")?,
     })
 }
 
@@ -144,12 +144,12 @@ impl FlowStore for PgStore {
         rows.iter()
             .map(|r| {
                 Ok(QueueStats {
-                    name: r.try_get(0)?,
-                    paused: r.try_get(1)?,
-                    pending: r.try_get(2)?,
-                    scheduled: r.try_get(3)?,
-                    running: r.try_get(4)?,
-                    oldest_pending_since: r.try_get(5)?,
+                    name: r.try_get("name")?,
+                    paused: r.try_get("paused")?,
+                    pending: r.try_get("pending")?,
+                    scheduled: r.try_get("scheduled")?,
+                    running: r.try_get("running")?,
+                    oldest_pending_since: r.try_get("oldest")?,
                 })
             })
             .collect()
@@ -209,8 +209,8 @@ impl FlowStore for PgStore {
             .fetch_all(&mut *tx)
             .await?
         {
-            let id = RunId(row.try_get(0)?);
-            if row.try_get::<bool, _>(1)? {
+            let id = RunId(row.try_get("id")?);
+            if row.try_get::<bool, _>("holds_slot")? {
                 line.holders.push(id);
             } else {
                 line.waiting.push(id);
@@ -284,7 +284,7 @@ impl FlowStore for PgStore {
             return Ok(ReleaseOutcome::NotHeld);
         };
         let lock = lock_from_row(&row)?;
-        if row.try_get::<Uuid, _>(5)? != token {
+        if row.try_get::<Uuid, _>("token")? != token {
             return Ok(ReleaseOutcome::WrongToken(lock));
         }
         sqlx::query(include_str!("sql/delete_lock.sql"))
@@ -339,10 +339,10 @@ impl FlowStore for PgStore {
 
 fn key_from_row(row: &PgRow) -> Result<ConcurrencyKeyView> {
     Ok(ConcurrencyKeyView {
-        key: row.try_get(0)?,
-        limit: row.try_get::<i32, _>(1)?.max(0) as u32,
-        active: i64::from(row.try_get::<i32, _>(2)?),
-        waiting: row.try_get(3)?,
-        limit_set: row.try_get(4)?,
+        key: row.try_get("key")?,
+        limit: row.try_get::<i32, _>("max_active")?.max(0) as u32,
+        active: i64::from(row.try_get::<i32, _>("active")?),
+        waiting: row.try_get("waiting")?,
+        limit_set: row.try_get("limit_set")?,
     })
 }

@@ -10,6 +10,8 @@
 mod control;
 mod events;
 mod flow;
+mod rows;
+mod run_rows;
 mod runs;
 mod session;
 mod settle;

@@ -1,5 +1,6 @@
 //! Workflows, run creation and the read side on PostgreSQL.
 
+use super::run_rows::{attempt_from_row, run_from_row, workflow_from_row, RunStepRow};
 use super::settle;
 use super::PgStore;
 use crate::model::*;
@@ -8,11 +9,9 @@ use crate::transient::{millis, with_retries};
 use crate::{Result, RunStore, StoreError, WorkflowStore};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde_json::Value;
-use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use std::collections::HashMap;
-use stepwise_core::{RunId, RunStatus, StepId, StepStatus, WorkerId, WorkflowSpec};
+use stepwise_core::{RunId, WorkflowSpec};
 use uuid::Uuid;
 
 #[async_trait]
@@ -81,8 +80,8 @@ impl WorkflowStore for PgStore {
         rows.iter()
             .map(|r| {
                 Ok(QueueView {
-                    name: r.try_get(0)?,
-                    paused: r.try_get(1)?,
+                    name: r.try_get("name")?,
+                    paused: r.try_get("paused")?,
                 })
             })
             .collect()
@@ -103,16 +102,6 @@ pub(super) async fn latest_workflow(
         .fetch_optional(conn)
         .await?;
     row.as_ref().map(workflow_from_row).transpose()
-}
-
-fn workflow_from_row(row: &PgRow) -> Result<StoredWorkflow> {
-    let spec: Value = row.try_get(2)?;
-    Ok(StoredWorkflow {
-        name: row.try_get(0)?,
-        version: row.try_get(1)?,
-        spec: serde_json::from_value(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        created_at: row.try_get(3)?,
-    })
 }
 
 #[async_trait]
@@ -140,46 +129,23 @@ impl RunStore for PgStore {
             .fetch_all(&mut *conn)
             .await?;
         let mut history: HashMap<Uuid, Vec<AttemptView>> = HashMap::new();
-        for a in attempts {
-            history.entry(a.try_get(0)?).or_default().push(AttemptView {
-                number: a.try_get::<i32, _>(1)?.max(0) as u32,
-                worker_id: a.try_get::<Option<Uuid>, _>(2)?.map(WorkerId),
-                started_at: a.try_get(3)?,
-                finished_at: a.try_get(4)?,
-                outcome: a.try_get(5)?,
-                error: a.try_get(6)?,
-            });
+        for a in &attempts {
+            let (step_id, attempt) = attempt_from_row(a)?;
+            history.entry(step_id).or_default().push(attempt);
         }
         let steps = sqlx::query(include_str!("sql/run_steps.sql"))
             .bind(id.0)
             .fetch_all(&mut *conn)
             .await?;
         let mut dependents = Vec::with_capacity(steps.len());
-        for s in steps {
-            let step_id: Uuid = s.try_get(0)?;
-            let status: String = s.try_get(3)?;
-            let children: Vec<Uuid> = s.try_get(14)?;
-            dependents.push(children.into_iter().map(StepId).collect());
-            run.steps.push(StepView {
-                id: StepId(step_id),
-                name: s.try_get(1)?,
-                compensates: s.try_get(12)?,
-                after: Vec::new(),
-                resource: s.try_get(13)?,
-                queue: s.try_get(2)?,
-                status: StepStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
-                    .public(),
-                attempts: s.try_get::<i32, _>(4)?.max(0) as u32,
-                max_attempts: s.try_get::<i32, _>(5)?.max(0) as u32,
-                run_after: s.try_get(6)?,
-                worker_id: s.try_get::<Option<Uuid>, _>(7)?.map(WorkerId),
-                started_at: s.try_get(8)?,
-                finished_at: s.try_get(9)?,
-                output: s.try_get(10)?,
-                error: s.try_get(11)?,
-                history: history.remove(&step_id).unwrap_or_default(),
-            });
+        for row in &steps {
+            let RunStepRow {
+                mut step,
+                dependents: children,
+            } = RunStepRow::from_row(row)?;
+            step.history = history.remove(&step.id.0).unwrap_or_default();
+            dependents.push(children);
+            run.steps.push(step);
         }
         link_steps(&mut run.steps, &dependents);
         Ok(Some(run))
@@ -250,9 +216,9 @@ impl RunStore for PgStore {
         rows.iter()
             .map(|r| {
                 Ok(AttemptLog {
-                    number: r.try_get::<i32, _>(0)?.max(0) as u32,
-                    outcome: r.try_get(1)?,
-                    log: r.try_get(2)?,
+                    number: r.try_get::<i32, _>("number")?.max(0) as u32,
+                    outcome: r.try_get("outcome")?,
+                    log: r.try_get("log")?,
                 })
             })
             .collect()
@@ -264,9 +230,9 @@ impl RunStore for PgStore {
             .fetch_one(&self.pool)
             .await?;
         Ok(StepActivity {
-            completed: row.try_get(0)?,
-            first_started: row.try_get(1)?,
-            last_finished: row.try_get(2)?,
+            completed: row.try_get("completed")?,
+            first_started: row.try_get("first_started")?,
+            last_finished: row.try_get("last_finished")?,
         })
     }
 
@@ -307,48 +273,17 @@ impl RunStore for PgStore {
             .fetch_all(&self.pool)
             .await?
             .into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect::<Result<_>>()?;
         Ok(Some(GroupView {
-            name: row.try_get(0)?,
-            total: i64::from(row.try_get::<i32, _>(1)?),
-            remaining: i64::from(row.try_get::<i32, _>(2)?),
-            created_at: row.try_get(3)?,
-            completed_at: row.try_get(4)?,
+            name: row.try_get("name")?,
+            total: i64::from(row.try_get::<i32, _>("total")?),
+            remaining: i64::from(row.try_get::<i32, _>("remaining")?),
+            created_at: row.try_get("created_at")?,
+            completed_at: row.try_get("completed_at")?,
             counts,
         }))
     }
-}
-
-fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
-    let status: String = row.try_get(4)?;
-    let total: i32 = row.try_get(14)?;
-    let open: i32 = row.try_get(15)?;
-    Ok((
-        row.try_get(1)?,
-        RunView {
-            id: RunId(row.try_get(0)?),
-            workflow: row.try_get(2)?,
-            workflow_version: row.try_get(3)?,
-            status: RunStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?,
-            input: row.try_get(5)?,
-            idempotency_key: row.try_get(6)?,
-            concurrency_key: row.try_get(7)?,
-            group: row.try_get(8)?,
-            priority: row.try_get(9)?,
-            error: row.try_get(10)?,
-            stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
-            created_at: row.try_get(11)?,
-            started_at: row.try_get(12)?,
-            finished_at: row.try_get(13)?,
-            progress: Progress {
-                done: i64::from(total - open),
-                total: i64::from(total),
-            },
-            steps: vec![],
-        },
-    ))
 }
 
 impl PgStore {
@@ -563,6 +498,9 @@ async fn existing_runs(
         .fetch_all(conn)
         .await?;
     rows.iter()
-        .map(|row| Ok(((row.try_get(1)?, row.try_get(2)?), RunId(row.try_get(0)?))))
+        .map(|row| {
+            let key = (row.try_get("workflow")?, row.try_get("idempotency_key")?);
+            Ok((key, RunId(row.try_get("id")?)))
+        })
         .collect()
 }

@@ -75,23 +75,23 @@ fn locked_step(row: &sqlx::postgres::PgRow, id: Uuid, token: Uuid) -> Result<Loc
     Ok(LockedStep {
         id,
         token,
-        run_id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        attempt: row.try_get(2)?,
+        run_id: row.try_get("run_id")?,
+        name: row.try_get("name")?,
+        attempt: row.try_get("attempt")?,
         retry: RetryPolicy {
-            max_attempts: row.try_get::<i32, _>(3)?.max(1) as u32,
+            max_attempts: row.try_get::<i32, _>("max_attempts")?.max(1) as u32,
             backoff: Backoff {
-                initial: duration(row.try_get(4)?),
-                factor: row.try_get(5)?,
-                max: duration(row.try_get(6)?),
+                initial: duration(row.try_get("backoff_initial_ms")?),
+                factor: row.try_get("backoff_factor")?,
+                max: duration(row.try_get("backoff_max_ms")?),
             },
         },
-        worker_id: row.try_get(7)?,
-        started_at: row.try_get(8)?,
-        group: row.try_get(9)?,
-        halted: row.try_get(10)?,
-        attempt_base: row.try_get(11)?,
-        revoked: row.try_get(12)?,
+        worker_id: row.try_get("worker_id")?,
+        started_at: row.try_get("started_at")?,
+        group: row.try_get("group_name")?,
+        halted: row.try_get("halted")?,
+        attempt_base: row.try_get("attempt_base")?,
+        revoked: row.try_get("revoked")?,
     })
 }
 
@@ -281,16 +281,16 @@ async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()>
     let (mut initial, mut factor, mut max) = (vec![], vec![], vec![]);
     let mut resources: Vec<Option<String>> = vec![];
     for row in &rows {
-        let name: String = row.try_get(0)?;
+        let name: String = row.try_get("name")?;
         names.push(format!("{}{name}", crate::model::COMPENSATION_PREFIX));
         undoes.push(name);
-        queues.push(row.try_get::<String, _>(1)?);
-        priorities.push(row.try_get::<i32, _>(2)?);
-        max_attempts.push(row.try_get::<i32, _>(3)?);
-        initial.push(row.try_get::<i64, _>(4)?);
-        factor.push(row.try_get::<f64, _>(5)?);
-        max.push(row.try_get::<i64, _>(6)?);
-        resources.push(row.try_get(7)?);
+        queues.push(row.try_get::<String, _>("queue")?);
+        priorities.push(row.try_get::<i32, _>("priority")?);
+        max_attempts.push(row.try_get::<i32, _>("max_attempts")?);
+        initial.push(row.try_get::<i64, _>("backoff_initial_ms")?);
+        factor.push(row.try_get::<f64, _>("backoff_factor")?);
+        max.push(row.try_get::<i64, _>("backoff_max_ms")?);
+        resources.push(row.try_get("resource")?);
     }
     sqlx::query(include_str!("sql/insert_compensations.sql"))
         .bind(run_id)
@@ -338,8 +338,8 @@ pub(super) async fn stop_revoked(
     let mut runs = Vec::with_capacity(rows.len());
     let mut stopped = Vec::with_capacity(rows.len());
     for row in rows {
-        runs.push(row.try_get::<Uuid, _>(0)?);
-        stopped.push(row.try_get::<Uuid, _>(1)?);
+        runs.push(row.try_get::<Uuid, _>("run_id")?);
+        stopped.push(row.try_get::<Uuid, _>("id")?);
     }
     // Only the stopped steps' locks: a stale lease in `leases` may name a step that
     // now runs under a newer lease and holds its lock.
@@ -369,10 +369,10 @@ async fn close_group_runs(conn: &mut PgConnection, groups: &[String]) -> Result<
         .fetch_all(&mut *conn)
         .await?;
     for row in rows {
-        let remaining: i32 = row.try_get(2)?;
+        let remaining: i32 = row.try_get("remaining")?;
         if remaining == 0 {
-            let name: String = row.try_get(0)?;
-            let total: i32 = row.try_get(1)?;
+            let name: String = row.try_get("name")?;
+            let total: i32 = row.try_get("total")?;
             complete_group(conn, &name, total).await?;
         }
     }
@@ -387,8 +387,8 @@ pub(super) async fn complete_group(conn: &mut PgConnection, name: &str, total: i
         .await?;
     let mut by_status = serde_json::Map::new();
     for row in counts {
-        let status: String = row.try_get(0)?;
-        let n: i64 = row.try_get(1)?;
+        let status: String = row.try_get("status")?;
+        let n: i64 = row.try_get("n")?;
         by_status.insert(status, n.into());
     }
     insert_event(

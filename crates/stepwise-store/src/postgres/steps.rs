@@ -8,6 +8,7 @@ use crate::transient::{millis, with_retries};
 use crate::{first_per_lease, refused, Result, StepStore};
 use async_trait::async_trait;
 use serde_json::{json, Value};
+use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use std::collections::HashSet;
 use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId};
@@ -80,34 +81,8 @@ impl PgStore {
                         .await?,
                 );
             }
-            for row in rows {
-                claimed.push(ClaimedStep {
-                    lease: Lease {
-                        step_id: StepId(row.try_get(0)?),
-                        token: LeaseToken(row.try_get(6)?),
-                    },
-                    run_id: RunId(row.try_get(1)?),
-                    step: row.try_get(2)?,
-                    queue: row.try_get(3)?,
-                    attempt: row.try_get::<i32, _>(4)? as u32,
-                    max_attempts: row.try_get::<i32, _>(5)? as u32,
-                    workflow: row.try_get(7)?,
-                    workflow_version: row.try_get(8)?,
-                    input: row.try_get(9)?,
-                    lease_expires_at: row.try_get(10)?,
-                    dependency_outputs: match row.try_get::<Value, _>(11)? {
-                        Value::Object(map) => map,
-                        _ => serde_json::Map::new(),
-                    },
-                    compensating: match row.try_get::<Option<String>, _>(12)? {
-                        None => None,
-                        Some(step) => Some(Compensating {
-                            step,
-                            output: row.try_get::<Option<Value>, _>(13)?.unwrap_or(Value::Null),
-                            error: row.try_get(14)?,
-                        }),
-                    },
-                });
+            for row in &rows {
+                claimed.push(claimed_from_row(row)?);
             }
         }
         tx.commit().await?;
@@ -136,18 +111,19 @@ impl PgStore {
         let mut runs = Vec::with_capacity(rows.len());
         let mut dependents = Vec::new();
         let mut locked = Vec::new();
-        for row in rows {
-            if row.try_get::<bool, _>(4)? {
-                locked.push(row.try_get::<Uuid, _>(0)?);
+        for row in &rows {
+            let done = CompletedRow::from_row(row)?;
+            if done.locked {
+                locked.push(done.id);
             }
-            let step_id = StepId(row.try_get(0)?);
+            let step_id = StepId(done.id);
             accepted.push(step_id);
             leases.insert(Lease {
                 step_id,
-                token: LeaseToken(row.try_get(3)?),
+                token: LeaseToken(done.lease_token),
             });
-            runs.push(row.try_get::<Uuid, _>(1)?);
-            dependents.extend(row.try_get::<Vec<Uuid>, _>(2)?);
+            runs.push(done.run_id);
+            dependents.extend(done.dependents);
         }
         if !dependents.is_empty() {
             sqlx::query(include_str!("sql/lock_runs.sql"))
@@ -285,23 +261,24 @@ pub(super) async fn release_in(conn: &mut PgConnection, all: &[Lease]) -> Result
         .bind(&tokens)
         .fetch_all(&mut *conn)
         .await?;
-    let mut accepted = Vec::with_capacity(rows.len());
-    let released: Vec<Uuid> = rows
+    let rows = rows
         .iter()
-        .map(|r| r.try_get::<Uuid, _>(0))
-        .collect::<std::result::Result<_, _>>()?;
+        .map(ReleasedRow::from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let mut accepted = Vec::with_capacity(rows.len());
+    let released: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     settle::release_step_locks(conn, &released).await?;
     let mut held = HashSet::with_capacity(rows.len());
     let mut skipped_runs = Vec::new();
     for row in rows {
-        let step_id = StepId(row.try_get(0)?);
+        let step_id = StepId(row.id);
         accepted.push(step_id);
         held.insert(Lease {
             step_id,
-            token: LeaseToken(row.try_get(3)?),
+            token: LeaseToken(row.lease_token),
         });
-        if row.try_get::<String, _>(2)? == "skipped" {
-            skipped_runs.push(row.try_get::<Uuid, _>(1)?);
+        if row.status == "skipped" {
+            skipped_runs.push(row.run_id);
         }
     }
     let mut finished_runs = settle::close_steps(conn, &skipped_runs).await?;
@@ -322,7 +299,7 @@ async fn claim_with_locks(
     queue: &str,
     want: usize,
     worker: stepwise_core::WorkerId,
-) -> Result<Vec<sqlx::postgres::PgRow>> {
+) -> Result<Vec<PgRow>> {
     let candidates = sqlx::query(include_str!("sql/resource_candidates.sql"))
         .bind(queue)
         .bind(want as i64 * 2)
@@ -335,8 +312,8 @@ async fn claim_with_locks(
         if rows.len() == want {
             break;
         }
-        let id: Uuid = candidate.try_get(0)?;
-        let resource: String = candidate.try_get(1)?;
+        let id: Uuid = candidate.try_get("id")?;
+        let resource: String = candidate.try_get("resource")?;
         if !taken.insert(resource.clone()) {
             continue;
         }
@@ -369,4 +346,79 @@ async fn claim_with_locks(
         }
     }
     Ok(rows)
+}
+
+/// A step `claim_steps.sql` or `claim_step.sql` handed to this worker.
+fn claimed_from_row(row: &PgRow) -> Result<ClaimedStep> {
+    Ok(ClaimedStep {
+        lease: Lease {
+            step_id: StepId(row.try_get("id")?),
+            token: LeaseToken(row.try_get("lease_token")?),
+        },
+        run_id: RunId(row.try_get("run_id")?),
+        step: row.try_get("name")?,
+        queue: row.try_get("queue")?,
+        attempt: row.try_get::<i32, _>("attempt")? as u32,
+        max_attempts: row.try_get::<i32, _>("max_attempts")? as u32,
+        workflow: row.try_get("workflow")?,
+        workflow_version: row.try_get("workflow_version")?,
+        input: row.try_get("input")?,
+        lease_expires_at: row.try_get("lease_expires_at")?,
+        dependency_outputs: match row.try_get::<Value, _>("dependency_outputs")? {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        },
+        compensating: match row.try_get::<Option<String>, _>("compensates")? {
+            None => None,
+            Some(step) => Some(Compensating {
+                step,
+                output: row
+                    .try_get::<Option<Value>, _>("compensated_output")?
+                    .unwrap_or(Value::Null),
+                error: row.try_get("run_error")?,
+            }),
+        },
+    })
+}
+
+/// A step `complete_steps.sql` completed.
+struct CompletedRow {
+    id: Uuid,
+    run_id: Uuid,
+    dependents: Vec<Uuid>,
+    lease_token: Uuid,
+    /// It held a resource lock, to be released with the completion.
+    locked: bool,
+}
+
+impl CompletedRow {
+    fn from_row(row: &PgRow) -> Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            run_id: row.try_get("run_id")?,
+            dependents: row.try_get("dependents")?,
+            lease_token: row.try_get("lease_token")?,
+            locked: row.try_get("locked")?,
+        })
+    }
+}
+
+/// A step `release_steps.sql` handed back: pending again, or skipped when its run is
+/// stopping.
+struct ReleasedRow {
+    id: Uuid,
+    run_id: Uuid,
+    status: String,
+    lease_token: Uuid,
+}
+
+impl ReleasedRow {
+    fn from_row(row: &PgRow) -> Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            run_id: row.try_get("run_id")?,
+            status: row.try_get("status")?,
+            lease_token: row.try_get("lease_token")?,
+        })
+    }
 }

@@ -38,7 +38,7 @@ impl TokenStore for PgStore {
         let token = token_from_row(&row)?;
         Ok(if token.revoked_at.is_some() {
             Err(TokenRefusal::Revoked)
-        } else if row.try_get::<bool, _>(6)? {
+        } else if row.try_get::<bool, _>("expired")? {
             Err(TokenRefusal::Expired)
         } else {
             Ok(token)
@@ -62,14 +62,14 @@ impl TokenStore for PgStore {
 }
 
 fn token_from_row(row: &PgRow) -> Result<TokenView> {
-    let scope: String = row.try_get(2)?;
+    let scope: String = row.try_get("scope")?;
     Ok(TokenView {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
         scope: TokenScope::parse(&scope)
             .ok_or_else(|| StoreError::Corrupt(format!("token scope {scope:?}")))?,
-        created_at: row.try_get(3)?,
-        expires_at: row.try_get(4)?,
-        revoked_at: row.try_get(5)?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
     })
 }

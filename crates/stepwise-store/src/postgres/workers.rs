@@ -8,7 +8,7 @@ use crate::{Result, WorkerStore};
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
-use stepwise_core::{EventKind, Lease, LeaseToken, StepId, WorkerId};
+use stepwise_core::{EventKind, Lease, StepId, WorkerId};
 use uuid::Uuid;
 
 #[async_trait]
@@ -62,14 +62,14 @@ impl WorkerStore for PgStore {
         let mut workers = Vec::with_capacity(rows.len());
         for row in rows {
             workers.push(WorkerView {
-                id: WorkerId(row.try_get(0)?),
-                name: row.try_get(1)?,
-                queues: row.try_get(2)?,
-                status: row.try_get(3)?,
-                started_at: row.try_get(4)?,
-                heartbeat_at: row.try_get(5)?,
-                expires_at: row.try_get(6)?,
-                running_steps: row.try_get(7)?,
+                id: WorkerId(row.try_get("id")?),
+                name: row.try_get("name")?,
+                queues: row.try_get("queues")?,
+                status: row.try_get("status")?,
+                started_at: row.try_get("started_at")?,
+                heartbeat_at: row.try_get("heartbeat_at")?,
+                expires_at: row.try_get("expires_at")?,
+                running_steps: row.try_get("running_steps")?,
             });
         }
         Ok(workers)
@@ -90,13 +90,10 @@ impl PgStore {
             .bind(worker.0)
             .fetch_all(&mut *tx)
             .await?;
-        let mut leases = Vec::with_capacity(rows.len());
-        for row in rows {
-            leases.push(Lease {
-                step_id: StepId(row.try_get(0)?),
-                token: LeaseToken(row.try_get(1)?),
-            });
-        }
+        let leases = rows
+            .iter()
+            .map(super::rows::lease_from_row)
+            .collect::<Result<Vec<_>>>()?;
         let report = super::steps::release_in(&mut tx, &leases).await?;
         tx.commit().await?;
         Ok(report)
@@ -118,8 +115,9 @@ impl PgStore {
         let orphans = sqlx::query(include_str!("sql/orphaned_steps.sql"))
             .fetch_all(&self.pool)
             .await?;
-        for row in orphans {
-            let (id, token): (Uuid, Uuid) = (row.try_get(0)?, row.try_get(1)?);
+        for row in &orphans {
+            let Lease { step_id, token } = super::rows::lease_from_row(row)?;
+            let (id, token) = (step_id.0, token.0);
             match skip_when_held(with_retries(|| self.reap_step(id, token)).await)? {
                 Some(Reaped::Retried) => report.steps_retried.push(StepId(id)),
                 Some(Reaped::Failed) => report.steps_failed.push(StepId(id)),
@@ -131,11 +129,8 @@ impl PgStore {
         let overdue = sqlx::query(include_str!("sql/overdue_revoked_steps.sql"))
             .fetch_all(&self.pool)
             .await?;
-        for row in overdue {
-            let lease = Lease {
-                step_id: StepId(row.try_get(0)?),
-                token: LeaseToken(row.try_get(1)?),
-            };
+        for row in &overdue {
+            let lease = super::rows::lease_from_row(row)?;
             match skip_when_held(with_retries(|| self.stop_overdue(lease)).await)? {
                 Some(Reaped::Held) | None => report.steps_skipped.push(lease.step_id),
                 Some(_) => {}
@@ -160,8 +155,8 @@ impl PgStore {
             .await?;
         let mut workers = Vec::with_capacity(dead.len());
         for row in dead {
-            let id: Uuid = row.try_get(0)?;
-            let name: String = row.try_get(1)?;
+            let id: Uuid = row.try_get("id")?;
+            let name: String = row.try_get("name")?;
             workers.push(WorkerId(id));
             settle::insert_event(
                 &mut tx,

@@ -1,1 +1,1 @@
-SELECT status, count(*) FROM run WHERE group_name = $1 GROUP BY status ORDER BY status
+SELECT status, count(*) AS n FROM run WHERE group_name = $1 GROUP BY status ORDER BY status

@@ -1,5 +1,6 @@
-SELECT id, name, queue, status, attempt, max_attempts + attempt_base, run_after, worker_id,
-       started_at, finished_at, output, error, compensates, resource, dependents
+SELECT id, name, queue, status, attempt, max_attempts + attempt_base AS max_attempts,
+       run_after, worker_id, started_at, finished_at, output, error, compensates, resource,
+       dependents
 FROM step
 WHERE run_id = $1
 ORDER BY seq

@@ -1,4 +1,5 @@
-SELECT count(*) FILTER (WHERE s.status = 'completed'), min(s.started_at), max(s.finished_at)
+SELECT count(*) FILTER (WHERE s.status = 'completed') AS completed,
+       min(s.started_at) AS first_started, max(s.finished_at) AS last_finished
 FROM step s
 JOIN run r ON r.id = s.run_id
 WHERE r.workflow = $1
