@@ -28,6 +28,7 @@
 
 mod error;
 pub mod explain;
+mod failure;
 pub mod model;
 mod plan;
 pub mod postgres;

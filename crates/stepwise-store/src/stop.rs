@@ -72,9 +72,165 @@ pub(crate) fn run_event_data(
     Ok(data)
 }
 
+/// What was asked of a run being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopRequest {
+    /// An operator's cancel; `compensate: false` skips the compensation.
+    Cancel { compensate: bool },
+    /// The deadline sweep found the run due.
+    Deadline,
+}
+
+/// What stopping a run does to the run itself, before its steps are cancelled and
+/// revoked.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum StopPlan {
+    /// Nothing: the run ended, or (deadline) it is no longer due or already stopping.
+    Unchanged,
+    /// A cancel that compensates, of a run already compensating: let it finish.
+    Compensating,
+    /// A cancel that does not compensate, of a compensating run: the compensation is
+    /// given up (`give_up_compensation.sql`).
+    GiveUpCompensation,
+    /// Halt the run (`stop_run.sql`): the reason it keeps, its error, and whether it
+    /// ends without compensating.
+    Halt {
+        reason: RunStatus,
+        error: &'static str,
+        give_up: bool,
+    },
+}
+
+/// Decides how a run in `status` is stopped. `overdue` is the database clock's
+/// verdict on its deadline, read under the run's lock: a run retried or extended since
+/// the sweep listed it is left alone.
+pub(crate) fn plan_stop(request: StopRequest, status: RunStatus, overdue: bool) -> StopPlan {
+    if status.is_terminal() {
+        return StopPlan::Unchanged;
+    }
+    match (request, status) {
+        (StopRequest::Deadline, RunStatus::Running | RunStatus::Pending) if overdue => {
+            StopPlan::Halt {
+                reason: RunStatus::TimedOut,
+                error: "the run's deadline passed",
+                give_up: false,
+            }
+        }
+        (StopRequest::Deadline, _) => StopPlan::Unchanged,
+        (StopRequest::Cancel { compensate: true }, RunStatus::Compensating) => {
+            StopPlan::Compensating
+        }
+        (StopRequest::Cancel { .. }, RunStatus::Compensating) => StopPlan::GiveUpCompensation,
+        (StopRequest::Cancel { compensate }, _) => StopPlan::Halt {
+            reason: RunStatus::Cancelled,
+            error: "the run was cancelled",
+            give_up: !compensate,
+        },
+    }
+}
+
+/// The data of `step.cancelled` for a step that had not started when its run stopped.
+pub(crate) fn unstarted_cancelled_data(request: StopRequest) -> Value {
+    let why = match request {
+        StopRequest::Cancel { .. } => "run cancelled",
+        StopRequest::Deadline => "run timed out",
+    };
+    json!({ "reason": why })
+}
+
+/// The error of the attempt of a revoked step that stopped.
+pub(crate) const REVOKED_ATTEMPT_ERROR: &str = "stopped: the run was cancelled or timed out";
+
+/// The data of `step.cancelled` for a revoked running step once it stopped; `halt` is
+/// its run's stored reason. PostgreSQL builds the same in `stop_revoked_steps.sql`.
+pub(crate) fn revoked_cancelled_data(attempt: i64, halt: Option<&str>) -> Value {
+    let halt = halt.unwrap_or("cancelled").replace('_', " ");
+    json!({ "attempt": attempt, "reason": format!("run {halt}") })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use RunStatus::*;
+
+    #[test]
+    fn a_deadline_halts_only_a_running_or_pending_run_that_is_still_overdue() {
+        let timed_out = StopPlan::Halt {
+            reason: TimedOut,
+            error: "the run's deadline passed",
+            give_up: false,
+        };
+        assert_eq!(plan_stop(StopRequest::Deadline, Running, true), timed_out);
+        assert_eq!(plan_stop(StopRequest::Deadline, Pending, true), timed_out);
+        assert_eq!(
+            plan_stop(StopRequest::Deadline, Running, false),
+            StopPlan::Unchanged
+        );
+        assert_eq!(
+            plan_stop(StopRequest::Deadline, Compensating, true),
+            StopPlan::Unchanged
+        );
+        assert_eq!(
+            plan_stop(StopRequest::Deadline, Failed, true),
+            StopPlan::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_cancel_halts_a_live_run_and_only_a_plain_cancel_gives_up_compensation() {
+        let compensate = StopRequest::Cancel { compensate: true };
+        let plain = StopRequest::Cancel { compensate: false };
+        for overdue in [false, true] {
+            assert_eq!(
+                plan_stop(compensate, Running, overdue),
+                StopPlan::Halt {
+                    reason: Cancelled,
+                    error: "the run was cancelled",
+                    give_up: false
+                }
+            );
+            assert_eq!(
+                plan_stop(plain, Pending, overdue),
+                StopPlan::Halt {
+                    reason: Cancelled,
+                    error: "the run was cancelled",
+                    give_up: true
+                }
+            );
+        }
+        assert_eq!(
+            plan_stop(compensate, Compensating, false),
+            StopPlan::Compensating
+        );
+        assert_eq!(
+            plan_stop(plain, Compensating, false),
+            StopPlan::GiveUpCompensation
+        );
+        for ended in [Completed, Cancelled, Compensated, CompensationFailed] {
+            assert_eq!(plan_stop(plain, ended, true), StopPlan::Unchanged);
+        }
+    }
+
+    #[test]
+    fn cancelled_steps_say_which_stop_reached_them() {
+        assert_eq!(
+            unstarted_cancelled_data(StopRequest::Deadline),
+            json!({"reason": "run timed out"})
+        );
+        assert_eq!(
+            unstarted_cancelled_data(StopRequest::Cancel { compensate: true }),
+            json!({"reason": "run cancelled"})
+        );
+        assert_eq!(
+            revoked_cancelled_data(3, Some("timed_out")),
+            json!({"attempt": 3, "reason": "run timed out"})
+        );
+        assert_eq!(
+            revoked_cancelled_data(1, None),
+            json!({"attempt": 1, "reason": "run cancelled"})
+        );
+    }
 
     #[test]
     fn only_a_compensating_run_says_why_it_stopped() {

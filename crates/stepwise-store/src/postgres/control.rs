@@ -4,6 +4,7 @@ use super::settle::{self, NewEvent};
 use super::PgStore;
 use crate::model::*;
 use crate::retry_plan::{plan_retry, retryable, StepState};
+use crate::stop::{plan_stop, unstarted_cancelled_data, StopPlan, StopRequest};
 use crate::transient::with_retries;
 use crate::{ControlStore, Result, StoreError};
 use async_trait::async_trait;
@@ -11,13 +12,6 @@ use serde_json::json;
 use sqlx::{PgConnection, Row};
 use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, WorkerId};
 use uuid::Uuid;
-
-/// Why a run is being stopped.
-#[derive(Clone, Copy)]
-enum StopReason {
-    Cancel { compensate: bool },
-    Deadline,
-}
 
 /// What stopping one run did.
 enum StopOutcome {
@@ -34,7 +28,7 @@ enum StopOutcome {
 #[async_trait]
 impl ControlStore for PgStore {
     async fn cancel_run(&self, request: &CancelRequest) -> Result<CancelOutcome> {
-        let reason = StopReason::Cancel {
+        let reason = StopRequest::Cancel {
             compensate: request.compensate,
         };
         let stopped = with_retries(|| async {
@@ -71,7 +65,7 @@ impl ControlStore for PgStore {
         for id in due {
             let stopped = with_retries(|| async {
                 let mut tx = self.pool.begin().await?;
-                let stopped = stop_run(&mut tx, id, StopReason::Deadline).await?;
+                let stopped = stop_run(&mut tx, id, StopRequest::Deadline).await?;
                 tx.commit().await?;
                 Ok(stopped)
             })
@@ -102,7 +96,7 @@ impl ControlStore for PgStore {
 /// Stops a run in the caller's transaction: unstarted steps are cancelled, running
 /// steps' leases revoked. The run ends (or starts compensating) in this transaction
 /// when nothing of it is running.
-async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Result<StopOutcome> {
+async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopRequest) -> Result<StopOutcome> {
     sqlx::query(include_str!("sql/lock_unfinished_steps.sql"))
         .bind(run)
         .execute(&mut *conn)
@@ -116,43 +110,29 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
     };
     let status = run_status(row.try_get("status")?)?;
     let overdue: bool = row.try_get("overdue")?;
-    if status.is_terminal() {
-        return Ok(StopOutcome::Unchanged(status));
-    }
-    match (reason, status) {
-        (StopReason::Deadline, RunStatus::Running | RunStatus::Pending) if overdue => {
-            sqlx::query(include_str!("sql/stop_run.sql"))
-                .bind(run)
-                .bind(RunStatus::TimedOut.as_str())
-                .bind("the run's deadline passed")
-                .bind(false)
-                .execute(&mut *conn)
-                .await?;
-        }
-        (StopReason::Deadline, _) => return Ok(StopOutcome::Unchanged(status)),
-        (StopReason::Cancel { compensate: true }, RunStatus::Compensating) => {
-            return Ok(StopOutcome::Compensating)
-        }
-        (StopReason::Cancel { .. }, RunStatus::Compensating) => {
+    match plan_stop(reason, status, overdue) {
+        StopPlan::Unchanged => return Ok(StopOutcome::Unchanged(status)),
+        StopPlan::Compensating => return Ok(StopOutcome::Compensating),
+        StopPlan::GiveUpCompensation => {
             sqlx::query(include_str!("sql/give_up_compensation.sql"))
                 .bind(run)
                 .execute(&mut *conn)
                 .await?;
         }
-        (StopReason::Cancel { compensate }, _) => {
+        StopPlan::Halt {
+            reason,
+            error,
+            give_up,
+        } => {
             sqlx::query(include_str!("sql/stop_run.sql"))
                 .bind(run)
-                .bind(RunStatus::Cancelled.as_str())
-                .bind("the run was cancelled")
-                .bind(!compensate)
+                .bind(reason.as_str())
+                .bind(error)
+                .bind(give_up)
                 .execute(&mut *conn)
                 .await?;
         }
     }
-    let why = match reason {
-        StopReason::Cancel { .. } => "run cancelled",
-        StopReason::Deadline => "run timed out",
-    };
     let group: Option<String> = sqlx::query_scalar("SELECT group_name FROM run WHERE id = $1")
         .bind(run)
         .fetch_one(&mut *conn)
@@ -169,7 +149,7 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopReason) -> Res
                 run_id: Some(run),
                 step: Some(name),
                 group: group.as_deref(),
-                data: json!({"reason": why}),
+                data: unstarted_cancelled_data(reason),
             },
         )
         .await?;

@@ -1,6 +1,7 @@
 //! What happens after steps reach a terminal state, shared by complete, fail and
 //! reap: run counters, group counters, and halting a run whose step failed for good.
 
+use crate::failure;
 use crate::{Result, StoreError};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
@@ -29,11 +30,6 @@ pub(super) struct LockedStep {
 }
 
 impl LockedStep {
-    /// Attempts counted against `max_attempts` (those since the run's latest retry).
-    pub fn attempts_used(&self) -> u32 {
-        (self.attempt - self.attempt_base).max(1) as u32
-    }
-
     pub fn lease(&self) -> Lease {
         Lease {
             step_id: StepId(self.id),
@@ -162,14 +158,14 @@ pub(super) async fn fail_for_good(
             run_id: Some(step.run_id),
             step: Some(&step.name),
             group: step.group.as_deref(),
-            data: json!({"attempt": step.attempt, "error": error, "final": true}),
+            data: failure::final_failure_data(step.attempt.into(), error),
         },
     )
     .await?;
     let skipped: Vec<String> = sqlx::query_scalar(include_str!("sql/halt_run.sql"))
         .bind(step.run_id)
         .bind(RunStatus::Failed.as_str())
-        .bind(format!("step {:?} failed: {error}", step.name))
+        .bind(failure::run_error(&step.name, error))
         .fetch_all(&mut *conn)
         .await?;
     for name in &skipped {
@@ -180,7 +176,7 @@ pub(super) async fn fail_for_good(
                 run_id: Some(step.run_id),
                 step: Some(name),
                 group: step.group.as_deref(),
-                data: json!({"reason": format!("step {:?} failed", step.name)}),
+                data: failure::skipped_data(&step.name),
             },
         )
         .await?;

@@ -2,16 +2,17 @@
 
 use super::settle::{self, AttemptEnd, NewEvent};
 use super::PgStore;
+use crate::failure::{self, FailedAttempt};
 use crate::model::*;
 use crate::sanitize;
 use crate::transient::{millis, with_retries};
 use crate::{first_per_lease, refused, Result, StepStore};
 use async_trait::async_trait;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use std::collections::HashSet;
-use stepwise_core::{EventKind, FailureDecision, Lease, LeaseToken, RunId, StepId};
+use stepwise_core::{FailureDecision, Lease, LeaseToken, RunId, StepId};
 use uuid::Uuid;
 
 #[async_trait]
@@ -163,9 +164,13 @@ impl PgStore {
         settle::release_step_locks(&mut tx, &[step.id]).await?;
         let error = sanitize::text(&failure.error).into_owned();
         let log = sanitize::opt_text(&failure.log);
-        let decision = step
-            .retry
-            .after_failure(step.attempts_used(), failure.retryable && !step.halted);
+        let decision = failure::decide(&FailedAttempt {
+            retry: &step.retry,
+            attempt: step.attempt.into(),
+            attempt_base: step.attempt_base.into(),
+            retryable: failure.retryable,
+            halted: step.halted,
+        });
         let outcome = match decision {
             FailureDecision::RetryAfter(delay) => {
                 settle::record_attempt(
@@ -184,16 +189,7 @@ impl PgStore {
                     .bind(&error)
                     .fetch_one(&mut *tx)
                     .await?;
-                for (kind, data) in [
-                    (
-                        EventKind::StepFailed,
-                        json!({"attempt": step.attempt, "error": error, "final": false}),
-                    ),
-                    (
-                        EventKind::StepRetrying,
-                        json!({"attempt": step.attempt + 1, "run_after": run_after}),
-                    ),
-                ] {
+                for (kind, data) in failure::retry_events(step.attempt.into(), &error, run_after) {
                     settle::insert_event(
                         &mut tx,
                         NewEvent {

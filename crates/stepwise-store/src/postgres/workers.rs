@@ -199,7 +199,12 @@ impl PgStore {
             },
         )
         .await?;
-        let exhausted = step.halted || step.attempts_used() >= step.retry.max_attempts;
+        let exhausted = crate::failure::lost_for_good(
+            &step.retry,
+            step.attempt.into(),
+            step.attempt_base.into(),
+            step.halted,
+        );
         settle::insert_event(
             &mut tx,
             NewEvent {
@@ -207,12 +212,12 @@ impl PgStore {
                 run_id: Some(step.run_id),
                 step: Some(&step.name),
                 group: step.group.as_deref(),
-                data: json!({"attempt": step.attempt, "worker_id": step.worker_id, "final": exhausted}),
+                data: crate::failure::reaped_data(step.attempt.into(), step.worker_id, exhausted),
             },
         )
         .await?;
         let reaped = if exhausted {
-            let error = format!("worker lost during attempt {}", step.attempt);
+            let error = crate::failure::lost_error(step.attempt.into());
             settle::fail_for_good(&mut tx, &step, &error).await?;
             Reaped::Failed
         } else {

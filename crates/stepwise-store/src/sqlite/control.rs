@@ -8,6 +8,7 @@ use super::settle::{self, NewEvent};
 use super::SqliteStore;
 use crate::model::*;
 use crate::retry_plan::{plan_retry, retryable, StepState};
+use crate::stop::{plan_stop, unstarted_cancelled_data, StopPlan, StopRequest};
 use crate::transient::with_retries;
 use crate::{ControlStore, Result, StoreError};
 use async_trait::async_trait;
@@ -15,13 +16,6 @@ use serde_json::{json, Value};
 use sqlx::{Row, SqliteConnection};
 use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, WorkerId};
 use uuid::Uuid;
-
-/// Why a run is being stopped.
-#[derive(Clone, Copy)]
-enum StopReason {
-    Cancel { compensate: bool },
-    Deadline,
-}
 
 /// What stopping one run did.
 enum StopOutcome {
@@ -38,7 +32,7 @@ enum StopOutcome {
 #[async_trait]
 impl ControlStore for SqliteStore {
     async fn cancel_run(&self, request: &CancelRequest) -> Result<CancelOutcome> {
-        let reason = StopReason::Cancel {
+        let reason = StopRequest::Cancel {
             compensate: request.compensate,
         };
         let stopped = with_retries(|| async {
@@ -80,7 +74,7 @@ impl ControlStore for SqliteStore {
             let mut expired = Vec::with_capacity(due.len());
             for id in due {
                 if let StopOutcome::Stopped { .. } =
-                    stop_run(&mut tx, id, StopReason::Deadline).await?
+                    stop_run(&mut tx, id, StopRequest::Deadline).await?
                 {
                     expired.push(RunId(id));
                 }
@@ -132,48 +126,35 @@ async fn read_run(conn: &mut SqliteConnection, run: Uuid) -> Result<Option<RunTo
 async fn stop_run(
     conn: &mut SqliteConnection,
     run: Uuid,
-    reason: StopReason,
+    reason: StopRequest,
 ) -> Result<StopOutcome> {
     let Some(found) = read_run(conn, run).await? else {
         return Ok(StopOutcome::NotFound);
     };
     let status = found.status;
-    if status.is_terminal() {
-        return Ok(StopOutcome::Unchanged(status));
-    }
-    let halt = |reason: RunStatus, error: &str, give_up: bool| {
-        sqlx::query(include_str!("sql/stop_run.sql"))
-            .bind(run)
-            .bind(reason.as_str())
-            .bind(error.to_string())
-            .bind(give_up)
-    };
-    match (reason, status) {
-        (StopReason::Deadline, RunStatus::Running | RunStatus::Pending) if found.overdue => {
-            halt(RunStatus::TimedOut, "the run's deadline passed", false)
-                .execute(&mut *conn)
-                .await?;
-        }
-        (StopReason::Deadline, _) => return Ok(StopOutcome::Unchanged(status)),
-        (StopReason::Cancel { compensate: true }, RunStatus::Compensating) => {
-            return Ok(StopOutcome::Compensating)
-        }
-        (StopReason::Cancel { .. }, RunStatus::Compensating) => {
+    match plan_stop(reason, status, found.overdue) {
+        StopPlan::Unchanged => return Ok(StopOutcome::Unchanged(status)),
+        StopPlan::Compensating => return Ok(StopOutcome::Compensating),
+        StopPlan::GiveUpCompensation => {
             sqlx::query(include_str!("sql/give_up_compensation.sql"))
                 .bind(run)
                 .execute(&mut *conn)
                 .await?;
         }
-        (StopReason::Cancel { compensate }, _) => {
-            halt(RunStatus::Cancelled, "the run was cancelled", !compensate)
+        StopPlan::Halt {
+            reason,
+            error,
+            give_up,
+        } => {
+            sqlx::query(include_str!("sql/stop_run.sql"))
+                .bind(run)
+                .bind(reason.as_str())
+                .bind(error)
+                .bind(give_up)
                 .execute(&mut *conn)
                 .await?;
         }
     }
-    let why = match reason {
-        StopReason::Cancel { .. } => "run cancelled",
-        StopReason::Deadline => "run timed out",
-    };
     let mut cancelled = sqlx::query(include_str!("sql/cancel_unstarted_steps.sql"))
         .bind(run)
         .fetch_all(&mut *conn)
@@ -196,7 +177,7 @@ async fn stop_run(
                 run_id: Some(run),
                 step: Some(name),
                 group: found.group.as_deref(),
-                data: json!({"reason": why}),
+                data: unstarted_cancelled_data(reason),
             },
         )
         .await?;

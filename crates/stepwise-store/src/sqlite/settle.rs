@@ -3,6 +3,7 @@
 //! starting a compensation chain, and cancelling revoked steps once they stopped.
 
 use super::opt_time;
+use crate::failure;
 use crate::{Result, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -32,11 +33,6 @@ pub(super) struct LockedStep {
 }
 
 impl LockedStep {
-    /// Attempts counted against `max_attempts` (those since the run's latest retry).
-    pub fn attempts_used(&self) -> u32 {
-        (self.attempt - self.attempt_base).max(1) as u32
-    }
-
     pub fn lease(&self) -> Lease {
         Lease {
             step_id: StepId(self.id),
@@ -171,14 +167,14 @@ pub(super) async fn fail_for_good(
             run_id: Some(step.run_id),
             step: Some(&step.name),
             group: step.group.as_deref(),
-            data: json!({"attempt": step.attempt, "error": error, "final": true}),
+            data: failure::final_failure_data(step.attempt.into(), error),
         },
     )
     .await?;
     sqlx::query(include_str!("sql/halt_run.sql"))
         .bind(step.run_id)
         .bind(RunStatus::Failed.as_str())
-        .bind(format!("step {:?} failed: {error}", step.name))
+        .bind(failure::run_error(&step.name, error))
         .execute(&mut *conn)
         .await?;
     let skipped: Vec<String> = sqlx::query_scalar(include_str!("sql/skip_unstarted_steps.sql"))
@@ -193,7 +189,7 @@ pub(super) async fn fail_for_good(
                 run_id: Some(step.run_id),
                 step: Some(name),
                 group: step.group.as_deref(),
-                data: json!({"reason": format!("step {:?} failed", step.name)}),
+                data: failure::skipped_data(&step.name),
             },
         )
         .await?;
@@ -379,7 +375,7 @@ pub(super) async fn stop_revoked(
                 token: lease.token.0,
                 started_at: row.try_get("started_at")?,
                 outcome: "cancelled",
-                error: Some("stopped: the run was cancelled or timed out"),
+                error: Some(crate::stop::REVOKED_ATTEMPT_ERROR),
                 log: None,
             },
         )
@@ -393,10 +389,7 @@ pub(super) async fn stop_revoked(
                 run_id: Some(run_id),
                 step: Some(&name),
                 group: group.as_deref(),
-                data: json!({
-                    "attempt": attempt,
-                    "reason": format!("run {}", halt.as_deref().unwrap_or("cancelled").replace('_', " ")),
-                }),
+                data: crate::stop::revoked_cancelled_data(attempt, halt.as_deref()),
             },
         )
         .await?;

@@ -3,6 +3,7 @@
 use super::locks;
 use super::settle::{self, AttemptRecord, NewEvent};
 use super::{time, SqliteStore};
+use crate::failure::{self, FailedAttempt};
 use crate::model::*;
 use crate::sanitize;
 use crate::transient::{millis, with_retries};
@@ -317,9 +318,13 @@ impl SqliteStore {
         locks::release_for_steps(&mut tx, &[step.id]).await?;
         let error = sanitize::text(&failure.error).into_owned();
         let log = sanitize::opt_text(&failure.log);
-        let decision = step
-            .retry
-            .after_failure(step.attempts_used(), failure.retryable && !step.halted);
+        let decision = failure::decide(&FailedAttempt {
+            retry: &step.retry,
+            attempt: step.attempt.into(),
+            attempt_base: step.attempt_base.into(),
+            retryable: failure.retryable,
+            halted: step.halted,
+        });
         settle::record_attempt(
             &mut tx,
             AttemptRecord {
@@ -337,16 +342,7 @@ impl SqliteStore {
                     .fetch_one(&mut *tx)
                     .await?;
                 let run_after = time(run_after)?;
-                for (kind, data) in [
-                    (
-                        EventKind::StepFailed,
-                        json!({"attempt": step.attempt, "error": error, "final": false}),
-                    ),
-                    (
-                        EventKind::StepRetrying,
-                        json!({"attempt": step.attempt + 1, "run_after": run_after}),
-                    ),
-                ] {
+                for (kind, data) in failure::retry_events(step.attempt.into(), &error, run_after) {
                     settle::insert_event(
                         &mut tx,
                         NewEvent {

@@ -137,7 +137,12 @@ impl SqliteStore {
             }
             settle::record_attempt(&mut tx, step.attempt_record("reaped", Some("worker lost")))
                 .await?;
-            let exhausted = step.halted || step.attempts_used() >= step.retry.max_attempts;
+            let exhausted = crate::failure::lost_for_good(
+                &step.retry,
+                step.attempt.into(),
+                step.attempt_base.into(),
+                step.halted,
+            );
             settle::insert_event(
                 &mut tx,
                 NewEvent {
@@ -145,12 +150,16 @@ impl SqliteStore {
                     run_id: Some(step.run_id),
                     step: Some(&step.name),
                     group: step.group.as_deref(),
-                    data: json!({"attempt": step.attempt, "worker_id": step.worker_id, "final": exhausted}),
+                    data: crate::failure::reaped_data(
+                        step.attempt.into(),
+                        step.worker_id,
+                        exhausted,
+                    ),
                 },
             )
             .await?;
             if exhausted {
-                let error = format!("worker lost during attempt {}", step.attempt);
+                let error = crate::failure::lost_error(step.attempt.into());
                 settle::fail_for_good(&mut tx, &step, &error).await?;
                 report.steps_failed.push(StepId(id));
             } else {
