@@ -1,7 +1,9 @@
 //! Which steps `runs retry` resets, and how they start again. Pure, so both
 //! backends reopen a run the same way.
 
+use crate::model::StoredWorkflow;
 use crate::{Result, StoreError};
+use serde_json::{json, Value};
 use stepwise_core::{RunStatus, StepId, StepStatus};
 
 /// A step of the run being retried, as stored.
@@ -124,6 +126,27 @@ pub(crate) fn plan_retry(
     })
 }
 
+impl RetryPlan {
+    /// The names of the steps that start again, in the run's order.
+    pub fn step_names(&self) -> Vec<String> {
+        self.resets.iter().map(|r| r.name.clone()).collect()
+    }
+}
+
+/// The data of `run.retried`: where the retry started, the status it reopened, and the
+/// steps that start again.
+pub(crate) fn retried_data(from: Option<&str>, previous: RunStatus, steps: &[String]) -> Value {
+    json!({"from": from, "previous": previous, "steps": steps})
+}
+
+/// The deadline a reopened run gets, in milliseconds from now: its workflow's run
+/// deadline (clamped to what the database stores), or none.
+pub(crate) fn reopened_deadline_ms(workflow: Option<&StoredWorkflow>) -> Option<i64> {
+    workflow
+        .and_then(|w| w.spec.run.deadline_ms)
+        .map(|ms| ms.min(i64::MAX as u64) as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +236,20 @@ mod tests {
             summary(&plan),
             vec![("c".into(), Pending, 0), ("d".into(), Blocked, 1)]
         );
+    }
+    #[test]
+    fn run_retried_names_the_start_the_previous_status_and_the_reset_steps() {
+        let steps = run([Completed, Failed, Skipped, Completed]);
+        let plan = plan_retry(RunStatus::Failed, &steps, None).unwrap();
+        assert_eq!(plan.step_names(), vec!["b", "c"]);
+        assert_eq!(
+            retried_data(None, RunStatus::Failed, &plan.step_names()),
+            json!({"from": null, "previous": "failed", "steps": ["b", "c"]})
+        );
+        assert_eq!(
+            retried_data(Some("b"), RunStatus::TimedOut, &["b".to_string()]),
+            json!({"from": "b", "previous": "timed_out", "steps": ["b"]})
+        );
+        assert_eq!(reopened_deadline_ms(None), None);
     }
 }

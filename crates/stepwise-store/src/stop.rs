@@ -11,7 +11,8 @@
 use crate::{Result, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use stepwise_core::RunStatus;
+use stepwise_core::{RunStatus, StepId};
+use uuid::Uuid;
 
 /// Why a run stopped before completing: the status it ends in when there is nothing
 /// to compensate.
@@ -148,6 +149,38 @@ pub(crate) fn revoked_cancelled_data(attempt: i64, halt: Option<&str>) -> Value 
     json!({ "attempt": attempt, "reason": format!("run {halt}") })
 }
 
+/// One step of a run's compensation chain: it undoes step `undoes` and, once it ends,
+/// unblocks `next`.
+#[derive(Debug)]
+pub(crate) struct Compensation {
+    pub id: StepId,
+    pub name: String,
+    pub undoes: String,
+    pub next: Option<StepId>,
+}
+
+/// The compensation chain of a run that just started compensating, from the names of
+/// its completed compensable steps in the order they are undone (last completed first):
+/// each compensation waits for the one before it. A compensating run always has one.
+pub(crate) fn compensation_chain(run: Uuid, undoes: Vec<String>) -> Result<Vec<Compensation>> {
+    if undoes.is_empty() {
+        return Err(StoreError::Corrupt(format!(
+            "run {run} is compensating with nothing to compensate"
+        )));
+    }
+    let ids: Vec<StepId> = undoes.iter().map(|_| StepId::new()).collect();
+    Ok(undoes
+        .into_iter()
+        .enumerate()
+        .map(|(i, undoes)| Compensation {
+            id: ids[i],
+            name: format!("{}{undoes}", crate::model::COMPENSATION_PREFIX),
+            undoes,
+            next: ids.get(i + 1).copied(),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +280,19 @@ mod tests {
         );
         assert!(run_event_data(RunStatus::Compensating, None, None).is_err());
         assert!(StopReason::from_halt(Some("bored")).is_err());
+    }
+    #[test]
+    fn a_compensation_chain_undoes_in_the_order_given_each_waiting_for_the_last() {
+        let chain =
+            compensation_chain(Uuid::nil(), vec!["charge".into(), "reserve".into()]).unwrap();
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[0].name, "compensate:charge");
+        assert_eq!(chain[0].undoes, "charge");
+        assert_eq!(chain[0].next, Some(chain[1].id));
+        assert_eq!(chain[1].name, "compensate:reserve");
+        assert_eq!(chain[1].next, None);
+        assert_ne!(chain[0].id, chain[1].id);
+        let err = compensation_chain(Uuid::nil(), vec![]).unwrap_err();
+        assert!(err.to_string().contains("nothing to compensate"), "{err}");
     }
 }

@@ -3,12 +3,11 @@
 use super::settle::{self, NewEvent};
 use super::PgStore;
 use crate::model::*;
-use crate::retry_plan::{plan_retry, retryable, StepState};
+use crate::retry_plan::{plan_retry, reopened_deadline_ms, retried_data, retryable, StepState};
 use crate::stop::{plan_stop, unstarted_cancelled_data, StopPlan, StopRequest};
 use crate::transient::with_retries;
 use crate::{ControlStore, Result, StoreError};
 use async_trait::async_trait;
-use serde_json::json;
 use sqlx::{PgConnection, Row};
 use stepwise_core::{EventKind, Lease, RunId, RunStatus, StepId, StepStatus, WorkerId};
 use uuid::Uuid;
@@ -226,10 +225,8 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
         )
         .execute(&mut *conn)
         .await?;
-    let deadline_ms = super::runs::latest_workflow(conn, &workflow, Some(version))
-        .await?
-        .and_then(|w| w.spec.run.deadline_ms)
-        .map(|ms| ms.min(i64::MAX as u64) as i64);
+    let workflow = super::runs::latest_workflow(conn, &workflow, Some(version)).await?;
+    let deadline_ms = reopened_deadline_ms(workflow.as_ref());
     let group: Option<String> = sqlx::query_scalar(include_str!("sql/reopen_run.sql"))
         .bind(run)
         .bind(plan.status.as_str())
@@ -246,7 +243,7 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
             .execute(&mut *conn)
             .await?;
     }
-    let names: Vec<String> = plan.resets.iter().map(|r| r.name.clone()).collect();
+    let names = plan.step_names();
     settle::insert_event(
         conn,
         NewEvent {
@@ -254,7 +251,7 @@ async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<Ret
             run_id: Some(run),
             step: None,
             group: group.as_deref(),
-            data: json!({"from": request.from, "previous": status, "steps": names}),
+            data: retried_data(request.from.as_deref(), status, &names),
         },
     )
     .await?;

@@ -264,22 +264,12 @@ async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()>
         .bind(run_id)
         .fetch_all(&mut *conn)
         .await?;
-    if rows.is_empty() {
-        return Err(StoreError::Corrupt(format!(
-            "run {run_id} is compensating with nothing to compensate"
-        )));
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|_| StepId::new().0).collect();
-    let next: Vec<Option<Uuid>> = (0..ids.len()).map(|i| ids.get(i + 1).copied()).collect();
     let mut undoes = Vec::with_capacity(rows.len());
-    let mut names = Vec::with_capacity(rows.len());
     let (mut queues, mut priorities, mut max_attempts) = (vec![], vec![], vec![]);
     let (mut initial, mut factor, mut max) = (vec![], vec![], vec![]);
     let mut resources: Vec<Option<String>> = vec![];
     for row in &rows {
-        let name: String = row.try_get("name")?;
-        names.push(format!("{}{name}", crate::model::COMPENSATION_PREFIX));
-        undoes.push(name);
+        undoes.push(row.try_get::<String, _>("name")?);
         queues.push(row.try_get::<String, _>("queue")?);
         priorities.push(row.try_get::<i32, _>("priority")?);
         max_attempts.push(row.try_get::<i32, _>("max_attempts")?);
@@ -288,6 +278,11 @@ async fn begin_compensation(conn: &mut PgConnection, run_id: Uuid) -> Result<()>
         max.push(row.try_get::<i64, _>("backoff_max_ms")?);
         resources.push(row.try_get("resource")?);
     }
+    let chain = crate::stop::compensation_chain(run_id, undoes)?;
+    let ids: Vec<Uuid> = chain.iter().map(|c| c.id.0).collect();
+    let names: Vec<&str> = chain.iter().map(|c| c.name.as_str()).collect();
+    let undoes: Vec<&str> = chain.iter().map(|c| c.undoes.as_str()).collect();
+    let next: Vec<Option<Uuid>> = chain.iter().map(|c| c.next.map(|n| n.0)).collect();
     sqlx::query(include_str!("sql/insert_compensations.sql"))
         .bind(run_id)
         .bind(&ids)

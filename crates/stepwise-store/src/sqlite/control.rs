@@ -7,7 +7,7 @@
 use super::settle::{self, NewEvent};
 use super::SqliteStore;
 use crate::model::*;
-use crate::retry_plan::{plan_retry, retryable, StepState};
+use crate::retry_plan::{plan_retry, reopened_deadline_ms, retried_data, retryable, StepState};
 use crate::stop::{plan_stop, unstarted_cancelled_data, StopPlan, StopRequest};
 use crate::transient::with_retries;
 use crate::{ControlStore, Result, StoreError};
@@ -248,10 +248,8 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
         .bind(Value::Array(resets).to_string())
         .execute(&mut *conn)
         .await?;
-    let deadline_ms = super::runs::latest_workflow(conn, &found.workflow, Some(found.version))
-        .await?
-        .and_then(|w| w.spec.run.deadline_ms)
-        .map(|ms| ms.min(i64::MAX as u64) as i64);
+    let workflow = super::runs::latest_workflow(conn, &found.workflow, Some(found.version)).await?;
+    let deadline_ms = reopened_deadline_ms(workflow.as_ref());
     let group: Option<String> = sqlx::query_scalar(include_str!("sql/reopen_run.sql"))
         .bind(run)
         .bind(plan.status.as_str())
@@ -268,7 +266,7 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
             .execute(&mut *conn)
             .await?;
     }
-    let names: Vec<String> = plan.resets.iter().map(|r| r.name.clone()).collect();
+    let names = plan.step_names();
     settle::insert_event(
         conn,
         NewEvent {
@@ -276,7 +274,7 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
             run_id: Some(run),
             step: None,
             group: group.as_deref(),
-            data: json!({"from": request.from, "previous": status, "steps": names}),
+            data: retried_data(request.from.as_deref(), status, &names),
         },
     )
     .await?;

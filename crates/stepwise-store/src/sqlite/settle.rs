@@ -167,7 +167,7 @@ pub(super) async fn fail_for_good(
             run_id: Some(step.run_id),
             step: Some(&step.name),
             group: step.group.as_deref(),
-            data: failure::final_failure_data(step.attempt.into(), error),
+            data: failure::final_failure_data(step.attempt, error),
         },
     )
     .await?;
@@ -308,19 +308,17 @@ async fn begin_compensation(conn: &mut SqliteConnection, run_id: Uuid) -> Result
         .bind(run_id)
         .fetch_all(&mut *conn)
         .await?;
-    if rows.is_empty() {
-        return Err(StoreError::Corrupt(format!(
-            "run {run_id} is compensating with nothing to compensate"
-        )));
-    }
-    let ids: Vec<Uuid> = rows.iter().map(|_| StepId::new().0).collect();
+    let names = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>("name"))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let steps = crate::stop::compensation_chain(run_id, names)?;
     let mut chain = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
-        let undoes: String = row.try_get("name")?;
+    for (row, step) in rows.iter().zip(&steps) {
         chain.push(json!({
-            "id": ids[i].simple().to_string(),
-            "name": format!("{}{undoes}", crate::model::COMPENSATION_PREFIX),
-            "undoes": undoes,
+            "id": step.id.0.simple().to_string(),
+            "name": step.name,
+            "undoes": step.undoes,
             "queue": row.try_get::<String, _>("queue")?,
             "priority": row.try_get::<i64, _>("priority")?,
             "max_attempts": row.try_get::<i64, _>("max_attempts")?,
@@ -328,7 +326,7 @@ async fn begin_compensation(conn: &mut SqliteConnection, run_id: Uuid) -> Result
             "b_factor": row.try_get::<f64, _>("backoff_factor")?,
             "b_max": row.try_get::<i64, _>("backoff_max_ms")?,
             "resource": row.try_get::<Option<String>, _>("resource")?,
-            "next": ids.get(i + 1).map(|n| n.simple().to_string()),
+            "next": step.next.map(|n| n.0.simple().to_string()),
         }));
     }
     sqlx::query(include_str!("sql/insert_compensations.sql"))
@@ -338,7 +336,7 @@ async fn begin_compensation(conn: &mut SqliteConnection, run_id: Uuid) -> Result
         .await?;
     sqlx::query(include_str!("sql/begin_compensation.sql"))
         .bind(run_id)
-        .bind(ids.len() as i64)
+        .bind(steps.len() as i64)
         .execute(&mut *conn)
         .await?;
     Ok(())

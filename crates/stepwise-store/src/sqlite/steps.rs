@@ -320,8 +320,8 @@ impl SqliteStore {
         let log = sanitize::opt_text(&failure.log);
         let decision = failure::decide(&FailedAttempt {
             retry: &step.retry,
-            attempt: step.attempt.into(),
-            attempt_base: step.attempt_base.into(),
+            attempt: step.attempt,
+            attempt_base: step.attempt_base,
             retryable: failure.retryable,
             halted: step.halted,
         });
@@ -342,7 +342,7 @@ impl SqliteStore {
                     .fetch_one(&mut *tx)
                     .await?;
                 let run_after = time(run_after)?;
-                for (kind, data) in failure::retry_events(step.attempt.into(), &error, run_after) {
+                for (kind, data) in failure::retry_events(step.attempt, &error, run_after) {
                     settle::insert_event(
                         &mut tx,
                         NewEvent {

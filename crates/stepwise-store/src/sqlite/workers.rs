@@ -139,8 +139,8 @@ impl SqliteStore {
                 .await?;
             let exhausted = crate::failure::lost_for_good(
                 &step.retry,
-                step.attempt.into(),
-                step.attempt_base.into(),
+                step.attempt,
+                step.attempt_base,
                 step.halted,
             );
             settle::insert_event(
@@ -150,16 +150,12 @@ impl SqliteStore {
                     run_id: Some(step.run_id),
                     step: Some(&step.name),
                     group: step.group.as_deref(),
-                    data: crate::failure::reaped_data(
-                        step.attempt.into(),
-                        step.worker_id,
-                        exhausted,
-                    ),
+                    data: crate::failure::reaped_data(step.attempt, step.worker_id, exhausted),
                 },
             )
             .await?;
             if exhausted {
-                let error = crate::failure::lost_error(step.attempt.into());
+                let error = crate::failure::lost_error(step.attempt);
                 settle::fail_for_good(&mut tx, &step, &error).await?;
                 report.steps_failed.push(StepId(id));
             } else {
