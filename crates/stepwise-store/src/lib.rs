@@ -85,17 +85,6 @@ pub async fn connect_with(url: &str, session: &SessionOptions) -> Result<Arc<dyn
     }
 }
 
-/// Like [`connect`], but creates nothing: a SQLite file that does not exist is
-/// refused as a database without a schema ([`StoreError::SchemaMismatch`] at
-/// version 0) instead of being created empty.
-pub async fn connect_existing(url: &str) -> Result<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect_existing(url).await?))
-    } else {
-        connect(url).await
-    }
-}
-
 /// How long the first connection to PostgreSQL may take before the database counts
 /// as unreachable.
 pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -85,15 +85,7 @@ pub async fn open(url: &str, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
     } else {
         schema
     };
-    let connected = match schema {
-        Schema::Create => stepwise_store::connect(url).await,
-        Schema::Require => stepwise_store::connect_existing(url).await,
-    };
-    let store = match connected {
-        Ok(store) => store,
-        Err(SchemaMismatch { database: 0, .. }) => return Err(no_schema(url)),
-        Err(e) => return Err(e.into()),
-    };
+    let store = stepwise_store::connect(url).await?;
     match store.check_schema().await {
         Ok(()) => {}
         Err(SchemaMismatch { database: 0, .. }) if schema == Schema::Create => {

@@ -47,20 +47,6 @@ impl SqliteStore {
         Self::open(SqliteConnectOptions::from_str(url)?.create_if_missing(true)).await
     }
 
-    /// Opens the database at `url` only if its file exists: a missing file is a
-    /// database without a schema ([`StoreError::SchemaMismatch`] at version 0), and
-    /// is not created. (`sqlite::memory:` has no file, so it is refused too.)
-    pub async fn connect_existing(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(false);
-        if !options.get_filename().exists() {
-            return Err(StoreError::SchemaMismatch {
-                database: 0,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        Self::open(options).await
-    }
-
     async fn open(options: SqliteConnectOptions) -> Result<Self> {
         let options = options
             // Statement logs carry SQL text, which is never shown to a user.
