@@ -35,6 +35,8 @@ mod events;
 mod flow;
 #[path = "conformance/harness.rs"]
 mod harness;
+#[path = "conformance/hot_path.rs"]
+mod hot_path;
 #[path = "conformance/joins.rs"]
 mod joins;
 #[path = "conformance/leases.rs"]
@@ -95,6 +97,10 @@ conformance!(
     leases::deregistering_a_worker_releases_its_steps,
     leases::a_completion_racing_the_reaper_wins_or_is_refused_never_both,
     leases::a_heartbeat_racing_the_reaper_agrees_with_it,
+    // The claimable set and the live leases beside the step rows.
+    hot_path::a_stale_ready_row_never_yields_two_leases_for_one_step,
+    hot_path::racing_claimers_over_duplicated_ready_rows_claim_each_step_once,
+    hot_path::a_lease_row_left_by_a_reaped_worker_never_lets_its_late_outcome_land,
     // Failures and time.
     retries::retries_fail_the_step_at_max_attempts,
     retries::permanent_errors_fail_without_retrying,

@@ -139,6 +139,9 @@ impl PgStore {
         sqlx::query(include_str!("sql/sweep_locks.sql"))
             .execute(&self.pool)
             .await?;
+        sqlx::query(include_str!("sql/drop_stale_leases.sql"))
+            .execute(&self.pool)
+            .await?;
         if !report.steps_retried.is_empty() {
             sqlx::query(include_str!("sql/notify_work.sql"))
                 .execute(&self.pool)

@@ -9,7 +9,7 @@ WITH free AS (
 ),
 next AS (
     SELECT r.id FROM run r
-    WHERE r.concurrency_key = $1 AND r.status = 'pending'
+    WHERE r.concurrency_key = $1 AND r.waiting AND r.status = 'pending'
     ORDER BY r.line_seq
     LIMIT (SELECT n FROM free)
     FOR UPDATE
@@ -19,7 +19,7 @@ admitted AS (
     SET status = CASE WHEN EXISTS (SELECT 1 FROM step s
                                    WHERE s.run_id = r.id AND s.compensates IS NOT NULL)
                       THEN 'compensating' ELSE 'running' END,
-        started_at = (SELECT stepwise_now()), holds_slot = true
+        started_at = (SELECT stepwise_now()), holds_slot = true, waiting = false
     FROM next
     WHERE r.id = next.id
     RETURNING r.id, r.group_name
@@ -31,9 +31,15 @@ counted AS (
 ),
 roots AS (
     UPDATE step s
-    SET status = CASE WHEN s.run_after > (SELECT stepwise_now()) THEN 'scheduled' ELSE 'pending' END
+    SET status = CASE WHEN s.run_after > (SELECT stepwise_now()) THEN 'scheduled' ELSE 'pending' END,
+        run_after = CASE WHEN s.run_after > (SELECT stepwise_now()) THEN s.run_after END
     FROM admitted a
     WHERE s.run_id = a.id AND s.status = 'blocked' AND s.deps_remaining = 0
+    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.status
+),
+ready AS (
+    INSERT INTO step_ready (queue, priority, seq, step_id, resource)
+    SELECT queue, priority, seq, id, resource FROM roots WHERE status = 'pending'
 ),
 events AS (
     INSERT INTO event (kind, run_id, group_name, data, at)

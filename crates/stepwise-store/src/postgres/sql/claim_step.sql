@@ -1,17 +1,21 @@
 -- $1 step id (pending, needing a resource whose lock the caller just took),
--- $2 limit (1), $3 worker id. `claim_steps.sql` for one given step.
--- The CTE picks and locks at most $2 rows; UPDATE ... FROM then touches exactly
--- those (an IN (subquery) can be re-evaluated and claim more than $2).
+-- $2 limit (1), $3 worker id. `claim_steps.sql` for one given step: its ready rows
+-- are found through the step's own key (queue, priority, seq) in the resource index.
+-- A ready row another claimer holds is skipped: that claimer takes the step.
 WITH picked AS (
-    SELECT s.id
+    SELECT r.ctid AS rid, r.step_id
     FROM step s
-    WHERE s.status = 'pending'
-      AND s.id = $1
+    JOIN step_ready r ON r.queue = s.queue AND r.priority = s.priority AND r.seq = s.seq
+                     AND r.step_id = s.id AND r.resource IS NOT NULL
+    WHERE s.id = $1
+      AND s.status = 'pending'
       AND EXISTS (SELECT 1 FROM worker w
                   WHERE w.id = $3 AND w.status = 'alive' AND w.expires_at > (SELECT stepwise_now()))
-    ORDER BY s.priority DESC, s.seq
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF r SKIP LOCKED
+),
+taken AS (
+    DELETE FROM step_ready WHERE ctid = ANY (ARRAY(SELECT rid FROM picked))
 ),
 claimed AS (
     UPDATE step s
@@ -19,12 +23,16 @@ claimed AS (
         attempt = s.attempt + 1,
         worker_id = $3,
         lease_token = gen_random_uuid(),
-        started_at = (SELECT stepwise_now()),
-        run_after = NULL
-    FROM picked
-    WHERE s.id = picked.id
+        started_at = (SELECT stepwise_now())
+    FROM (SELECT DISTINCT step_id FROM picked) p
+    WHERE s.id = p.step_id AND s.status = 'pending'
     RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
               s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
+),
+leased AS (
+    INSERT INTO step_lease (worker_id, step_id, token)
+    SELECT $3, id, lease_token FROM claimed
+    ON CONFLICT (worker_id, step_id) DO UPDATE SET token = EXCLUDED.token
 ),
 joined AS (
     SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name, r.error

@@ -1,18 +1,30 @@
 -- $1 queue, $2 limit, $3 worker id.
--- The CTE picks and locks at most $2 rows; UPDATE ... FROM then touches exactly
+-- Picks ready rows of pending steps, best first, and deletes them by ctid (a TID
+-- scan, no index work). The step update is HOT: no index on step names a column it
+-- changes. `status = 'pending'` is the fence: two claimers that picked two ready rows
+-- of one step (a duplicate) serialize on the step row, and the second finds it
+-- running. The lease row is the worker's index of what it runs.
+-- The CTE picks and locks at most $2 rows; the statements after it touch exactly
 -- those (an IN (subquery) can be re-evaluated and claim more than $2).
 WITH picked AS (
-    SELECT s.id
-    FROM step s
-    WHERE s.status = 'pending'
-      AND s.queue = $1
-      AND s.resource IS NULL
+    SELECT r.ctid AS rid, r.step_id
+    FROM step_ready r
+    WHERE r.queue = $1
+      AND r.resource IS NULL
+      -- A sub-plan, one primary-key probe per row in index order: a join could be
+      -- planned as a scan of all steps while statistics lag behind a burst. Rows of
+      -- steps that left 'pending' (cancelled, skipped) are passed over here and
+      -- deleted by whoever made them stale.
+      AND (SELECT s.status FROM step s WHERE s.id = r.step_id) = 'pending'
       AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.name = $1 AND q.paused)
       AND EXISTS (SELECT 1 FROM worker w
                   WHERE w.id = $3 AND w.status = 'alive' AND w.expires_at > (SELECT stepwise_now()))
-    ORDER BY s.priority DESC, s.seq
+    ORDER BY r.priority DESC, r.seq
     LIMIT $2
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF r SKIP LOCKED
+),
+taken AS (
+    DELETE FROM step_ready WHERE ctid = ANY (ARRAY(SELECT rid FROM picked))
 ),
 claimed AS (
     UPDATE step s
@@ -20,12 +32,16 @@ claimed AS (
         attempt = s.attempt + 1,
         worker_id = $3,
         lease_token = gen_random_uuid(),
-        started_at = (SELECT stepwise_now()),
-        run_after = NULL
-    FROM picked
-    WHERE s.id = picked.id
+        started_at = (SELECT stepwise_now())
+    FROM (SELECT DISTINCT step_id FROM picked) p
+    WHERE s.id = p.step_id AND s.status = 'pending'
     RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
               s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
+),
+leased AS (
+    INSERT INTO step_lease (worker_id, step_id, token)
+    SELECT $3, id, lease_token FROM claimed
+    ON CONFLICT (worker_id, step_id) DO UPDATE SET token = EXCLUDED.token
 ),
 joined AS (
     SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name, r.error

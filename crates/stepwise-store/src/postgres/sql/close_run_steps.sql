@@ -46,7 +46,10 @@ updated AS (
     UPDATE run r
     SET steps_open = d.open,
         status = d.status,
+        -- Unchanged values keep the update HOT: only runs with a deadline or still
+        -- in a key's line change an indexed column here.
         deadline_at = CASE WHEN d.open = 0 THEN NULL ELSE r.deadline_at END,
+        waiting = CASE WHEN d.open = 0 THEN false ELSE r.waiting END,
         finished_at = CASE WHEN d.open = 0 AND d.status <> 'compensating'
                            THEN (SELECT stepwise_now()) ELSE r.finished_at END
     FROM decided d

@@ -4,9 +4,10 @@
 -- margin carries it to the next beat.
 WITH mine AS (
     SELECT l.name
-    FROM resource_lock l
-    JOIN step s ON l.holder_kind = 'step' AND l.holder_id = s.id::text
-    WHERE s.worker_id = $1 AND s.status = 'running'
+    FROM step_lease sl
+    JOIN step s ON s.id = sl.step_id
+    JOIN resource_lock l ON l.holder_kind = 'step' AND l.holder_id = s.id::text
+    WHERE sl.worker_id = $1 AND s.status = 'running' AND s.lease_token = sl.token
     FOR UPDATE OF l SKIP LOCKED
 )
 UPDATE resource_lock l

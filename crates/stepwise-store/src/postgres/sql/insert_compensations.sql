@@ -2,7 +2,8 @@
 -- $7 max attempts, $8..$10 backoff, $11 dependents (one id or none), $12 resources
 -- (an undo takes the lock of the step it undoes): the compensation
 -- chain, in the order it runs. The first is claimable; each next waits for the one
--- before it.
+-- before it. The first gets its ready row in the same statement.
+WITH inserted AS (
 INSERT INTO step (id, run_id, name, compensates, queue, status, priority, deps_remaining,
                   dependents, max_attempts, backoff_initial_ms, backoff_factor,
                   backoff_max_ms, resource)
@@ -16,3 +17,7 @@ FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::i
      WITH ORDINALITY AS i(id, name, undoes, queue, priority, max_attempts, b_initial,
                           b_factor, b_max, next, resource, ord)
 ORDER BY ord
+RETURNING queue, priority, seq, id, resource, status
+)
+INSERT INTO step_ready (queue, priority, seq, step_id, resource)
+SELECT queue, priority, seq, id, resource FROM inserted WHERE status = 'pending'

@@ -1,7 +1,8 @@
 -- One row per new run; a taken (workflow, idempotency key) inserts nothing, and the
 -- caller looks the existing run up. ON CONFLICT waits for a racing insert to commit.
 -- A deadline counts from creation ($10: ms, or NULL for none). A run with a
--- concurrency key ($11: its place in the key's line) waits `pending` for admission.
+-- concurrency key ($11: its place in the key's line) waits `pending` for admission,
+-- `waiting` (in run_line) until then.
 WITH input AS (
     SELECT *
     FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::jsonb[], $5::text[],
@@ -12,11 +13,12 @@ WITH input AS (
 inserted AS (
     INSERT INTO run (id, workflow, workflow_version, status, input, idempotency_key,
                      concurrency_key, group_name, priority, steps_total, steps_open,
-                     created_at, started_at, deadline_at, line_seq)
+                     created_at, started_at, deadline_at, line_seq, waiting)
     SELECT id, workflow, version, CASE WHEN ckey IS NULL THEN 'running' ELSE 'pending' END,
            input, idem, ckey, $9, priority, steps, steps, (SELECT stepwise_now()),
            CASE WHEN ckey IS NULL THEN (SELECT stepwise_now()) END,
-           (SELECT stepwise_now()) + deadline_ms * interval '1 millisecond', line_seq
+           (SELECT stepwise_now()) + deadline_ms * interval '1 millisecond', line_seq,
+           ckey IS NOT NULL
     FROM input
     ORDER BY ord
     ON CONFLICT (workflow, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING

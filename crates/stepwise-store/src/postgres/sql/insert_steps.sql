@@ -1,5 +1,7 @@
 -- Scheduled roots (delayed runs) wait for run_after: an absolute $13 or a delay $14
--- (a keyed run's roots keep it while blocked, for their admission).
+-- (a keyed run's roots keep it while blocked, for their admission). Pending steps
+-- get their ready row in the same statement (a pending step always has one).
+WITH inserted AS (
 INSERT INTO step (id, run_id, name, queue, status, priority, deps_remaining, dependents,
                   max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms,
                   run_after, compensable, resource)
@@ -17,3 +19,7 @@ FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::inte
                           max_attempts, b_initial, b_factor, b_max, at, delay_ms,
                           compensable, resource, ord)
 ORDER BY ord
+RETURNING queue, priority, seq, id, resource, status
+)
+INSERT INTO step_ready (queue, priority, seq, step_id, resource)
+SELECT queue, priority, seq, id, resource FROM inserted WHERE status = 'pending'

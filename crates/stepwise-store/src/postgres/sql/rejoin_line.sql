@@ -1,5 +1,5 @@
 -- $1 run id: a retried keyed run waits at the back of its key's line.
 UPDATE run
-SET status = 'pending', line_seq = nextval('run_line_seq'), started_at = NULL
+SET status = 'pending', waiting = true, line_seq = nextval('run_line_seq'), started_at = NULL
 WHERE id = $1
 RETURNING concurrency_key

@@ -1,4 +1,5 @@
--- $1 step ids, $2 lease tokens. Back to pending at once; the attempt is not counted.
+-- $1 step ids, $2 lease tokens. Back to pending at once (a ready row, the lease row
+-- gone); the attempt is not counted.
 -- A step of a halting run is skipped instead: nothing of that run starts again (for
 -- a compensation: of a run that gave up compensating).
 -- Run `lock_leased_steps.sql` first in the same transaction.
@@ -15,7 +16,16 @@ WITH released AS (
     WHERE s.id = i.id AND s.lease_token = i.token AND s.status = 'running'
       AND r.id = s.run_id
     RETURNING s.id, s.run_id, s.name, s.attempt + 1 AS number, s.worker_id,
-              s.lease_token, s.started_at, s.status, r.group_name, r.halt
+              s.lease_token, s.started_at, s.status, r.group_name, r.halt,
+              s.queue, s.priority, s.seq, s.resource
+),
+unleased AS (
+    DELETE FROM step_lease l USING released x
+    WHERE l.worker_id = x.worker_id AND l.step_id = x.id
+),
+ready AS (
+    INSERT INTO step_ready (queue, priority, seq, step_id, resource)
+    SELECT queue, priority, seq, id, resource FROM released WHERE status = 'pending'
 ),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,

@@ -1,1 +1,12 @@
-UPDATE step SET status = 'pending' WHERE id = $1
+-- $1 step id, locked and running (its worker was lost): claimable again. Its lease
+-- row goes.
+WITH requeued AS (
+    UPDATE step SET status = 'pending' WHERE id = $1
+    RETURNING queue, priority, seq, id, resource, worker_id
+),
+unleased AS (
+    DELETE FROM step_lease l USING requeued q
+    WHERE l.worker_id = q.worker_id AND l.step_id = q.id
+)
+INSERT INTO step_ready (queue, priority, seq, step_id, resource)
+SELECT queue, priority, seq, id, resource FROM requeued

@@ -10,6 +10,10 @@ WITH stopped AS (
     RETURNING s.id, s.run_id, s.name, s.attempt, s.worker_id, s.lease_token, s.started_at,
               s.finished_at
 ),
+unleased AS (
+    DELETE FROM step_lease l USING stopped x
+    WHERE l.worker_id = x.worker_id AND l.step_id = x.id
+),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,
                          finished_at, outcome, error)
