@@ -237,3 +237,85 @@ pub async fn a_lease_row_left_by_a_reaped_worker_never_lets_its_late_outcome_lan
         Some(json!({"step": "only", "attempt": 2}))
     );
 }
+
+/// A clean success is part of its step's history (worker, times, outcome), in the
+/// order it happened, and stays there when a retry from that step runs it again.
+pub async fn a_clean_success_stays_in_its_steps_history_across_a_retry(store: Arc<dyn Store>) {
+    let mut last = after("b", &["a"]);
+    last.max_attempts = Some(1);
+    register(&*store, &workflow("clean", vec![root("a"), last])).await;
+    let run = start(&*store, "clean", 1).await[0];
+    let w = worker(&*store, secs(600)).await;
+    let a = claim(&*store, w, 1).await.remove(0);
+    complete_all(&*store, std::slice::from_ref(&a)).await;
+    let b = claim(&*store, w, 1).await.remove(0);
+    assert_eq!(fail(&*store, &b, false, "boom").await, FailOutcome::Failed);
+
+    let view = get_run(&*store, run).await;
+    let history = &step_of(&view, "a").history;
+    assert_eq!(history.len(), 1, "{history:?}");
+    let first = history[0].clone();
+    assert_eq!((first.number, first.outcome.as_str()), (1, "completed"));
+    assert_eq!(first.worker_id, Some(w));
+    assert!(first.started_at.is_some_and(|t| t <= first.finished_at));
+    let logs = store.attempt_logs(run, "a", None).await.unwrap();
+    assert_eq!(
+        logs.iter()
+            .map(|l| (l.number, l.outcome.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(1, "completed")]
+    );
+
+    let outcome = store
+        .retry_run(&RetryRequest {
+            run,
+            from: Some("a".into()),
+        })
+        .await
+        .expect("retry");
+    assert!(
+        matches!(outcome, RetryOutcome::Retried { .. }),
+        "{outcome:?}"
+    );
+    let view = get_run(&*store, run).await;
+    let kept: Vec<_> = step_of(&view, "a")
+        .history
+        .iter()
+        .map(|h| {
+            (
+                h.number,
+                h.outcome.clone(),
+                h.worker_id,
+                h.started_at,
+                h.finished_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        vec![(
+            1,
+            "completed".to_string(),
+            Some(w),
+            first.started_at,
+            first.finished_at
+        )],
+        "kept by the reset"
+    );
+    let again = claim(&*store, w, 1).await.remove(0);
+    assert_eq!((again.step.as_str(), again.attempt), ("a", 2));
+    complete_all(&*store, &[again]).await;
+    let view = get_run(&*store, run).await;
+    let outcomes: Vec<(u32, &str)> = step_of(&view, "a")
+        .history
+        .iter()
+        .map(|h| (h.number, h.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes, vec![(1, "completed"), (2, "completed")]);
+    let outcomes: Vec<(u32, &str)> = step_of(&view, "b")
+        .history
+        .iter()
+        .map(|h| (h.number, h.outcome.as_str()))
+        .collect();
+    assert_eq!(outcomes, vec![(1, "failed")]);
+}

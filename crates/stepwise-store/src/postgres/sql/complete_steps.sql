@@ -2,6 +2,9 @@
 -- lease change (fencing); the caller reports the others as refused. A revoked lease
 -- (run cancelled or timed out) is not current either.
 -- The step update is HOT (no index names a column it changes); the lease row goes.
+-- A clean success writes no attempt row: the step row (attempt, worker, lease,
+-- started_at, finished_at) describes it, and the read side lists it from there. An
+-- attempt that left a log keeps it in its row.
 -- Plans must not depend on statistics, which lag far behind the hot tables in a
 -- burst: the batch is materialized once (a rescan is then cheap) and rows are found
 -- by primary key (`= ANY`).
@@ -29,6 +32,7 @@ history AS (
     SELECT id, run_id, attempt, worker_id, lease_token, started_at, finished_at,
            'completed', log
     FROM done
+    WHERE log IS NOT NULL
 ),
 events AS (
     INSERT INTO event (kind, run_id, step, group_name, data, at)
