@@ -7,7 +7,9 @@ WHERE ctid = ANY (ARRAY(
     FROM worker w
     JOIN step_lease l ON l.worker_id = w.id
     WHERE w.status <> 'alive'
+      -- OFFSET 0: a probe per row, never an anti-join planned on stale statistics.
       AND NOT EXISTS (SELECT 1 FROM step s
                       WHERE s.id = l.step_id AND s.status = 'running'
-                        AND s.lease_token = l.token)
+                        AND s.lease_token = l.token
+                      OFFSET 0)
     FOR UPDATE OF l SKIP LOCKED))

@@ -5,9 +5,15 @@
 WITH mine AS (
     SELECT l.name
     FROM step_lease sl
-    JOIN step s ON s.id = sl.step_id
+    -- One primary-key probe per lease row (OFFSET 0 keeps it from being flattened
+    -- into a join planned on step_lease's stale statistics).
+    CROSS JOIN LATERAL (
+        SELECT x.id FROM step x
+        WHERE x.id = sl.step_id AND x.status = 'running' AND x.lease_token = sl.token
+        OFFSET 0
+    ) s
     JOIN resource_lock l ON l.holder_kind = 'step' AND l.holder_id = s.id::text
-    WHERE sl.worker_id = $1 AND s.status = 'running' AND s.lease_token = sl.token
+    WHERE sl.worker_id = $1
     FOR UPDATE OF l SKIP LOCKED
 )
 UPDATE resource_lock l
