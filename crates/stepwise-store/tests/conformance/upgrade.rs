@@ -83,10 +83,13 @@ async fn build_v4(database: &Database) {
     }
 }
 
-/// Each run's expected end, and each step's finished attempts as (number, outcome).
-fn expected() -> Vec<(u32, RunStatus, [&'static [(u32, &'static str)]; 2])> {
-    const DONE: &[(u32, &str)] = &[(1, "completed")];
-    const RETRIED: &[(u32, &str)] = &[(1, "failed"), (2, "completed")];
+/// A step's finished attempts, as (number, outcome), oldest first.
+type History = &'static [(u32, &'static str)];
+
+/// Each run's expected end, and the histories of its steps a and b.
+fn expected() -> Vec<(u32, RunStatus, [History; 2])> {
+    const DONE: History = &[(1, "completed")];
+    const RETRIED: History = &[(1, "failed"), (2, "completed")];
     vec![
         // A pending root and its blocked dependent.
         (0x10, RunStatus::Completed, [DONE, DONE]),
