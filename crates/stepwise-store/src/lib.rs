@@ -53,7 +53,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or
