@@ -12,7 +12,7 @@ use crate::support::*;
 use sqlx::Connection;
 use std::str::FromStr;
 use std::sync::Arc;
-use stepwise_core::{RunId, RunStatus, StepStatus, WorkerId};
+use stepwise_core::{EventKind, RunId, RunStatus, StepStatus, WorkerId};
 use stepwise_store::*;
 use uuid::Uuid;
 
@@ -129,9 +129,9 @@ pub async fn a_v4_database_upgrades_and_its_runs_finish(h: Arc<Harness>) {
         assert!(stored.is_some(), "workflow {name} survives the upgrade");
     }
 
+    let worker = worker(store, secs(600)).await;
     // Past the future backoff and the dead worker's lease.
     store.advance_clock(secs(120)).await.expect("advance");
-    let worker = worker(store, secs(600)).await;
     let reaped = store.reap(worker).await.expect("reap");
     assert_eq!(reaped.workers, vec![WorkerId(id(0xf0))]);
     assert_eq!(reaped.steps_retried.len(), 1, "{reaped:?}");
@@ -165,6 +165,28 @@ pub async fn a_v4_database_upgrades_and_its_runs_finish(h: Arc<Harness>) {
             }
         }
     }
+
+    // v4's events read as before, and the new ones follow them.
+    let kinds = |events: &[Event]| -> Vec<String> {
+        events.iter().map(|e| e.kind.as_str().to_string()).collect()
+    };
+    let done = RunId(id(0x50));
+    let events = run_events(store, done, EventKind::RunCompleted).await;
+    let steps = ["step.started", "step.completed"];
+    let mut want = vec!["run.created"];
+    want.extend(steps.iter().chain(&steps));
+    want.push("run.completed");
+    assert_eq!(kinds(&events), want, "run 0x50's v4 events");
+    let first = RunId(id(0x10));
+    let events = run_events(store, first, EventKind::RunCompleted).await;
+    let kinds = kinds(&events);
+    assert_eq!(kinds.first().map(String::as_str), Some("run.created"));
+    assert_eq!(kinds.last().map(String::as_str), Some("run.completed"));
+    assert_eq!(
+        kinds.len(),
+        6,
+        "created, two steps started and completed, completed"
+    );
 
     let keys = store.concurrency_keys().await.expect("keys");
     let key = keys.iter().find(|k| k.key == "k").expect("key k");
