@@ -57,6 +57,8 @@ mod stop_reason;
 mod support;
 #[path = "conformance/tokens.rs"]
 mod tokens;
+#[path = "conformance/upgrade.rs"]
+mod upgrade;
 
 /// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
 macro_rules! conformance {
@@ -163,6 +165,7 @@ conformance!(
     runs::list_runs_pages_newest_first,
     runs::schema_is_checked_and_migrations_are_idempotent,
     runs::the_clock_is_shared_by_every_handle,
+    upgrade::a_v4_database_upgrades_and_its_runs_finish,
     clock::written_times_follow_the_moved_clock,
     // From the store review.
     review::a_stale_lease_beside_the_current_one_in_a_batch_is_refused,

@@ -244,10 +244,14 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
             })
         })
         .collect();
-    sqlx::query(include_str!("sql/reset_steps.sql"))
-        .bind(Value::Array(resets).to_string())
-        .execute(&mut *conn)
-        .await?;
+    let resets = Value::Array(resets).to_string();
+    // A completed step's step row is its last attempt's history: keep it as a row.
+    for sql in [
+        include_str!("sql/keep_completed_attempts.sql"),
+        include_str!("sql/reset_steps.sql"),
+    ] {
+        sqlx::query(sql).bind(&resets).execute(&mut *conn).await?;
+    }
     let workflow = super::runs::latest_workflow(conn, &found.workflow, Some(found.version)).await?;
     let deadline_ms = reopened_deadline_ms(workflow.as_ref());
     let group: Option<String> = sqlx::query_scalar(include_str!("sql/reopen_run.sql"))

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_early_end.sql")),
     (3, include_str!("migrations/0003_flow_control.sql")),
     (4, include_str!("migrations/0004_tokens.sql")),
+    (5, include_str!("migrations/0005_lean_hot_path.sql")),
 ];
 
 /// Stepwise on SQLite.

@@ -137,6 +137,8 @@ struct CompletedRow {
     run_id: Uuid,
     /// Whether it holds a resource lock.
     locked: bool,
+    /// Whether any step waits for it.
+    has_dependents: bool,
 }
 
 impl CompletedRow {
@@ -146,6 +148,7 @@ impl CompletedRow {
             lease: super::rows::lease_from_row(row)?,
             run_id: row.try_get("run_id")?,
             locked: row.try_get("locked")?,
+            has_dependents: row.try_get("has_dependents")?,
         })
     }
 }
@@ -199,18 +202,19 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         let mut runs: HashMap<i64, RunOfClaim> = HashMap::with_capacity(rows.len());
+        let mut expires_at = None;
         for r in sqlx::query(include_str!("sql/run_of_claim.sql"))
             .bind(&seqs)
+            .bind(request.worker.0)
             .fetch_all(&mut *tx)
             .await?
         {
+            expires_at = Some(r.try_get::<i64, _>("lease_expires_at")?);
             let (seq, run) = RunOfClaim::from_row(&r)?;
             runs.insert(seq, run);
         }
-        let expires_at: i64 = sqlx::query_scalar(include_str!("sql/worker_expiry.sql"))
-            .bind(request.worker.0)
-            .fetch_one(&mut *tx)
-            .await?;
+        let expires_at =
+            expires_at.ok_or_else(|| StoreError::Corrupt("claimed steps have no runs".into()))?;
         tx.commit().await?;
         let mut steps = Vec::with_capacity(rows.len());
         for row in rows {
@@ -244,7 +248,9 @@ impl SqliteStore {
     }
 
     async fn complete_once(&self, all: &[StepSuccess]) -> Result<BatchReport> {
-        let input: Vec<Value> = first_per_lease(all, |o| o.lease)
+        let firsts = first_per_lease(all, |o| o.lease);
+        let logged = firsts.iter().any(|o| o.log.is_some());
+        let input: Vec<Value> = firsts
             .into_iter()
             .map(|o| {
                 json!({
@@ -278,16 +284,24 @@ impl SqliteStore {
                 leases.insert(row.lease);
                 runs.push(row.run_id);
             }
-            sqlx::query(include_str!("sql/completed_history.sql"))
-                .bind(&input)
+            // A clean success leaves no attempt row: the step row is its history.
+            if logged {
+                sqlx::query(include_str!("sql/completed_history.sql"))
+                    .bind(&input)
+                    .bind(&seqs)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(include_str!("sql/step_completed_events.sql"))
                 .bind(&seqs)
                 .execute(&mut *tx)
                 .await?;
-            for sql in [
-                include_str!("sql/step_completed_events.sql"),
-                include_str!("sql/unblock_dependents.sql"),
-            ] {
-                sqlx::query(sql).bind(&seqs).execute(&mut *tx).await?;
+            // Last steps of their runs (most of them) unblock nothing.
+            if rows.iter().any(|r| r.has_dependents) {
+                sqlx::query(include_str!("sql/unblock_dependents.sql"))
+                    .bind(&seqs)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         locks::release_for_steps(&mut tx, &locked).await?;

@@ -424,6 +424,26 @@ pub async fn retry_from_resets_only_that_step_and_its_dependents(store: Arc<dyn 
         .map(|h| h.outcome.as_str())
         .collect();
     assert_eq!(outcomes, ["failed", "completed"], "old attempts are kept");
+    // b completed, was reset, and completed again: both completions are history
+    // (a clean success may have no attempt row until a retry reopens its step).
+    let attempts = |name: &str| -> Vec<(u32, String)> {
+        step_of(&view, name)
+            .history
+            .iter()
+            .map(|h| (h.number, h.outcome.clone()))
+            .collect()
+    };
+    assert_eq!(
+        attempts("b"),
+        [(1, "completed".into()), (2, "completed".into())]
+    );
+    assert_eq!(attempts("a"), [(1, "completed".into())]);
+    let logs = store.attempt_logs(run, "b", None).await.expect("logs");
+    let numbers: Vec<(u32, &str)> = logs
+        .iter()
+        .map(|l| (l.number, l.outcome.as_str()))
+        .collect();
+    assert_eq!(numbers, [(1, "completed"), (2, "completed")]);
     let events = run_events(&*store, run, EventKind::RunCompleted).await;
     let retried: Vec<_> = events
         .iter()

@@ -1,0 +1,16 @@
+-- Stepwise schema, version 5 (SQLite): a leaner hot path. No table changes here; what
+-- changes is what the rows mean, which is why older code must not open a v5 file:
+--
+-- * A clean success (no log) writes no `attempt` row. The completed step row (attempt,
+--   worker_id, lease_token, started_at, finished_at) is that attempt's history, and
+--   the read paths show it as one. A completed attempt that left a log still has its
+--   row, and so does every completion written before v5; the reads never show a
+--   completion twice. A retry that reopens a completed step first writes its row.
+-- * Compensations run in reverse order of the steps' last completion, read from
+--   step.finished_at (then the step.completed event) instead of attempt rows.
+--
+-- Indexes were reviewed and all kept: the partial indexes on `step` whose predicate
+-- names `status` cost SQLite one b-tree insert and delete only where the row
+-- matches (step_claim: pending, step_running: running); the others see no entry
+-- on the hot path, and each serves a read the reaper or the claim depends on.
+SELECT 1;

@@ -1,1 +1,0 @@
-SELECT expires_at FROM worker WHERE id = ?1
