@@ -76,13 +76,7 @@ pub trait StepStore: Send + Sync {
         &self,
         outcomes: &[StepSuccess],
         handoff: &HandOff,
-    ) -> Result<Completion> {
-        let _ = handoff;
-        Ok(Completion {
-            report: self.complete_steps(outcomes).await?,
-            handed_off: vec![],
-        })
-    }
+    ) -> Result<Completion>;
     /// Records one failed attempt: a retry after backoff, or the step fails and its
     /// run stops claiming and fails once nothing of it is running.
     async fn fail_step(&self, failure: &StepFailure) -> Result<FailOutcome>;

@@ -91,6 +91,7 @@ conformance!(
     handoff::completing_a_pipeline_step_hands_its_successor_to_the_same_worker,
     handoff::a_stale_lease_neither_completes_its_step_nor_takes_the_next,
     handoff::a_hand_off_respects_queues_and_pauses,
+    handoff::a_join_is_handed_off_only_by_its_last_dependency,
     // Leases, fencing, heartbeats, the reaper.
     leases::late_writes_are_fenced_after_reclaim,
     leases::reaper_never_reaps_its_caller,

@@ -155,3 +155,36 @@ pub async fn a_hand_off_respects_queues_and_pauses(store: Arc<dyn Store>) {
     assert_eq!(got.len(), 1, "the step not handed off is claimable");
     assert_eq!(got[0].step, "elsewhere");
 }
+
+/// Invariant 5 across the hand-off: a join is handed off only by the completion of
+/// its last dependency.
+pub async fn a_join_is_handed_off_only_by_its_last_dependency(store: Arc<dyn Store>) {
+    register(
+        &*store,
+        &workflow(
+            "join-relay",
+            vec![root("a"), root("b"), after("c", &["a", "b"])],
+        ),
+    )
+    .await;
+    let run = start(&*store, "join-relay", 1).await[0];
+    let me = worker(&*store, secs(600)).await;
+    let roots = claim(&*store, me, 2).await;
+    assert_eq!(roots.len(), 2);
+    let offer = |c: &ClaimedStep| HandOff {
+        worker: me,
+        slots: vec![slot(c.lease)],
+    };
+    let first = complete_handing_off(&*store, &roots[..1], &offer(&roots[0])).await;
+    assert!(
+        first.handed_off.is_empty(),
+        "c still waits for its other dependency"
+    );
+    assert_eq!(
+        step_of(&get_run(&*store, run).await, "c").status,
+        StepStatus::Blocked
+    );
+    let last = complete_handing_off(&*store, &roots[1..], &offer(&roots[1])).await;
+    assert_eq!(last.handed_off.len(), 1);
+    assert_eq!(last.handed_off[0].1.step, "c");
+}

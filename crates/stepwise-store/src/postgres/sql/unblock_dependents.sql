@@ -6,3 +6,5 @@ SET deps_remaining = s.deps_remaining - d.n,
     status = CASE WHEN s.deps_remaining - d.n = 0 THEN 'pending' ELSE s.status END
 FROM (SELECT id, count(*)::integer AS n FROM unnest($1::uuid[]) AS id GROUP BY id) d
 WHERE s.id = d.id AND s.status = 'blocked'
+RETURNING s.id, s.seq, s.queue, s.resource IS NOT NULL AS needs_lock,
+          s.deps_remaining = 0 AS ready
