@@ -235,6 +235,15 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl WorkflowSpec {
+    /// Whether another step of this workflow waits for `step` (by `after`, or as the
+    /// next step of a pipeline): its completion may make work claimable at once.
+    pub fn has_dependents(&self, step: &str) -> bool {
+        self.steps.iter().enumerate().any(|(i, s)| match &s.after {
+            Some(names) => names.iter().any(|n| n == step),
+            None => i > 0 && self.steps[i - 1].name == step,
+        })
+    }
+
     /// Checks names, policies and the dependency graph.
     pub fn validate(&self) -> Result<(), SpecError> {
         self.plan().map(|_| ())

@@ -10,6 +10,7 @@ pub const CLAIM_IDLE: &str = "stepwise_claim_idle_total";
 pub const CLAIM_LOST_RACES: &str = "stepwise_claim_lost_races_total";
 pub const CLAIM_ERRORS: &str = "stepwise_claim_errors_total";
 pub const STEPS_CLAIMED: &str = "stepwise_steps_claimed_total";
+pub const STEPS_HANDED_OFF: &str = "stepwise_steps_handed_off_total";
 pub const STEPS_COMPLETED: &str = "stepwise_steps_completed_total";
 pub const STEP_ERRORS: &str = "stepwise_step_errors_total";
 pub const STEPS_FAILED: &str = "stepwise_steps_failed_total";
@@ -38,6 +39,10 @@ pub const COUNTERS: &[(&str, &str)] = &[
     ),
     (CLAIM_ERRORS, "Claim queries that failed (database errors)."),
     (STEPS_CLAIMED, "Steps claimed."),
+    (
+        STEPS_HANDED_OFF,
+        "Steps claimed by the transaction that completed the step before them (pipeline hand-off); also counted in stepwise_steps_claimed_total.",
+    ),
     (STEPS_COMPLETED, "Step outcomes recorded as completed."),
     (
         STEP_ERRORS,

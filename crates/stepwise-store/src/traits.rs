@@ -68,6 +68,15 @@ pub trait StepStore: Send + Sync {
     /// Records successful attempts; unblocks dependents whose last dependency this
     /// was, finishes runs and groups whose last member this was.
     async fn complete_steps(&self, outcomes: &[StepSuccess]) -> Result<BatchReport>;
+    /// [`StepStore::complete_steps`], and in the same transaction claims for
+    /// `handoff.worker`, under fresh leases, steps these completions made claimable:
+    /// at most one per offered slot, chosen by [`crate::model::assign_hand_offs`].
+    /// A pipeline step then costs one transaction.
+    async fn complete_and_hand_off(
+        &self,
+        outcomes: &[StepSuccess],
+        handoff: &HandOff,
+    ) -> Result<Completion>;
     /// Records one failed attempt: a retry after backoff, or the step fails and its
     /// run stops claiming and fails once nothing of it is running.
     async fn fail_step(&self, failure: &StepFailure) -> Result<FailOutcome>;

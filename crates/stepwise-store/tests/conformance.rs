@@ -33,6 +33,8 @@ mod event_order;
 mod events;
 #[path = "conformance/flow.rs"]
 mod flow;
+#[path = "conformance/handoff.rs"]
+mod handoff;
 #[path = "conformance/harness.rs"]
 mod harness;
 #[path = "conformance/hot_path.rs"]
@@ -89,6 +91,11 @@ conformance!(
     claims::batch_claim_never_returns_more_than_limit,
     claims::claims_follow_priority_then_age,
     claims::dag_step_is_claimable_only_when_all_dependencies_completed,
+    // The pipeline hand-off.
+    handoff::completing_a_pipeline_step_hands_its_successor_to_the_same_worker,
+    handoff::a_stale_lease_neither_completes_its_step_nor_takes_the_next,
+    handoff::a_hand_off_respects_queues_and_pauses,
+    handoff::a_join_is_handed_off_only_by_its_last_dependency,
     // Leases, fencing, heartbeats, the reaper.
     leases::late_writes_are_fenced_after_reclaim,
     leases::reaper_never_reaps_its_caller,

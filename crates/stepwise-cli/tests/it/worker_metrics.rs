@@ -4,7 +4,9 @@
 use crate::support::{eventually, ok, runs_json, Backend, Background, Scratch, TestDb};
 use std::io::{Read, Write};
 use std::time::Duration;
-use stepwise::engine::metrics::{COUNTERS, HISTOGRAMS, STEPS_CLAIMED, STEPS_COMPLETED};
+use stepwise::engine::metrics::{
+    COUNTERS, HISTOGRAMS, STEPS_CLAIMED, STEPS_COMPLETED, STEPS_HANDED_OFF,
+};
 
 /// `GET http://ADDR/metrics`: the status code and the body.
 fn scrape(addr: &str) -> (u16, String) {
@@ -32,13 +34,14 @@ fn value(text: &str, name: &str) -> Option<f64> {
 }
 
 #[test]
-fn a_worker_serves_every_metric_described_from_zero_and_counts_a_step() {
+fn a_worker_serves_every_metric_described_from_zero_and_counts_a_pipeline() {
     let scratch = Scratch::new();
     let db = TestDb::new(Backend::Sqlite, &scratch);
     let url = db.url.as_str();
     let file = scratch.write(
         "w.toml",
-        "name = \"w\"\n[[steps]]\nname = \"a\"\nexec = [\"true\"]\n",
+        "name = \"w\"\n[[steps]]\nname = \"a\"\nexec = [\"true\"]\n\
+         [[steps]]\nname = \"b\"\nexec = [\"true\"]\n",
     );
     ok(url, &["apply", file.to_str().unwrap()]);
     let worker = Background::spawn(
@@ -80,10 +83,12 @@ fn a_worker_serves_every_metric_described_from_zero_and_counts_a_step() {
     // The counter moves just after the outcome commits.
     eventually("the completion counted", Duration::from_secs(30), || {
         let (_, text) = scrape(&addr);
-        (value(&text, STEPS_COMPLETED) == Some(1.0)).then_some(text)
+        (value(&text, STEPS_COMPLETED) == Some(2.0)).then_some(text)
     });
     let (_, text) = scrape(&addr);
-    assert_eq!(value(&text, STEPS_CLAIMED), Some(1.0), "{text}");
+    assert_eq!(value(&text, STEPS_CLAIMED), Some(2.0), "{text}");
+    // b was claimed by the transaction that completed a.
+    assert_eq!(value(&text, STEPS_HANDED_OFF), Some(1.0), "{text}");
     worker.signal(nix::sys::signal::Signal::SIGTERM);
 }
 

@@ -119,7 +119,12 @@ impl Inner {
                 let t = timeout.unwrap_or_default();
                 failed(step, format!("timed out after {}", human(t)), true, log)
             }
-            (Ok(output), false) => Finished::Succeeded { step, output, log },
+            (Ok(output), false) => Finished::Succeeded {
+                step,
+                output,
+                log,
+                hand_off: None,
+            },
             (Err(e), false) => failed(step, e.message, e.retryable, log),
         }
     }

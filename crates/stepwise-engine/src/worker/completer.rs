@@ -1,15 +1,20 @@
 //! The completer: records outcomes in batches, whatever is waiting, so batches grow
 //! under load and a lone outcome is written at once when idle.
 
+use super::consumer::HandOffRequest;
 use super::{Finished, Inner};
 use crate::bus::Lifecycle;
 use crate::metrics as m;
-use std::collections::HashSet;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use stepwise_core::Lease;
-use stepwise_store::{ClaimedStep, StepFailure, StepSuccess, StoreError};
+use stepwise_store::{
+    ClaimedStep, Completion, HandOff, HandOffSlot, StepFailure, StepSuccess, StoreError,
+};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 impl Inner {
     pub(super) async fn completer_loop(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<Finished>) {
@@ -30,15 +35,24 @@ impl Inner {
     async fn record(&self, batch: Vec<Finished>) {
         let mut successes = Vec::new();
         let mut succeeded = Vec::new();
+        let mut waiting = Vec::new();
         let mut abandoned = Vec::new();
         for finished in batch {
             match finished {
-                Finished::Succeeded { step, output, log } => {
+                Finished::Succeeded {
+                    step,
+                    output,
+                    log,
+                    hand_off,
+                } => {
                     successes.push(StepSuccess {
                         lease: step.lease,
                         output: output.clone(),
                         log,
                     });
+                    if let Some(request) = hand_off {
+                        waiting.push((step.lease, request));
+                    }
                     succeeded.push((step, output));
                 }
                 Finished::Failed {
@@ -53,29 +67,10 @@ impl Inner {
             }
         }
         if !successes.is_empty() {
-            match retry_store(|| self.store.complete_steps(&successes)).await {
-                Ok(report) => {
-                    let refused: HashSet<Lease> = report.refused.iter().copied().collect();
-                    for (step, output) in succeeded {
-                        if refused.contains(&step.lease) {
-                            self.lease_lost(&step);
-                        } else {
-                            metrics::counter!(m::STEPS_COMPLETED).increment(1);
-                            self.bus.publish(Lifecycle::StepCompleted {
-                                run_id: step.run_id,
-                                step: step.step,
-                                attempt: step.attempt,
-                                output,
-                            });
-                        }
-                    }
-                    for (run_id, status) in report.finished_runs {
-                        self.bus.publish(Lifecycle::RunFinished { run_id, status });
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot record completed steps; their leases will expire and they will run again")
-                }
+            let mut handed_off = self.complete(&successes, succeeded, &waiting).await;
+            for (lease, request) in waiting {
+                let next = handed_off.remove(&lease);
+                let _ = request.reply.send(next);
             }
         }
         if !abandoned.is_empty() {
@@ -100,6 +95,74 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Records a batch of successes and, when consumers wait for a hand-off, claims
+    /// for them in the same transaction the steps these completions unblock.
+    async fn complete(
+        &self,
+        successes: &[StepSuccess],
+        succeeded: Vec<(ClaimedStep, Value)>,
+        waiting: &[(Lease, HandOffRequest)],
+    ) -> HashMap<Lease, (ClaimedStep, CancellationToken)> {
+        let (worker, generation) = {
+            let identity = self.identity();
+            (identity.id, identity.generation.clone())
+        };
+        let slots: Vec<HandOffSlot> = if self.validity.is_valid() {
+            waiting
+                .iter()
+                .map(|(after, request)| HandOffSlot {
+                    after: *after,
+                    queues: request.queues.clone(),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        let written = if slots.is_empty() {
+            retry_store(|| self.store.complete_steps(successes))
+                .await
+                .map(|report| Completion {
+                    report,
+                    handed_off: vec![],
+                })
+        } else {
+            let handoff = HandOff { worker, slots };
+            retry_store(|| self.store.complete_and_hand_off(successes, &handoff)).await
+        };
+        let completion = match written {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record completed steps; their leases will expire and they will run again");
+                return HashMap::new();
+            }
+        };
+        let refused: HashSet<Lease> = completion.report.refused.iter().copied().collect();
+        for (step, output) in succeeded {
+            if refused.contains(&step.lease) {
+                self.lease_lost(&step);
+            } else {
+                metrics::counter!(m::STEPS_COMPLETED).increment(1);
+                self.bus.publish(Lifecycle::StepCompleted {
+                    run_id: step.run_id,
+                    step: step.step,
+                    attempt: step.attempt,
+                    output,
+                });
+            }
+        }
+        for (run_id, status) in completion.report.finished_runs {
+            self.bus.publish(Lifecycle::RunFinished { run_id, status });
+        }
+        let handed = completion.handed_off.len() as u64;
+        metrics::counter!(m::STEPS_CLAIMED).increment(handed);
+        metrics::counter!(m::STEPS_HANDED_OFF).increment(handed);
+        completion
+            .handed_off
+            .into_iter()
+            .map(|(after, step)| (after, (step, generation.clone())))
+            .collect()
     }
 
     async fn record_failure(

@@ -18,6 +18,7 @@
 
 mod attempt;
 mod completer;
+mod consumer;
 mod revocation;
 mod upkeep;
 
@@ -33,7 +34,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stepwise_core::{WorkerId, WorkflowSpec};
-use stepwise_store::{ClaimRequest, ClaimedStep, Store, StoreError, WorkerRegistration};
+use stepwise_store::{
+    ClaimRequest, ClaimedStep, QueueFilter, Store, StoreError, WorkerRegistration,
+};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -284,6 +287,8 @@ enum Finished {
         step: ClaimedStep,
         output: Value,
         log: Option<String>,
+        /// Set when the consumer waits to be handed the step this one unblocks.
+        hand_off: Option<consumer::HandOffRequest>,
     },
     Failed {
         step: ClaimedStep,
@@ -342,6 +347,11 @@ impl Inner {
             mut signal,
         } = claimer;
         let slots = Arc::new(Semaphore::new(pool.consumers));
+        let filter = if pool.queue == ANY_QUEUE {
+            QueueFilter::AllBut(named.iter().cloned().collect())
+        } else {
+            QueueFilter::Named(pool.queue.clone())
+        };
         let mut wake = self.wake.subscribe();
         let mut queues: Vec<String> = vec![];
         let mut queues_read = None::<Instant>;
@@ -435,14 +445,12 @@ impl Inner {
             metrics::counter!(m::CLAIM_HITS).increment(1);
             metrics::counter!(m::STEPS_CLAIMED).increment(claimed.len() as u64);
             for (step, permit) in claimed.into_iter().zip(permits.drain(..)) {
-                let inner = self.clone();
-                let generation = generation.clone();
-                let outcomes = outcomes.clone();
-                tracker.spawn(async move {
-                    let finished = inner.execute(step, generation).await;
-                    drop(permit);
-                    let _ = outcomes.send(finished);
-                });
+                let seat = consumer::Seat {
+                    outcomes: outcomes.clone(),
+                    queues: filter.clone(),
+                    shutdown: shutdown.clone(),
+                };
+                tracker.spawn(self.clone().consume(step, generation.clone(), seat, permit));
             }
         }
     }

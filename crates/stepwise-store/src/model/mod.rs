@@ -5,9 +5,11 @@
 //! tokens (`access`).
 
 mod access;
+mod handoff;
 mod views;
 
 pub use access::*;
+pub use handoff::*;
 pub use views::*;
 
 use chrono::{DateTime, Utc};

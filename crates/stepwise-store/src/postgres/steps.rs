@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use stepwise_core::{FailureDecision, Lease, LeaseToken, RunId, StepId};
 use uuid::Uuid;
 
@@ -26,6 +26,17 @@ impl StepStore for PgStore {
             return Ok(BatchReport::default());
         }
         with_retries(|| self.complete_once(outcomes)).await
+    }
+
+    async fn complete_and_hand_off(
+        &self,
+        outcomes: &[StepSuccess],
+        handoff: &HandOff,
+    ) -> Result<Completion> {
+        if outcomes.is_empty() {
+            return Ok(Completion::default());
+        }
+        with_retries(|| self.complete_and_hand_off_once(outcomes, handoff)).await
     }
 
     async fn fail_step(&self, failure: &StepFailure) -> Result<FailOutcome> {
@@ -91,62 +102,49 @@ impl PgStore {
     }
 
     async fn complete_once(&self, all: &[StepSuccess]) -> Result<BatchReport> {
-        let outcomes = first_per_lease(all, |o| o.lease);
-        let ids: Vec<Uuid> = outcomes.iter().map(|o| o.lease.step_id.0).collect();
-        let tokens: Vec<Uuid> = outcomes.iter().map(|o| o.lease.token.0).collect();
-        let outputs: Vec<Value> = outcomes.iter().map(|o| sanitize::json(&o.output)).collect();
-        let logs: Vec<Option<String>> = outcomes
-            .iter()
-            .map(|o| sanitize::opt_text(&o.log))
-            .collect();
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&outputs)
-            .bind(&logs)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut accepted = Vec::with_capacity(rows.len());
-        let mut leases = HashSet::with_capacity(rows.len());
-        let mut runs = Vec::with_capacity(rows.len());
-        let mut dependents = Vec::new();
-        let mut locked = Vec::new();
-        for row in &rows {
-            let done = CompletedRow::from_row(row)?;
-            if done.locked {
-                locked.push(done.id);
-            }
-            let step_id = StepId(done.id);
-            accepted.push(step_id);
-            leases.insert(Lease {
-                step_id,
-                token: LeaseToken(done.lease_token),
-            });
-            runs.push(done.run_id);
-            dependents.extend(done.dependents);
-        }
-        if !dependents.is_empty() {
-            sqlx::query(include_str!("sql/lock_runs.sql"))
-                .bind(&runs)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(include_str!("sql/unblock_dependents.sql"))
-                .bind(&dependents)
-                .execute(&mut *tx)
-                .await?;
-        }
-        settle::release_step_locks(&mut tx, &locked).await?;
-        let mut finished_runs = settle::close_steps(&mut tx, &runs).await?;
-        let refused = refused(all.iter().map(|o| o.lease), &leases);
-        // A refused write of a revoked step still tells us its attempt stopped.
-        finished_runs.extend(settle::stop_revoked(&mut tx, &refused).await?);
+        let (report, ready) = complete_in(&mut tx, all).await?;
+        make_ready(&mut tx, ready.iter().map(|r| r.id)).await?;
         tx.commit().await?;
-        Ok(BatchReport {
-            refused,
-            accepted,
-            finished_runs,
-        })
+        Ok(report)
+    }
+
+    async fn complete_and_hand_off_once(
+        &self,
+        all: &[StepSuccess],
+        handoff: &HandOff,
+    ) -> Result<Completion> {
+        let mut tx = self.pool.begin().await?;
+        let (report, ready) = complete_in(&mut tx, all).await?;
+        let accepted: HashSet<StepId> = report.accepted.iter().copied().collect();
+        let chosen = assign_hand_offs(&ready, &handoff.slots, &accepted);
+        let mut handed_off = Vec::with_capacity(chosen.len());
+        if !chosen.is_empty() {
+            let ids: Vec<Uuid> = chosen.iter().map(|(_, step)| step.0).collect();
+            let rows = sqlx::query(include_str!("sql/hand_off_steps.sql"))
+                .bind(&ids)
+                .bind(handoff.worker.0)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut claimed: HashMap<StepId, ClaimedStep> = HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let step = claimed_from_row(row)?;
+                claimed.insert(step.lease.step_id, step);
+            }
+            for (slot, step) in chosen {
+                if let Some(step) = claimed.remove(&step) {
+                    handed_off.push((slot, step));
+                }
+            }
+        }
+        let taken: HashSet<StepId> = handed_off.iter().map(|(_, s)| s.lease.step_id).collect();
+        make_ready(
+            &mut tx,
+            ready.iter().map(|r| r.id).filter(|id| !taken.contains(id)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Completion { report, handed_off })
     }
 
     async fn fail_once(&self, failure: &StepFailure) -> Result<FailOutcome> {
@@ -342,6 +340,97 @@ async fn claim_with_locks(
         }
     }
     Ok(rows)
+}
+
+/// Records successful attempts in `conn`'s transaction; returns the report and the
+/// steps these completions made claimable, oldest first.
+async fn complete_in(
+    conn: &mut PgConnection,
+    all: &[StepSuccess],
+) -> Result<(BatchReport, Vec<ReadyStep>)> {
+    let outcomes = first_per_lease(all, |o| o.lease);
+    let ids: Vec<Uuid> = outcomes.iter().map(|o| o.lease.step_id.0).collect();
+    let tokens: Vec<Uuid> = outcomes.iter().map(|o| o.lease.token.0).collect();
+    let outputs: Vec<Value> = outcomes.iter().map(|o| sanitize::json(&o.output)).collect();
+    let logs: Vec<Option<String>> = outcomes
+        .iter()
+        .map(|o| sanitize::opt_text(&o.log))
+        .collect();
+    let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&outputs)
+        .bind(&logs)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut accepted = Vec::with_capacity(rows.len());
+    let mut leases = HashSet::with_capacity(rows.len());
+    let mut runs = Vec::with_capacity(rows.len());
+    let mut dependents = Vec::new();
+    let mut locked = Vec::new();
+    for row in &rows {
+        let done = CompletedRow::from_row(row)?;
+        if done.locked {
+            locked.push(done.id);
+        }
+        let step_id = StepId(done.id);
+        accepted.push(step_id);
+        leases.insert(Lease {
+            step_id,
+            token: LeaseToken(done.lease_token),
+        });
+        runs.push(done.run_id);
+        dependents.extend(done.dependents);
+    }
+    let mut ready = Vec::new();
+    if !dependents.is_empty() {
+        sqlx::query(include_str!("sql/lock_runs.sql"))
+            .bind(&runs)
+            .execute(&mut *conn)
+            .await?;
+        for row in sqlx::query(include_str!("sql/unblock_dependents.sql"))
+            .bind(&dependents)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            if row.try_get("ready")? {
+                ready.push((
+                    row.try_get::<i64, _>("seq")?,
+                    ReadyStep {
+                        id: StepId(row.try_get("id")?),
+                        queue: row.try_get("queue")?,
+                        needs_lock: row.try_get("needs_lock")?,
+                    },
+                ));
+            }
+        }
+        ready.sort_by_key(|(seq, _)| *seq);
+    }
+    settle::release_step_locks(conn, &locked).await?;
+    let mut finished_runs = settle::close_steps(conn, &runs).await?;
+    let refused = refused(all.iter().map(|o| o.lease), &leases);
+    // A refused write of a revoked step still tells us its attempt stopped.
+    finished_runs.extend(settle::stop_revoked(conn, &refused).await?);
+    Ok((
+        BatchReport {
+            refused,
+            accepted,
+            finished_runs,
+        },
+        ready.into_iter().map(|(_, step)| step).collect(),
+    ))
+}
+
+/// Gives steps that just became pending their ready rows: the claimable set.
+async fn make_ready(conn: &mut PgConnection, steps: impl Iterator<Item = StepId>) -> Result<()> {
+    let ids: Vec<Uuid> = steps.map(|s| s.0).collect();
+    if !ids.is_empty() {
+        sqlx::query(include_str!("sql/insert_ready_steps.sql"))
+            .bind(&ids)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A step `claim_steps.sql` or `claim_step.sql` handed to this worker.

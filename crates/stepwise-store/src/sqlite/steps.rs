@@ -14,7 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use std::collections::HashMap;
 use std::collections::HashSet;
-use stepwise_core::{EventKind, FailureDecision, Lease, RunId, WorkerId};
+use stepwise_core::{EventKind, FailureDecision, Lease, RunId, StepId, WorkerId};
 use uuid::Uuid;
 
 #[async_trait]
@@ -28,6 +28,17 @@ impl StepStore for SqliteStore {
             return Ok(BatchReport::default());
         }
         with_retries(|| self.complete_once(outcomes)).await
+    }
+
+    async fn complete_and_hand_off(
+        &self,
+        outcomes: &[StepSuccess],
+        handoff: &HandOff,
+    ) -> Result<Completion> {
+        if outcomes.is_empty() {
+            return Ok(Completion::default());
+        }
+        with_retries(|| self.complete_and_hand_off_once(outcomes, handoff)).await
     }
 
     async fn fail_step(&self, failure: &StepFailure) -> Result<FailOutcome> {
@@ -191,132 +202,155 @@ impl SqliteStore {
             claimed.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.seq));
             rows.extend(claimed);
         }
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(vec![]);
-        }
-        let seqs = seq_list(rows.iter().map(|r| r.seq));
-        sqlx::query(include_str!("sql/step_started_events.sql"))
-            .bind(&seqs)
-            .bind(request.worker.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let mut runs: HashMap<i64, RunOfClaim> = HashMap::with_capacity(rows.len());
-        let mut expires_at = None;
-        for r in sqlx::query(include_str!("sql/run_of_claim.sql"))
-            .bind(&seqs)
-            .bind(request.worker.0)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            expires_at = Some(r.try_get::<i64, _>("lease_expires_at")?);
-            let (seq, run) = RunOfClaim::from_row(&r)?;
-            runs.insert(seq, run);
-        }
-        let expires_at =
-            expires_at.ok_or_else(|| StoreError::Corrupt("claimed steps have no runs".into()))?;
+        let steps = finish_claims(&mut tx, rows, request.worker).await?;
         tx.commit().await?;
-        let mut steps = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq = row.seq;
-            let run = runs
-                .remove(&seq)
-                .ok_or_else(|| StoreError::Corrupt(format!("claimed step {seq} has no run")))?;
-            steps.push(ClaimedStep {
-                lease: row.lease,
-                run_id: RunId(run.id),
-                workflow: run.workflow,
-                workflow_version: run.version,
-                step: row.name,
-                queue: row.queue,
-                attempt: row.attempt as u32,
-                max_attempts: row.max_attempts as u32,
-                input: run.input,
-                lease_expires_at: time(expires_at)?,
-                dependency_outputs: match run.dependency_outputs {
-                    Value::Object(map) => map,
-                    _ => serde_json::Map::new(),
-                },
-                compensating: row.compensates.map(|step| Compensating {
-                    step,
-                    output: run.compensated_output.unwrap_or(Value::Null),
-                    error: run.error,
-                }),
-            });
-        }
         Ok(steps)
     }
 
     async fn complete_once(&self, all: &[StepSuccess]) -> Result<BatchReport> {
-        let firsts = first_per_lease(all, |o| o.lease);
-        let logged = firsts.iter().any(|o| o.log.is_some());
-        let input: Vec<Value> = firsts
-            .into_iter()
-            .map(|o| {
-                json!({
-                    "id": o.lease.step_id.0.simple().to_string(),
-                    "token": o.lease.token.0.simple().to_string(),
-                    "output": sanitize::json(&o.output),
-                    "log": sanitize::opt_text(&o.log),
-                })
-            })
-            .collect();
-        let input = Value::Array(input).to_string();
         let mut tx = self.write().await?;
-        let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
-            .bind(&input)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(CompletedRow::from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let mut accepted = Vec::with_capacity(rows.len());
-        let mut leases = HashSet::with_capacity(rows.len());
-        let mut runs = Vec::with_capacity(rows.len());
-        let mut locked = Vec::new();
-        if !rows.is_empty() {
-            let seqs = seq_list(rows.iter().map(|r| r.seq));
-            for row in &rows {
-                if row.locked {
-                    locked.push(row.lease.step_id.0);
-                }
-                accepted.push(row.lease.step_id);
-                leases.insert(row.lease);
-                runs.push(row.run_id);
-            }
-            // A clean success leaves no attempt row: the step row is its history.
-            if logged {
-                sqlx::query(include_str!("sql/completed_history.sql"))
-                    .bind(&input)
-                    .bind(&seqs)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query(include_str!("sql/step_completed_events.sql"))
-                .bind(&seqs)
-                .execute(&mut *tx)
-                .await?;
-            // Last steps of their runs (most of them) unblock nothing.
-            if rows.iter().any(|r| r.has_dependents) {
-                sqlx::query(include_str!("sql/unblock_dependents.sql"))
-                    .bind(&seqs)
-                    .execute(&mut *tx)
-                    .await?;
+        let (report, _) = complete_in(&mut tx, all).await?;
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    async fn complete_and_hand_off_once(
+        &self,
+        all: &[StepSuccess],
+        handoff: &HandOff,
+    ) -> Result<Completion> {
+        let mut tx = self.write().await?;
+        let (report, ready) = complete_in(&mut tx, all).await?;
+        let accepted: HashSet<_> = report.accepted.iter().copied().collect();
+        let mut after = Vec::new();
+        let mut rows = Vec::new();
+        for (slot, step) in assign_hand_offs(&ready, &handoff.slots, &accepted) {
+            if let Some(row) = sqlx::query(include_str!("sql/hand_off_step.sql"))
+                .bind(step.0)
+                .bind(handoff.worker.0)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                after.push(slot);
+                rows.push(ClaimRow::from_row(&row)?);
             }
         }
-        locks::release_for_steps(&mut tx, &locked).await?;
-        let mut finished_runs = settle::close_steps(&mut tx, &runs).await?;
-        let refused = refused(all.iter().map(|o| o.lease), &leases);
-        // A refused write of a revoked step still tells us its attempt stopped.
-        finished_runs.extend(settle::stop_revoked(&mut tx, &refused).await?);
+        let steps = finish_claims(&mut tx, rows, handoff.worker).await?;
         tx.commit().await?;
-        Ok(BatchReport {
+        Ok(Completion {
+            report,
+            handed_off: after.into_iter().zip(steps).collect(),
+        })
+    }
+}
+
+/// Records successful attempts in `conn`'s transaction; returns the report and the
+/// steps these completions made claimable, in the order they were created.
+async fn complete_in(
+    conn: &mut SqliteConnection,
+    all: &[StepSuccess],
+) -> Result<(BatchReport, Vec<ReadyStep>)> {
+    let firsts = first_per_lease(all, |o| o.lease);
+    let logged = firsts.iter().any(|o| o.log.is_some());
+    let input: Vec<Value> = firsts
+        .into_iter()
+        .map(|o| {
+            json!({
+                "id": o.lease.step_id.0.simple().to_string(),
+                "token": o.lease.token.0.simple().to_string(),
+                "output": sanitize::json(&o.output),
+                "log": sanitize::opt_text(&o.log),
+            })
+        })
+        .collect();
+    let input = Value::Array(input).to_string();
+    let rows = sqlx::query(include_str!("sql/complete_steps.sql"))
+        .bind(&input)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(CompletedRow::from_row)
+        .collect::<Result<Vec<_>>>()?;
+    let mut accepted = Vec::with_capacity(rows.len());
+    let mut leases = HashSet::with_capacity(rows.len());
+    let mut runs = Vec::with_capacity(rows.len());
+    let mut locked = Vec::new();
+    let mut ready = Vec::new();
+    if !rows.is_empty() {
+        let seqs = seq_list(rows.iter().map(|r| r.seq));
+        for row in &rows {
+            if row.locked {
+                locked.push(row.lease.step_id.0);
+            }
+            accepted.push(row.lease.step_id);
+            leases.insert(row.lease);
+            runs.push(row.run_id);
+        }
+        // A clean success leaves no attempt row: the step row is its history.
+        if logged {
+            sqlx::query(include_str!("sql/completed_history.sql"))
+                .bind(&input)
+                .bind(&seqs)
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query(include_str!("sql/step_completed_events.sql"))
+            .bind(&seqs)
+            .execute(&mut *conn)
+            .await?;
+        // Last steps of their runs (most of them) unblock nothing.
+        if rows.iter().any(|r| r.has_dependents) {
+            let mut unblocked = sqlx::query(include_str!("sql/unblock_dependents.sql"))
+                .bind(&seqs)
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(UnblockedRow::from_row)
+                .collect::<Result<Vec<_>>>()?;
+            unblocked.sort_by_key(|u| u.seq);
+            ready.extend(unblocked.into_iter().filter_map(|u| u.ready));
+        }
+    }
+    locks::release_for_steps(conn, &locked).await?;
+    let mut finished_runs = settle::close_steps(conn, &runs).await?;
+    let refused = refused(all.iter().map(|o| o.lease), &leases);
+    // A refused write of a revoked step still tells us its attempt stopped.
+    finished_runs.extend(settle::stop_revoked(conn, &refused).await?);
+    Ok((
+        BatchReport {
             refused,
             accepted,
             finished_runs,
+        },
+        ready,
+    ))
+}
+
+/// A dependent as `unblock_dependents.sql` left it.
+struct UnblockedRow {
+    seq: i64,
+    /// Set when its last dependency just completed.
+    ready: Option<ReadyStep>,
+}
+
+impl UnblockedRow {
+    fn from_row(row: &SqliteRow) -> Result<Self> {
+        let status: String = row.try_get("status")?;
+        Ok(Self {
+            seq: row.try_get("seq")?,
+            ready: match status.as_str() {
+                "pending" => Some(ReadyStep {
+                    id: StepId(row.try_get("id")?),
+                    queue: row.try_get("queue")?,
+                    needs_lock: row.try_get("needs_lock")?,
+                }),
+                _ => None,
+            },
         })
     }
+}
 
+impl SqliteStore {
     async fn fail_once(&self, failure: &StepFailure) -> Result<FailOutcome> {
         let mut tx = self.write().await?;
         let lease = failure.lease;
@@ -469,6 +503,67 @@ pub(super) async fn release_in(conn: &mut SqliteConnection, all: &[Lease]) -> Re
         accepted,
         finished_runs,
     })
+}
+
+/// Writes the started events of just-claimed steps and reads what their workers
+/// need (run input, dependency outputs, lease expiry), in the claiming transaction.
+async fn finish_claims(
+    conn: &mut SqliteConnection,
+    rows: Vec<ClaimRow>,
+    worker: WorkerId,
+) -> Result<Vec<ClaimedStep>> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let seqs = seq_list(rows.iter().map(|r| r.seq));
+    sqlx::query(include_str!("sql/step_started_events.sql"))
+        .bind(&seqs)
+        .bind(worker.to_string())
+        .execute(&mut *conn)
+        .await?;
+    let mut runs: HashMap<i64, RunOfClaim> = HashMap::with_capacity(rows.len());
+    let mut expires_at = None;
+    for r in sqlx::query(include_str!("sql/run_of_claim.sql"))
+        .bind(&seqs)
+        .bind(worker.0)
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        expires_at = Some(r.try_get::<i64, _>("lease_expires_at")?);
+        let (seq, run) = RunOfClaim::from_row(&r)?;
+        runs.insert(seq, run);
+    }
+    let expires_at =
+        expires_at.ok_or_else(|| StoreError::Corrupt("claimed steps have no runs".into()))?;
+    let mut steps = Vec::with_capacity(rows.len());
+    for row in rows {
+        let seq = row.seq;
+        let run = runs
+            .remove(&seq)
+            .ok_or_else(|| StoreError::Corrupt(format!("claimed step {seq} has no run")))?;
+        steps.push(ClaimedStep {
+            lease: row.lease,
+            run_id: RunId(run.id),
+            workflow: run.workflow,
+            workflow_version: run.version,
+            step: row.name,
+            queue: row.queue,
+            attempt: row.attempt as u32,
+            max_attempts: row.max_attempts as u32,
+            input: run.input,
+            lease_expires_at: time(expires_at)?,
+            dependency_outputs: match run.dependency_outputs {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            },
+            compensating: row.compensates.map(|step| Compensating {
+                step,
+                output: run.compensated_output.unwrap_or(Value::Null),
+                error: run.error,
+            }),
+        });
+    }
+    Ok(steps)
 }
 
 /// Claims up to `want` steps of `queue` that need a resource lock, each with its lock

@@ -12,3 +12,4 @@ FROM (
     GROUP BY dep.value
 ) AS d
 WHERE step.id = d.id AND step.status = 'blocked'
+RETURNING seq, id, queue, status, resource IS NOT NULL AS needs_lock

@@ -1,0 +1,79 @@
+//! A consumer: runs the step it was given and, when that step unblocks others, waits
+//! for the completer to hand it the next one in the transaction that records the
+//! outcome. A pipeline then costs one transaction per step, and the consumer keeps
+//! its permit from one step to the next, so the claimer never over-claims.
+
+use super::{Finished, Inner};
+use std::sync::Arc;
+use stepwise_store::{ClaimedStep, QueueFilter};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio_util::sync::CancellationToken;
+
+/// Where a consumer sits: its pool's queues, where its outcomes go, and the
+/// worker's shutdown (no hand-off is asked for once it began).
+pub(super) struct Seat {
+    pub outcomes: mpsc::UnboundedSender<Finished>,
+    pub queues: QueueFilter,
+    pub shutdown: CancellationToken,
+}
+
+/// A consumer's offer to take a step its completion unblocks; the answer carries the
+/// step and the generation of the worker identity that claimed it.
+pub(super) struct HandOffRequest {
+    pub queues: QueueFilter,
+    pub reply: oneshot::Sender<Option<(ClaimedStep, CancellationToken)>>,
+}
+
+impl Inner {
+    pub(super) async fn consume(
+        self: Arc<Self>,
+        mut step: ClaimedStep,
+        mut generation: CancellationToken,
+        seat: Seat,
+        permit: OwnedSemaphorePermit,
+    ) {
+        let mut permit = Some(permit);
+        loop {
+            let mut finished = self.execute(step, generation).await;
+            let next = match &mut finished {
+                Finished::Succeeded { step, hand_off, .. }
+                    if !seat.shutdown.is_cancelled() && self.unblocks_others(step).await =>
+                {
+                    let (reply, next) = oneshot::channel();
+                    *hand_off = Some(HandOffRequest {
+                        queues: seat.queues.clone(),
+                        reply,
+                    });
+                    Some(next)
+                }
+                _ => None,
+            };
+            let Some(next) = next else {
+                // Free the consumer before the outcome is written, as the claimer
+                // may find work the moment it is.
+                drop(permit.take());
+                let _ = seat.outcomes.send(finished);
+                return;
+            };
+            if seat.outcomes.send(finished).is_err() {
+                return;
+            }
+            match next.await {
+                Ok(Some((handed, its_generation))) => {
+                    step = handed;
+                    generation = its_generation;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    async fn unblocks_others(&self, step: &ClaimedStep) -> bool {
+        if step.compensating.is_some() {
+            return false;
+        }
+        self.spec(&step.workflow, step.workflow_version)
+            .await
+            .is_ok_and(|spec| spec.has_dependents(&step.step))
+    }
+}

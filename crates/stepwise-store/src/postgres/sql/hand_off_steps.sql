@@ -1,0 +1,57 @@
+-- $1 step ids (just made claimable by completions in this transaction), $2 worker
+-- id. The pipeline hand-off: `claim_steps.sql` for the given steps, with the checks
+-- of any claim (still pending, no resource lock needed, the worker alive, the queue
+-- not paused), same columns. These steps never got a ready row: the hand-off costs
+-- the step update (HOT), the lease row and the started event.
+WITH picked AS (
+    SELECT s.id
+    FROM step s
+    WHERE s.id = ANY ($1::uuid[])
+      AND s.status = 'pending'
+      AND s.resource IS NULL
+      AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.name = s.queue AND q.paused)
+      AND EXISTS (SELECT 1 FROM worker w
+                  WHERE w.id = $2 AND w.status = 'alive' AND w.expires_at > (SELECT stepwise_now()))
+    FOR UPDATE
+),
+claimed AS (
+    UPDATE step s
+    SET status = 'running',
+        attempt = s.attempt + 1,
+        worker_id = $2,
+        lease_token = gen_random_uuid(),
+        started_at = (SELECT stepwise_now())
+    FROM picked
+    WHERE s.id = picked.id
+    RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
+              s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
+),
+leased AS (
+    INSERT INTO step_lease (worker_id, step_id, token)
+    SELECT $2, id, lease_token FROM claimed
+    ON CONFLICT (worker_id, step_id) DO UPDATE SET token = EXCLUDED.token
+),
+joined AS (
+    SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name, r.error
+    FROM claimed c
+    JOIN run r ON r.id = c.run_id
+),
+started AS (
+    INSERT INTO event (kind, run_id, step, group_name, data, at)
+    SELECT 'step.started', j.run_id, j.name, j.group_name,
+           jsonb_build_object('attempt', j.attempt, 'worker_id', $2::uuid), j.started_at
+    FROM joined j
+    ORDER BY j.seq
+)
+SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token,
+       j.workflow, j.workflow_version, j.input,
+       (SELECT expires_at FROM worker WHERE id = $2) AS lease_expires_at,
+       (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+        FROM step d
+        WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents)) AS dependency_outputs,
+       j.compensates,
+       (SELECT o.output FROM step o
+        WHERE o.run_id = j.run_id AND o.name = j.compensates) AS compensated_output,
+       j.error AS run_error
+FROM joined j
+ORDER BY j.seq
