@@ -257,7 +257,7 @@ async fn enqueue(
 /// database's timestamps (first claim to last committed outcome).
 async fn watch_drain(
     store: &dyn Store,
-    workers: &Workers,
+    workers: &mut Workers,
     name: &str,
     total: usize,
     mut log: RateLog,
@@ -280,6 +280,7 @@ async fn watch_drain(
             if a.completed as u64 >= total {
                 break a;
             }
+            workers.check_alive()?;
         }
         tokio::time::sleep(progress::TICK).await;
     };

@@ -79,6 +79,25 @@ impl Workers {
         self.handled.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 
+    /// Fails once every worker process has exited: nothing would drain the runs, and
+    /// the bench would wait for ever (a worker that cannot open the store, say).
+    pub(super) fn check_alive(&mut self) -> anyhow::Result<()> {
+        let mut exited = Vec::new();
+        for c in &mut self.children {
+            if let Ok(Some(status)) = c.try_wait() {
+                exited.push(status);
+            }
+        }
+        if !exited.is_empty() && exited.len() == self.children.len() {
+            return Err(super::CliError::failed(format!(
+                "every bench worker exited before the drain finished (first: {}); their errors are above",
+                exited[0]
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
     /// Peak resident memory of the largest worker, in MiB (Linux).
     pub(super) fn peak_rss_mib(&self) -> Option<f64> {
         self.children
