@@ -46,7 +46,8 @@ fn a_worker_serves_every_metric_described_from_zero_and_counts_a_pipeline() {
     ok(url, &["apply", file.to_str().unwrap()]);
     let worker = Background::spawn(
         url,
-        &["worker", "--metrics-listen", "127.0.0.1:0"],
+        // One consumer: the claimer waits for its permit, so b can only be handed off.
+        &["worker", "--pool", "*=1", "--metrics-listen", "127.0.0.1:0"],
         &scratch,
         "worker",
     );

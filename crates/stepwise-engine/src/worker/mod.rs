@@ -448,6 +448,8 @@ impl Inner {
                 let seat = consumer::Seat {
                     outcomes: outcomes.clone(),
                     queues: filter.clone(),
+                    slots: slots.clone(),
+                    half_pool: (pool.consumers / 2).max(1),
                     shutdown: shutdown.clone(),
                 };
                 tracker.spawn(self.clone().consume(step, generation.clone(), seat, permit));
