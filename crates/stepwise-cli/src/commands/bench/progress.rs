@@ -92,8 +92,7 @@ impl Workers {
             return Err(super::CliError::failed(format!(
                 "every bench worker exited before the drain finished (first: {}); their errors are above",
                 exited[0]
-            ))
-            .into());
+            )));
         }
         Ok(())
     }
