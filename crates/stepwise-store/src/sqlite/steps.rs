@@ -225,7 +225,7 @@ impl SqliteStore {
         let mut after = Vec::new();
         let mut rows = Vec::new();
         for (slot, step) in assign_hand_offs(&ready, &handoff.slots, &accepted) {
-            if let Some(row) = sqlx::query(include_str!("sql/hand_off_step.sql"))
+            if let Some(row) = sqlx::query(include_str!("sql/claim_step.sql"))
                 .bind(step.0)
                 .bind(handoff.worker.0)
                 .fetch_optional(&mut *tx)
