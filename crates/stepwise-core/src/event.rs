@@ -44,6 +44,8 @@ event_kinds! {
     StepReaped => "step.reaped",
     StepSkipped => "step.skipped",
     StepCancelled => "step.cancelled",
+    StepWaiting => "step.waiting",
+    SignalReceived => "signal.received",
     RunCompleted => "run.completed",
     RunFailed => "run.failed",
     RunCancelled => "run.cancelled",

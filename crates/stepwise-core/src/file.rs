@@ -52,6 +52,7 @@ mod raw;
 mod tests;
 
 use crate::retry::Backoff;
+use crate::spec::{CompleteBy, WaitAction};
 use crate::spec::{
     ConcurrencySpec, HttpAction, RunPolicy, StepAction, StepDefaults, StepSpec, WorkflowSpec,
 };
@@ -235,7 +236,7 @@ impl Convert<'_> {
     ) -> Result<StepSpec> {
         let raw = spanned.get_ref();
         let path = format!("steps[{i}]");
-        let action = self.action(&raw.action(), step_span(spanned), &path, "a step")?;
+        let action = self.step_action(raw, step_span(spanned), &path)?;
         let compensate = match &raw.compensate {
             None => None,
             Some(c) => Some(match c.get_ref() {
@@ -248,6 +249,20 @@ impl Convert<'_> {
         let max_attempts = match &raw.max_attempts {
             Some(m) => Some(self.int(m, &format!("{path}.max_attempts"), 1)?),
             None => None,
+        };
+        let complete = match &raw.complete {
+            None => None,
+            Some(c) if c.get_ref() == "callback" => Some(CompleteBy::Callback),
+            Some(c) => {
+                return Err(self.at.error(
+                    Some(c.span()),
+                    format!("{path}.complete"),
+                    format!(
+                        "{:?} is not a way to complete a step; the only one is \"callback\"",
+                        c.get_ref()
+                    ),
+                ))
+            }
         };
         let priority = match &raw.priority {
             Some(p) => Some(self.int(p, &format!("{path}.priority"), i64::from(i32::MIN))?),
@@ -276,6 +291,44 @@ impl Convert<'_> {
                 .unwrap_or_default(),
             cwd: self.cwd(raw.cwd.as_ref().map(|c| c.get_ref().as_str())),
             compensate,
+            complete,
+        })
+    }
+
+    /// Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until` and `wait`.
+    fn step_action(&self, raw: &RawStep, at: Range<usize>, path: &str) -> Result<StepAction> {
+        let waits = raw.wait_keys();
+        if waits.is_empty() {
+            return self.action(&raw.action(), at, path, "a step");
+        }
+        let mut present = raw.action().present();
+        present.extend(waits);
+        present.sort_by_key(|(_, span)| span.start);
+        if let [(first, _), (second, span), ..] = present.as_slice() {
+            return Err(self.at.error(
+                Some(span.clone()),
+                format!("{path}.{second}"),
+                format!("a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until` or `wait`, but this one also has `{first}`"),
+            ));
+        }
+        Ok(if let Some(sleep) = &raw.sleep {
+            StepAction::Sleep {
+                ms: sleep.get_ref().millis(),
+            }
+        } else if let Some(until) = &raw.sleep_until {
+            StepAction::SleepUntil {
+                at: until.get_ref().clone(),
+            }
+        } else {
+            let wait = raw
+                .wait
+                .as_ref()
+                .expect("one wait key is present")
+                .get_ref();
+            StepAction::Wait(WaitAction {
+                signal: wait.signal.get_ref().clone(),
+                timeout_ms: wait.timeout.as_ref().map(|t| t.get_ref().millis()),
+            })
         })
     }
 

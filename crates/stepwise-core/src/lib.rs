@@ -35,8 +35,8 @@ pub use file::{parse_workflow_file, WorkflowFile, WorkflowFileError};
 pub use ids::{Lease, LeaseToken, RunId, StepId, WorkerId};
 pub use retry::{Backoff, FailureDecision, RetryPolicy};
 pub use spec::{
-    ConcurrencySpec, HttpAction, RunPolicy, SpecError, StepAction, StepDefaults, StepSpec,
-    WorkflowSpec,
+    CompleteBy, ConcurrencySpec, HttpAction, RunPolicy, SpecError, StepAction, StepDefaults,
+    StepSpec, WaitAction, WorkflowSpec,
 };
 pub use state::{RunStatus, StepStatus};
 pub use template::{Template, TemplateError};

@@ -101,6 +101,19 @@ pub struct StepSpec {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensate: Option<StepAction>,
+    /// How an `exec` or `http` step ends: by its own answer (`None`), or by a
+    /// callback to this attempt's token after the action succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete: Option<CompleteBy>,
+}
+
+/// `complete = "callback"`: the action only starts the work; the step ends when its
+/// attempt's callback token is used (or the attempt's timeout passes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CompleteBy {
+    Callback,
 }
 
 impl StepSpec {
@@ -121,6 +134,7 @@ impl StepSpec {
             env: BTreeMap::new(),
             cwd: None,
             compensate: None,
+            complete: None,
         }
     }
 }
@@ -136,6 +150,34 @@ pub enum StepAction {
     Http(HttpAction),
     /// A Rust function registered by the embedding program.
     Handler { name: String },
+    /// Waits this long, holding no worker, then completes with `null`.
+    Sleep { ms: u64 },
+    /// Waits until the time a template over the step context renders to (RFC 3339),
+    /// holding no worker; a time already past completes at once.
+    SleepUntil { at: String },
+    /// Waits, holding no worker, for a signal sent to the run; its data is the output.
+    Wait(WaitAction),
+}
+
+/// A `wait` step: the signal it consumes and how long it waits for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WaitAction {
+    pub signal: String,
+    /// Counted from when the wait begins; past it the step fails for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl StepAction {
+    /// Whether the step waits without a worker rather than running something.
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            StepAction::Sleep { .. } | StepAction::SleepUntil { .. } | StepAction::Wait(_)
+        )
+    }
 }
 
 /// An `http` step (docs/design.md "A step, from claim to outcome" and invariant 11).
@@ -361,6 +403,22 @@ fn check_run(run: &RunPolicy) -> Result<(), SpecError> {
 /// Per-step checks beyond names, policies and the graph: actions, templates, env.
 fn check_step(step: &StepSpec) -> Result<(), SpecError> {
     check_action(step, &step.action, false)?;
+    if step.complete.is_some()
+        && !matches!(step.action, StepAction::Exec { .. } | StepAction::Http(_))
+    {
+        return Err(invalid(
+            step,
+            "complete",
+            "\"callback\" applies only to `exec` and `http` steps".into(),
+        ));
+    }
+    if step.action.waits() && step.resource.is_some() {
+        return Err(invalid(
+            step,
+            "resource",
+            "a step that waits holds no resource lock; put the lock on the step that works".into(),
+        ));
+    }
     if let Some(compensate) = &step.compensate {
         check_action(step, compensate, true)?;
     }
@@ -414,6 +472,60 @@ fn check_action(step: &StepSpec, action: &StepAction, compensate: bool) -> Resul
             "must name a registered handler".into(),
         )),
         StepAction::Handler { .. } => Ok(()),
+        waiting if compensate => Err(invalid(
+            step,
+            "compensate",
+            format!(
+                "a compensation must do something (`exec`, `http` or `handler`), not {}",
+                waiting.kind()
+            ),
+        )),
+        StepAction::Sleep { ms } => check_wait_time(step, "sleep", Some(*ms)),
+        StepAction::SleepUntil { at } => {
+            Template::parse(at).map_err(|error| SpecError::InvalidTemplate {
+                step: Some(step.name.clone()),
+                field: "sleep_until",
+                error,
+            })?;
+            Ok(())
+        }
+        StepAction::Wait(wait) => {
+            if !valid_name(&wait.signal) {
+                return Err(invalid(
+                    step,
+                    "wait.signal",
+                    format!("{:?} is not a valid signal name: use 1-128 letters, digits, '-', '_' or '.'", wait.signal),
+                ));
+            }
+            check_wait_time(step, "wait.timeout", wait.timeout_ms)
+        }
+    }
+}
+
+fn check_wait_time(step: &StepSpec, field: &'static str, ms: Option<u64>) -> Result<(), SpecError> {
+    match ms {
+        Some(0) => Err(invalid(step, field, "must be longer than zero".into())),
+        Some(ms) if ms > MAX_WAIT.as_millis() as u64 => {
+            Err(invalid(step, field, "must be at most 3650 days".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Longer waits overflow interval arithmetic and are a mistake anyway.
+pub const MAX_WAIT: Duration = Duration::from_secs(3650 * 86_400);
+
+impl StepAction {
+    /// `exec`, `http`, `handler`, `sleep`, `sleep_until` or `wait`: what a file calls it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepAction::Exec { .. } => "exec",
+            StepAction::Http(_) => "http",
+            StepAction::Handler { .. } => "handler",
+            StepAction::Sleep { .. } => "sleep",
+            StepAction::SleepUntil { .. } => "sleep_until",
+            StepAction::Wait(_) => "wait",
+        }
     }
 }
 

@@ -68,6 +68,7 @@ text_enum!(
         Pending => "pending",
         Scheduled => "scheduled",
         Running => "running",
+        Waiting => "waiting",
         Completed => "completed",
         Failed => "failed",
         Skipped => "skipped",
@@ -122,11 +123,16 @@ impl StepStatus {
             (Pending, Running) => true,
             (Scheduled, Pending) => true,
             (Running, Completed | Failed) => true,
+            // A sleep, a wait for a signal or for a callback: no worker, no lease. It
+            // wakes completed, failed (timeout, callback error) or, for a callback
+            // whose attempt failed with attempts left, back to the queue.
+            (Running, Waiting) => true,
+            (Waiting, Completed | Failed | Pending | Scheduled) => true,
             // Error with attempts left (after backoff), released on shutdown, reaped.
             (Running, Pending | Scheduled) => true,
             // The run stopped early: unstarted steps are skipped (run failed) or
             // cancelled (run cancelled or timed out); a running one may be cancelled.
-            (Blocked | Pending | Scheduled, Skipped | Cancelled) => true,
+            (Blocked | Pending | Scheduled | Waiting, Skipped | Cancelled) => true,
             (Running, Cancelled) => true,
             // Released or reaped while its run halts: it never runs again.
             (Running, Skipped) => true,

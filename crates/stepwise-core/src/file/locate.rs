@@ -283,11 +283,13 @@ pub(super) fn spec_error(at: &Locator, raw: &RawFile, err: &SpecError) -> Workfl
             }
             Some(name) => match index_of(name) {
                 Some(i) => {
-                    let span = steps[i]
-                        .get_ref()
-                        .resource
-                        .as_ref()
-                        .map_or_else(|| step_span(&steps[i]), |r| r.span());
+                    let raw_step = steps[i].get_ref();
+                    let written = if *field == "sleep_until" {
+                        raw_step.sleep_until.as_ref().map(|r| r.span())
+                    } else {
+                        raw_step.resource.as_ref().map(|r| r.span())
+                    };
+                    let span = written.unwrap_or_else(|| step_span(&steps[i]));
                     at.error(Some(span), format!("steps[{i}].{field}"), error.to_string())
                 }
                 None => at.error(None, "", err.to_string()),
@@ -359,6 +361,17 @@ fn step_field_span(raw: &RawFile, step: &RawStep, field: &str) -> Option<Range<u
         "env" => step.env.as_ref().map(|v| v.span()),
         "exec" => step.exec.as_ref().map(|v| v.span()),
         "handler" => step.handler.as_ref().map(|v| v.span()),
+        "sleep" => step.sleep.as_ref().map(|v| v.span()),
+        "sleep_until" => step.sleep_until.as_ref().map(|v| v.span()),
+        "complete" => step.complete.as_ref().map(|v| v.span()),
+        "compensate" => step.compensate.as_ref().map(|v| v.span()),
+        "wait.signal" => step.wait.as_ref().map(|w| w.get_ref().signal.span()),
+        "wait.timeout" => step.wait.as_ref().map(|w| {
+            let w = w.get_ref();
+            w.timeout
+                .as_ref()
+                .map_or_else(|| w.signal.span(), |t| t.span())
+        }),
         f if f.starts_with("http.") => step.http.as_ref().map(|h| h.get_ref().span_of(&f[5..])),
         f if f.starts_with("backoff.") => match &step.backoff {
             Some(b) => Some(backoff_span(b, f)),

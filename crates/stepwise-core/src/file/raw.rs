@@ -60,6 +60,10 @@ pub(super) struct RawStep {
     pub exec: Option<Spanned<Vec<String>>>,
     pub http: Option<Spanned<RawHttp>>,
     pub handler: Option<Spanned<String>>,
+    pub sleep: Option<Spanned<Dur>>,
+    pub sleep_until: Option<Spanned<String>>,
+    pub wait: Option<Spanned<RawWait>>,
+    pub complete: Option<Spanned<String>>,
     pub resource: Option<Spanned<String>>,
     pub env: Option<Spanned<BTreeMap<String, String>>>,
     pub cwd: Option<Spanned<String>>,
@@ -79,6 +83,29 @@ impl RawStep {
             handler: self.handler.clone(),
         }
     }
+
+    /// The keys of a step that waits instead of running something, with their spans.
+    pub fn wait_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        let mut keys = Vec::new();
+        if let Some(sleep) = &self.sleep {
+            keys.push(("sleep", sleep.span()));
+        }
+        if let Some(until) = &self.sleep_until {
+            keys.push(("sleep_until", until.span()));
+        }
+        if let Some(wait) = &self.wait {
+            keys.push(("wait", wait.span()));
+        }
+        keys
+    }
+}
+
+/// `wait = { signal = "approved", timeout = "72h" }`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWait {
+    pub signal: Spanned<String>,
+    pub timeout: Option<Spanned<Dur>>,
 }
 
 #[derive(Clone, Deserialize)]

@@ -294,7 +294,7 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "unknown step key",
             step("exce = [\"x\"]\n"),
-            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`",
+            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`",
         ),
         (
             "unknown backoff key",
@@ -522,6 +522,36 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
             "wf.toml:5:31: steps[0].compensate.http.url: must be an http:// or https:// URL, not \"localhost:1\"",
         ),
         (
+            "sleep not a duration",
+            "name = \"wf\"\n[[steps]]\nname = \"s\"\nsleep = \"soon\"\n".into(),
+            "wf.toml:4:9: steps[0].sleep: \"soon\" is not a duration (expected number at 0); write it like \"500ms\", \"30s\", \"5m\" or \"1h30m\"",
+        ),
+        (
+            "sleep and exec",
+            "name = \"wf\"\n[[steps]]\nname = \"s\"\nexec = [\"x\"]\nsleep = \"1s\"\n".into(),
+            "wf.toml:5:9: steps[0].sleep: a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until` or `wait`, but this one also has `exec`",
+        ),
+        (
+            "wait signal name",
+            "name = \"wf\"\n[[steps]]\nname = \"s\"\nwait = { signal = \"a b\" }\n".into(),
+            "wf.toml:4:19: steps[0].wait.signal: \"a b\" is not a valid signal name: use 1-128 letters, digits, '-', '_' or '.'",
+        ),
+        (
+            "sleep_until template",
+            "name = \"wf\"\n[[steps]]\nname = \"s\"\nsleep_until = \"{{ input.at \"\n".into(),
+            "wf.toml:4:15: steps[0].sleep_until: invalid template syntax: unexpected end of input, expected end of variable block",
+        ),
+        (
+            "complete on a handler",
+            step("complete = \"callback\"\n"),
+            "wf.toml:5:12: steps[0].complete: \"callback\" applies only to `exec` and `http` steps",
+        ),
+        (
+            "complete unknown",
+            "name = \"wf\"\n[[steps]]\nname = \"s\"\nexec = [\"x\"]\ncomplete = \"webhook\"\n".into(),
+            "wf.toml:5:12: steps[0].complete: \"webhook\" is not a way to complete a step; the only one is \"callback\"",
+        ),
+        (
             "env name",
             step("env = { \"A=B\" = \"x\" }\n"),
             "wf.toml:5:7: steps[0].env: has an invalid variable name \"A=B\"",
@@ -579,4 +609,60 @@ fn columns_count_characters_not_bytes() {
     assert_eq!(err.field, "steps[0].name");
     let err = parse_workflow_file("name = \"wf\" \u{e9} = 1\n", "x.toml", None).unwrap_err();
     assert_eq!((err.line, err.column), (1, 13), "{err}");
+}
+
+#[test]
+fn waiting_steps_and_callbacks_parse() {
+    let text = r#"
+name = "saga"
+[[steps]]
+name = "cool_off"
+sleep = "10m"
+[[steps]]
+name = "embargo"
+sleep_until = "{{ input.embargo_until }}"
+[[steps]]
+name = "approval"
+wait = { signal = "approved", timeout = "72h" }
+[[steps]]
+name = "forever"
+wait = { signal = "go" }
+[[steps]]
+name = "execute"
+exec = ["python3", "submit_job.py"]
+complete = "callback"
+timeout = "1h"
+"#;
+    let spec = parse_workflow_file(text, "saga.toml", None).unwrap().spec;
+    assert_eq!(spec.steps[0].action, StepAction::Sleep { ms: 600_000 });
+    assert_eq!(
+        spec.steps[1].action,
+        StepAction::SleepUntil {
+            at: "{{ input.embargo_until }}".into()
+        }
+    );
+    assert_eq!(
+        spec.steps[2].action,
+        StepAction::Wait(crate::WaitAction {
+            signal: "approved".into(),
+            timeout_ms: Some(72 * 3_600_000)
+        })
+    );
+    assert_eq!(
+        spec.steps[3].action,
+        StepAction::Wait(crate::WaitAction {
+            signal: "go".into(),
+            timeout_ms: None
+        })
+    );
+    assert_eq!(spec.steps[4].complete, Some(crate::CompleteBy::Callback));
+    assert!(spec.steps.iter().take(4).all(|s| s.action.waits()));
+    // A compensation cannot wait: it must undo something.
+    let mut bad = spec.clone();
+    bad.steps[4].compensate = Some(StepAction::Sleep { ms: 1 });
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("compensation must do something"));
 }
