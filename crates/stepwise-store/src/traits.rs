@@ -90,6 +90,33 @@ pub trait StepStore: Send + Sync {
     async fn work_signal(&self) -> Result<tokio::sync::watch::Receiver<u64>>;
 }
 
+/// Steps that wait without a worker: sleeps, signals and callbacks (docs/design.md
+/// "Steps that wait"). A waiting step holds no lease and is not claimable; it wakes in
+/// the transaction of the signal or callback that ends its wait, or when any process's
+/// waker finds its time passed (database clock).
+#[async_trait]
+pub trait WaitStore: Send + Sync {
+    /// Lets go of a running step that now waits (fenced by its lease). Whatever
+    /// already ends the wait (a due time, a signal in the mailbox, a callback that
+    /// came while the action ran) ends it in this same transaction.
+    async fn park_step(&self, request: &ParkRequest) -> Result<ParkOutcome>;
+    /// A fresh callback token for a running attempt (fenced by its lease; `None` when
+    /// the lease is not current). Only its hash is stored; a newer attempt's token
+    /// replaces it, so an old attempt's token is refused.
+    async fn issue_callback(&self, lease: Lease) -> Result<Option<String>>;
+    /// Ends the attempt whose callback token this is, if that attempt is current.
+    async fn complete_callback(&self, request: &CallbackRequest) -> Result<CallbackOutcome>;
+    /// Stores a signal in a run's mailbox; a step of that run waiting for a signal of
+    /// that name consumes the oldest unconsumed one in the same transaction.
+    async fn send_signal(&self, request: &SignalRequest) -> Result<SignalOutcome>;
+    /// Ends up to `limit` waits whose time passed: sleeps complete, signal waits fail
+    /// for good, awaited callbacks fail their attempt (retried as usual). Each wait
+    /// ends once, however many processes call this at once.
+    async fn wake_steps(&self, limit: u32) -> Result<WakeReport>;
+    /// Waiting steps now, per kind (`sleep`, `signal`, `callback`).
+    async fn waiting_counts(&self) -> Result<Vec<(String, u64)>>;
+}
+
 /// Ending runs early and reopening them (docs/design.md "How a run ends early").
 #[async_trait]
 pub trait ControlStore: Send + Sync {
@@ -218,6 +245,7 @@ pub trait Store:
     WorkflowStore
     + RunStore
     + StepStore
+    + WaitStore
     + ControlStore
     + FlowStore
     + TokenStore
@@ -232,6 +260,7 @@ impl<T> Store for T where
     T: WorkflowStore
         + RunStore
         + StepStore
+        + WaitStore
         + ControlStore
         + FlowStore
         + TokenStore

@@ -97,6 +97,15 @@ impl Inner {
                 };
                 self.handlers.run(name, cx).await
             }
+            // In progress (issue 14): a waiting step is parked, not run.
+            StepAction::Sleep { .. } | StepAction::SleepUntil { .. } | StepAction::Wait(_) => {
+                crate::executor::AttemptResult {
+                    outcome: Err(crate::executor::AttemptError::permanent(
+                        "waiting steps are not supported yet",
+                    )),
+                    log: None,
+                }
+            }
         };
         if let Some(timer) = timer {
             timer.abort();

@@ -7,10 +7,12 @@
 mod access;
 mod handoff;
 mod views;
+mod wait;
 
 pub use access::*;
 pub use handoff::*;
 pub use views::*;
+pub use wait::*;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -79,6 +79,8 @@ pub struct StepView {
     pub finished_at: Option<DateTime<Utc>>,
     pub output: Option<Value>,
     pub error: Option<String>,
+    /// What a `waiting` step waits for, and until when.
+    pub waiting: Option<super::WaitingView>,
     /// Finished attempts, oldest first; the running attempt is the step itself.
     pub history: Vec<AttemptView>,
 }

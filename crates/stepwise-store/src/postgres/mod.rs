@@ -17,6 +17,7 @@ mod session;
 mod settle;
 mod steps;
 mod tokens;
+mod waits;
 mod workers;
 
 use crate::{ClockStore, Result, SchemaStore, SessionOptions, StoreError, SCHEMA_VERSION};

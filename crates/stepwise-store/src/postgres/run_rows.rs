@@ -97,6 +97,7 @@ impl RunStepRow {
                 finished_at: row.try_get("finished_at")?,
                 output: row.try_get("output")?,
                 error: row.try_get("error")?,
+                waiting: None,
                 history: Vec::new(),
             },
             dependents: dependents.into_iter().map(StepId).collect(),

@@ -17,6 +17,7 @@ mod runs;
 mod settle;
 mod steps;
 mod tokens;
+mod waits;
 mod workers;
 
 use crate::{ClockStore, Result, SchemaStore, StoreError, SCHEMA_VERSION};

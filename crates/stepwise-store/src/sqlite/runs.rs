@@ -182,6 +182,7 @@ impl RunStore for SqliteStore {
                 finished_at: opt_time(s.try_get("finished_at")?)?,
                 output: s.try_get("output")?,
                 error: s.try_get("error")?,
+                waiting: None,
                 history: history.remove(&step_id).unwrap_or_default(),
             });
         }
