@@ -428,7 +428,7 @@ pub(super) async fn fail_locked(
             }
         }
         FailureDecision::GiveUp => {
-            settle::fail_for_good(&mut *conn, &step, &error).await?;
+            settle::fail_for_good(&mut *conn, step, &error).await?;
             FailOutcome::Failed
         }
     };

@@ -142,7 +142,7 @@ impl SqliteStore {
                         run_id: Some(step.run_id),
                         step: Some(&step.name),
                         group: step.group.as_deref(),
-                        data: wait.event_data(step.attempt.into()),
+                        data: wait.event_data(step.attempt),
                     },
                 )
                 .await?;
