@@ -40,6 +40,7 @@ mod stop;
 mod token;
 mod traits;
 mod transient;
+mod waiting;
 
 pub use error::{Result, StoreError};
 pub use model::*;
@@ -53,7 +54,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or

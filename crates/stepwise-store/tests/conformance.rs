@@ -61,6 +61,8 @@ mod support;
 mod tokens;
 #[path = "conformance/upgrade.rs"]
 mod upgrade;
+#[path = "conformance/waits.rs"]
+mod waits;
 
 /// Generates one test per case and backend: `sqlite::case` and `postgres::case`.
 macro_rules! conformance {
@@ -133,6 +135,17 @@ conformance!(
     stop_reason::a_compensation_after_a_failure_says_failed,
     stop_reason::a_compensation_after_the_deadline_says_timed_out,
     stop_reason::a_compensation_after_a_cancel_says_cancelled,
+    // Steps that wait without a worker.
+    waits::a_signal_sent_before_the_wait_is_kept_and_taken_when_it_begins,
+    waits::a_waiting_step_holds_no_lease_and_is_never_claimed,
+    waits::a_signal_racing_the_wait_is_never_lost,
+    waits::a_repeated_signal_id_is_accepted_once,
+    waits::a_timeout_racing_its_signal_has_exactly_one_winner,
+    waits::a_sleep_due_while_no_worker_runs_completes_on_the_next_wake,
+    waits::a_callback_of_an_old_attempt_is_refused,
+    waits::an_expired_callback_is_an_attempt_error_and_retries,
+    waits::cancel_ends_a_waiting_step_at_once,
+    waits::signals_address_runs_by_key_and_can_start_them,
     // Flow control.
     flow::a_key_admits_its_runs_in_creation_order_up_to_its_limit,
     flow::a_limit_is_reached_and_never_exceeded,

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_flow_control.sql")),
     (4, include_str!("migrations/0004_tokens.sql")),
     (5, include_str!("migrations/0005_lean_hot_path.sql")),
+    (6, include_str!("migrations/0006_waiting_steps.sql")),
 ];
 
 /// Stepwise on PostgreSQL.

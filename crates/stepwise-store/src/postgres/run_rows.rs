@@ -97,10 +97,26 @@ impl RunStepRow {
                 finished_at: row.try_get("finished_at")?,
                 output: row.try_get("output")?,
                 error: row.try_get("error")?,
-                waiting: None,
+                waiting: waiting_view(row)?,
                 history: Vec::new(),
             },
             dependents: dependents.into_iter().map(StepId).collect(),
         })
     }
+}
+
+/// What a waiting step waits for (`wait_kind` is set only while it waits).
+fn waiting_view(row: &PgRow) -> Result<Option<crate::model::WaitingView>> {
+    let Some(kind) = row.try_get::<Option<String>, _>("wait_kind")? else {
+        return Ok(None);
+    };
+    let callback = kind == "callback";
+    Ok(Some(crate::model::WaitingView {
+        kind,
+        signal: row.try_get("wait_signal")?,
+        until: row.try_get("wait_until")?,
+        attempt: callback
+            .then(|| row.try_get::<i32, _>("attempt").map(|a| a.max(0) as u32))
+            .transpose()?,
+    }))
 }

@@ -306,7 +306,10 @@ impl PgStore {
     }
 }
 
-async fn create_runs_in(tx: &mut PgConnection, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
+pub(super) async fn create_runs_in(
+    tx: &mut PgConnection,
+    batch: &RunBatch,
+) -> Result<Vec<CreatedRun>> {
     crate::plan::check_group(&batch.group)?;
     let mut specs = HashMap::new();
     for run in &batch.runs {

@@ -154,72 +154,7 @@ impl PgStore {
         else {
             return Ok(FailOutcome::Refused);
         };
-        if step.revoked {
-            settle::stop_revoked(&mut tx, &[step.lease()]).await?;
-            tx.commit().await?;
-            return Ok(FailOutcome::Stopped);
-        }
-        settle::release_step_locks(&mut tx, &[step.id]).await?;
-        let error = sanitize::text(&failure.error).into_owned();
-        let log = sanitize::opt_text(&failure.log);
-        let decision = failure::decide(&FailedAttempt {
-            retry: &step.retry,
-            attempt: step.attempt.into(),
-            attempt_base: step.attempt_base.into(),
-            retryable: failure.retryable,
-            halted: step.halted,
-        });
-        let outcome = match decision {
-            FailureDecision::RetryAfter(delay) => {
-                settle::record_attempt(
-                    &mut tx,
-                    &step,
-                    AttemptEnd {
-                        outcome: "failed",
-                        error: Some(&error),
-                        log: log.as_deref(),
-                    },
-                )
-                .await?;
-                let run_after = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
-                    .bind(step.id)
-                    .bind(millis(delay))
-                    .bind(&error)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                for (kind, data) in failure::retry_events(step.attempt.into(), &error, run_after) {
-                    settle::insert_event(
-                        &mut tx,
-                        NewEvent {
-                            kind,
-                            run_id: Some(step.run_id),
-                            step: Some(&step.name),
-                            group: step.group.as_deref(),
-                            data,
-                        },
-                    )
-                    .await?;
-                }
-                FailOutcome::Retrying {
-                    attempt: step.attempt as u32 + 1,
-                    run_after,
-                }
-            }
-            FailureDecision::GiveUp => {
-                settle::record_attempt(
-                    &mut tx,
-                    &step,
-                    AttemptEnd {
-                        outcome: "failed",
-                        error: Some(&error),
-                        log: log.as_deref(),
-                    },
-                )
-                .await?;
-                settle::fail_for_good(&mut tx, &step, &error).await?;
-                FailOutcome::Failed
-            }
-        };
+        let outcome = fail_locked(&mut tx, &step, failure).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -235,6 +170,67 @@ impl PgStore {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// Records a failed attempt of a step locked by `lock_running_step`, in `conn`'s
+/// transaction: a retry after backoff, or the step fails for good.
+pub(super) async fn fail_locked(
+    conn: &mut PgConnection,
+    step: &settle::LockedStep,
+    failure: &StepFailure,
+) -> Result<FailOutcome> {
+    if step.revoked {
+        settle::stop_revoked(conn, &[step.lease()]).await?;
+        return Ok(FailOutcome::Stopped);
+    }
+    settle::release_step_locks(conn, &[step.id]).await?;
+    let error = sanitize::text(&failure.error).into_owned();
+    let log = sanitize::opt_text(&failure.log);
+    let decision = failure::decide(&FailedAttempt {
+        retry: &step.retry,
+        attempt: step.attempt.into(),
+        attempt_base: step.attempt_base.into(),
+        retryable: failure.retryable,
+        halted: step.halted,
+    });
+    let end = AttemptEnd {
+        outcome: "failed",
+        error: Some(&error),
+        log: log.as_deref(),
+    };
+    Ok(match decision {
+        FailureDecision::RetryAfter(delay) => {
+            settle::record_attempt(conn, step, end).await?;
+            let run_after = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
+                .bind(step.id)
+                .bind(millis(delay))
+                .bind(&error)
+                .fetch_one(&mut *conn)
+                .await?;
+            for (kind, data) in failure::retry_events(step.attempt.into(), &error, run_after) {
+                settle::insert_event(
+                    conn,
+                    NewEvent {
+                        kind,
+                        run_id: Some(step.run_id),
+                        step: Some(&step.name),
+                        group: step.group.as_deref(),
+                        data,
+                    },
+                )
+                .await?;
+            }
+            FailOutcome::Retrying {
+                attempt: step.attempt as u32 + 1,
+                run_after,
+            }
+        }
+        FailureDecision::GiveUp => {
+            settle::record_attempt(conn, step, end).await?;
+            settle::fail_for_good(conn, step, &error).await?;
+            FailOutcome::Failed
+        }
+    })
 }
 
 /// Hands running steps back within the caller's transaction (release, deregister).
@@ -344,7 +340,7 @@ async fn claim_with_locks(
 
 /// Records successful attempts in `conn`'s transaction; returns the report and the
 /// steps these completions made claimable, oldest first.
-async fn complete_in(
+pub(super) async fn complete_in(
     conn: &mut PgConnection,
     all: &[StepSuccess],
 ) -> Result<(BatchReport, Vec<ReadyStep>)> {
@@ -422,7 +418,10 @@ async fn complete_in(
 }
 
 /// Gives steps that just became pending their ready rows: the claimable set.
-async fn make_ready(conn: &mut PgConnection, steps: impl Iterator<Item = StepId>) -> Result<()> {
+pub(super) async fn make_ready(
+    conn: &mut PgConnection,
+    steps: impl Iterator<Item = StepId>,
+) -> Result<()> {
     let ids: Vec<Uuid> = steps.map(|s| s.0).collect();
     if !ids.is_empty() {
         sqlx::query(include_str!("sql/insert_ready_steps.sql"))

@@ -182,7 +182,7 @@ impl RunStore for SqliteStore {
                 finished_at: opt_time(s.try_get("finished_at")?)?,
                 output: s.try_get("output")?,
                 error: s.try_get("error")?,
-                waiting: None,
+                waiting: waiting_view(&s)?,
                 history: history.remove(&step_id).unwrap_or_default(),
             });
         }
@@ -270,6 +270,7 @@ impl RunStore for SqliteStore {
             .await?;
         for sql in [
             include_str!("sql/prune_events.sql"),
+            include_str!("sql/prune_signals.sql"),
             include_str!("sql/prune_attempts.sql"),
             include_str!("sql/prune_steps.sql"),
         ] {
@@ -354,146 +355,171 @@ fn run_from_row(row: &SqliteRow) -> Result<(i64, RunView)> {
 
 impl SqliteStore {
     async fn create_runs_once(&self, batch: &RunBatch) -> Result<Vec<CreatedRun>> {
-        crate::plan::check_group(&batch.group)?;
         let mut tx = self.write().await?;
-        let mut specs = HashMap::new();
-        for run in &batch.runs {
-            if !specs.contains_key(&run.workflow) {
-                let stored = latest_workflow(&mut tx, &run.workflow, None)
-                    .await?
-                    .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
-                specs.insert(run.workflow.clone(), stored);
-            }
-        }
-        if let Some(group) = &batch.group {
-            let created: Option<String> = sqlx::query_scalar(include_str!("sql/insert_group.sql"))
-                .bind(group)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if created.is_none() {
-                return Err(StoreError::GroupExists(group.clone()));
-            }
-        }
-        let plan = RunPlan::build(&batch.runs, &specs)?;
-        let keys = super::flow::upsert_keys(&mut tx, &plan).await?;
-        let keyed = plan
-            .runs
-            .iter()
-            .filter(|r| r.concurrency_key.is_some())
-            .count() as i64;
-        let mut next_seq = if keyed == 0 {
-            0
-        } else {
-            super::flow::draw_line_seqs(&mut tx, keyed).await?
-        };
-        let runs: Vec<Value> = plan
-            .runs
-            .iter()
-            .map(|r| {
-                // Places in the lines follow the batch's order.
-                let line_seq = r.concurrency_key.as_ref().map(|_| {
-                    next_seq += 1;
-                    next_seq - 1
-                });
-                json!({
-                    "id": r.id.0.simple().to_string(),
-                    "workflow": r.workflow,
-                    "version": r.version,
-                    "input": r.input,
-                    "idempotency_key": r.idempotency_key,
-                    "concurrency_key": r.concurrency_key,
-                    "priority": r.priority,
-                    "steps": r.steps,
-                    "deadline_ms": r.deadline_ms,
-                    "line_seq": line_seq,
-                })
-            })
-            .collect();
-        let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
-            .bind(Value::Array(runs).to_string())
-            .bind(&batch.group)
-            .fetch_all(&mut *tx)
-            .await?;
-        let inserted: HashSet<Uuid> = inserted.into_iter().collect();
-        let steps: Vec<Value> = plan
-            .steps
-            .iter()
-            .filter(|s| inserted.contains(&s.run_id.0))
-            .map(|s| {
-                let dependents: Vec<String> = s
-                    .dependents
-                    .iter()
-                    .map(|d| d.0.simple().to_string())
-                    .collect();
-                json!({
-                    "id": s.id.0.simple().to_string(),
-                    "run_id": s.run_id.0.simple().to_string(),
-                    "name": s.name,
-                    "queue": s.queue,
-                    "status": s.status.as_str(),
-                    "priority": s.priority,
-                    "deps": s.deps_remaining,
-                    "dependents": dependents,
-                    "max_attempts": s.retry.max_attempts,
-                    "b_initial": millis(s.retry.backoff.initial),
-                    "b_factor": s.retry.backoff.factor,
-                    "b_max": millis(s.retry.backoff.max),
-                    "at": s.start_at.map(|t| t.timestamp_millis()),
-                    "delay_ms": s.start_after.map(millis),
-                    "compensable": s.compensable,
-                    "resource": s.resource,
-                })
-            })
-            .collect();
-        if !steps.is_empty() {
-            sqlx::query(include_str!("sql/insert_steps.sql"))
-                .bind(Value::Array(steps).to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        let mut answers = Vec::with_capacity(plan.runs.len());
-        let mut created = Vec::with_capacity(inserted.len());
-        for run in &plan.runs {
-            if inserted.contains(&run.id.0) {
-                created.push(run.id.0.simple().to_string());
-                answers.push(CreatedRun {
-                    id: run.id,
-                    created: true,
-                });
-                continue;
-            }
-            let existing: Uuid = sqlx::query_scalar(include_str!("sql/existing_runs.sql"))
-                .bind(&run.workflow)
-                .bind(&run.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-            answers.push(CreatedRun {
-                id: RunId(existing),
-                created: false,
-            });
-        }
-        let members = created.len() as i64;
-        if !created.is_empty() {
-            sqlx::query(include_str!("sql/run_created_events.sql"))
-                .bind(Value::from(created).to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        // After the run.created events: a run starts after it was created.
-        for key in &keys {
-            super::flow::admit(&mut tx, key).await?;
-        }
-        if let Some(group) = &batch.group {
-            sqlx::query(include_str!("sql/seal_group.sql"))
-                .bind(group)
-                .bind(members)
-                .execute(&mut *tx)
-                .await?;
-            if members == 0 {
-                settle::complete_group(&mut tx, group, 0).await?;
-            }
-        }
+        let answers = create_runs_in(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(answers)
     }
+}
+
+/// Creates the batch's runs in the caller's write transaction.
+pub(super) async fn create_runs_in(
+    tx: &mut SqliteConnection,
+    batch: &RunBatch,
+) -> Result<Vec<CreatedRun>> {
+    crate::plan::check_group(&batch.group)?;
+    let mut specs = HashMap::new();
+    for run in &batch.runs {
+        if !specs.contains_key(&run.workflow) {
+            let stored = latest_workflow(&mut *tx, &run.workflow, None)
+                .await?
+                .ok_or_else(|| StoreError::UnknownWorkflow(run.workflow.clone()))?;
+            specs.insert(run.workflow.clone(), stored);
+        }
+    }
+    if let Some(group) = &batch.group {
+        let created: Option<String> = sqlx::query_scalar(include_str!("sql/insert_group.sql"))
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if created.is_none() {
+            return Err(StoreError::GroupExists(group.clone()));
+        }
+    }
+    let plan = RunPlan::build(&batch.runs, &specs)?;
+    let keys = super::flow::upsert_keys(&mut *tx, &plan).await?;
+    let keyed = plan
+        .runs
+        .iter()
+        .filter(|r| r.concurrency_key.is_some())
+        .count() as i64;
+    let mut next_seq = if keyed == 0 {
+        0
+    } else {
+        super::flow::draw_line_seqs(&mut *tx, keyed).await?
+    };
+    let runs: Vec<Value> = plan
+        .runs
+        .iter()
+        .map(|r| {
+            // Places in the lines follow the batch's order.
+            let line_seq = r.concurrency_key.as_ref().map(|_| {
+                next_seq += 1;
+                next_seq - 1
+            });
+            json!({
+                "id": r.id.0.simple().to_string(),
+                "workflow": r.workflow,
+                "version": r.version,
+                "input": r.input,
+                "idempotency_key": r.idempotency_key,
+                "concurrency_key": r.concurrency_key,
+                "priority": r.priority,
+                "steps": r.steps,
+                "deadline_ms": r.deadline_ms,
+                "line_seq": line_seq,
+            })
+        })
+        .collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/insert_runs.sql"))
+        .bind(Value::Array(runs).to_string())
+        .bind(&batch.group)
+        .fetch_all(&mut *tx)
+        .await?;
+    let inserted: HashSet<Uuid> = inserted.into_iter().collect();
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .filter(|s| inserted.contains(&s.run_id.0))
+        .map(|s| {
+            let dependents: Vec<String> = s
+                .dependents
+                .iter()
+                .map(|d| d.0.simple().to_string())
+                .collect();
+            json!({
+                "id": s.id.0.simple().to_string(),
+                "run_id": s.run_id.0.simple().to_string(),
+                "name": s.name,
+                "queue": s.queue,
+                "status": s.status.as_str(),
+                "priority": s.priority,
+                "deps": s.deps_remaining,
+                "dependents": dependents,
+                "max_attempts": s.retry.max_attempts,
+                "b_initial": millis(s.retry.backoff.initial),
+                "b_factor": s.retry.backoff.factor,
+                "b_max": millis(s.retry.backoff.max),
+                "at": s.start_at.map(|t| t.timestamp_millis()),
+                "delay_ms": s.start_after.map(millis),
+                "compensable": s.compensable,
+                "resource": s.resource,
+            })
+        })
+        .collect();
+    if !steps.is_empty() {
+        sqlx::query(include_str!("sql/insert_steps.sql"))
+            .bind(Value::Array(steps).to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let mut answers = Vec::with_capacity(plan.runs.len());
+    let mut created = Vec::with_capacity(inserted.len());
+    for run in &plan.runs {
+        if inserted.contains(&run.id.0) {
+            created.push(run.id.0.simple().to_string());
+            answers.push(CreatedRun {
+                id: run.id,
+                created: true,
+            });
+            continue;
+        }
+        let existing: Uuid = sqlx::query_scalar(include_str!("sql/existing_runs.sql"))
+            .bind(&run.workflow)
+            .bind(&run.idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+        answers.push(CreatedRun {
+            id: RunId(existing),
+            created: false,
+        });
+    }
+    let members = created.len() as i64;
+    if !created.is_empty() {
+        sqlx::query(include_str!("sql/run_created_events.sql"))
+            .bind(Value::from(created).to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    // After the run.created events: a run starts after it was created.
+    for key in &keys {
+        super::flow::admit(&mut *tx, key).await?;
+    }
+    if let Some(group) = &batch.group {
+        sqlx::query(include_str!("sql/seal_group.sql"))
+            .bind(group)
+            .bind(members)
+            .execute(&mut *tx)
+            .await?;
+        if members == 0 {
+            settle::complete_group(&mut *tx, group, 0).await?;
+        }
+    }
+    Ok(answers)
+}
+
+/// What a waiting step waits for (`wait_kind` is set only while it waits).
+fn waiting_view(row: &SqliteRow) -> Result<Option<crate::model::WaitingView>> {
+    let Some(kind) = row.try_get::<Option<String>, _>("wait_kind")? else {
+        return Ok(None);
+    };
+    let callback = kind == "callback";
+    Ok(Some(crate::model::WaitingView {
+        kind,
+        signal: row.try_get("wait_signal")?,
+        until: opt_time(row.try_get("wait_until")?)?,
+        attempt: callback
+            .then(|| row.try_get::<i64, _>("attempt").map(|a| a.max(0) as u32))
+            .transpose()?,
+    }))
 }

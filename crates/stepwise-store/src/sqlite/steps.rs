@@ -246,7 +246,7 @@ impl SqliteStore {
 
 /// Records successful attempts in `conn`'s transaction; returns the report and the
 /// steps these completions made claimable, in the order they were created.
-async fn complete_in(
+pub(super) async fn complete_in(
     conn: &mut SqliteConnection,
     all: &[StepSuccess],
 ) -> Result<(BatchReport, Vec<ReadyStep>)> {
@@ -358,61 +358,7 @@ impl SqliteStore {
         else {
             return Ok(FailOutcome::Refused);
         };
-        if step.revoked {
-            settle::stop_revoked(&mut tx, &[step.lease()]).await?;
-            tx.commit().await?;
-            return Ok(FailOutcome::Stopped);
-        }
-        locks::release_for_steps(&mut tx, &[step.id]).await?;
-        let error = sanitize::text(&failure.error).into_owned();
-        let log = sanitize::opt_text(&failure.log);
-        let decision = failure::decide(&FailedAttempt {
-            retry: &step.retry,
-            attempt: step.attempt,
-            attempt_base: step.attempt_base,
-            retryable: failure.retryable,
-            halted: step.halted,
-        });
-        settle::record_attempt(
-            &mut tx,
-            AttemptRecord {
-                log: log.as_deref(),
-                ..step.attempt_record("failed", Some(&error))
-            },
-        )
-        .await?;
-        let outcome = match decision {
-            FailureDecision::RetryAfter(delay) => {
-                let run_after: i64 = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
-                    .bind(step.id)
-                    .bind(millis(delay))
-                    .bind(&error)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let run_after = time(run_after)?;
-                for (kind, data) in failure::retry_events(step.attempt, &error, run_after) {
-                    settle::insert_event(
-                        &mut tx,
-                        NewEvent {
-                            kind,
-                            run_id: Some(step.run_id),
-                            step: Some(&step.name),
-                            group: step.group.as_deref(),
-                            data,
-                        },
-                    )
-                    .await?;
-                }
-                FailOutcome::Retrying {
-                    attempt: step.attempt as u32 + 1,
-                    run_after,
-                }
-            }
-            FailureDecision::GiveUp => {
-                settle::fail_for_good(&mut tx, &step, &error).await?;
-                FailOutcome::Failed
-            }
-        };
+        let outcome = fail_locked(&mut tx, &step, failure).await?;
         tx.commit().await?;
         Ok(outcome)
     }
@@ -423,6 +369,70 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(report)
     }
+}
+
+/// Records a failed attempt of a step found by `lock_running_step`, in `conn`'s
+/// transaction: a retry after backoff, or the step fails for good.
+pub(super) async fn fail_locked(
+    conn: &mut SqliteConnection,
+    step: &settle::LockedStep,
+    failure: &StepFailure,
+) -> Result<FailOutcome> {
+    if step.revoked {
+        settle::stop_revoked(&mut *conn, &[step.lease()]).await?;
+        return Ok(FailOutcome::Stopped);
+    }
+    locks::release_for_steps(&mut *conn, &[step.id]).await?;
+    let error = sanitize::text(&failure.error).into_owned();
+    let log = sanitize::opt_text(&failure.log);
+    let decision = failure::decide(&FailedAttempt {
+        retry: &step.retry,
+        attempt: step.attempt,
+        attempt_base: step.attempt_base,
+        retryable: failure.retryable,
+        halted: step.halted,
+    });
+    settle::record_attempt(
+        &mut *conn,
+        AttemptRecord {
+            log: log.as_deref(),
+            ..step.attempt_record("failed", Some(&error))
+        },
+    )
+    .await?;
+    let outcome = match decision {
+        FailureDecision::RetryAfter(delay) => {
+            let run_after: i64 = sqlx::query_scalar(include_str!("sql/schedule_retry.sql"))
+                .bind(step.id)
+                .bind(millis(delay))
+                .bind(&error)
+                .fetch_one(&mut *conn)
+                .await?;
+            let run_after = time(run_after)?;
+            for (kind, data) in failure::retry_events(step.attempt, &error, run_after) {
+                settle::insert_event(
+                    &mut *conn,
+                    NewEvent {
+                        kind,
+                        run_id: Some(step.run_id),
+                        step: Some(&step.name),
+                        group: step.group.as_deref(),
+                        data,
+                    },
+                )
+                .await?;
+            }
+            FailOutcome::Retrying {
+                attempt: step.attempt as u32 + 1,
+                run_after,
+            }
+        }
+        FailureDecision::GiveUp => {
+            settle::fail_for_good(&mut *conn, step, &error).await?;
+            FailOutcome::Failed
+        }
+    };
+    Ok(outcome)
 }
 
 /// Hands running steps back within the caller's transaction (release, deregister).

@@ -3,8 +3,9 @@
 -- cancelled), and a scheduled step leaves step_due.
 WITH cancelled AS (
     UPDATE step
-    SET status = 'cancelled', finished_at = (SELECT stepwise_now()), run_after = NULL
-    WHERE run_id = $1 AND status IN ('blocked', 'pending', 'scheduled')
+    SET status = 'cancelled', finished_at = (SELECT stepwise_now()), run_after = NULL,
+        wait_kind = NULL, wait_signal = NULL, wait_until = NULL, callback_hash = NULL
+    WHERE run_id = $1 AND status IN ('blocked', 'pending', 'scheduled', 'waiting')
     RETURNING name, seq, queue, priority, id
 ),
 unready AS (

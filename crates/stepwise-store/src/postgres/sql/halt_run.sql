@@ -10,9 +10,10 @@ WITH halted AS (
 ),
 skipped AS (
     UPDATE step s
-    SET status = 'skipped', finished_at = (SELECT stepwise_now()), run_after = NULL
+    SET status = 'skipped', finished_at = (SELECT stepwise_now()), run_after = NULL,
+        wait_kind = NULL, wait_signal = NULL, wait_until = NULL, callback_hash = NULL
     FROM halted
-    WHERE s.run_id = halted.id AND s.status IN ('blocked', 'pending', 'scheduled')
+    WHERE s.run_id = halted.id AND s.status IN ('blocked', 'pending', 'scheduled', 'waiting')
     RETURNING s.name, s.seq, s.queue, s.priority, s.id
 ),
 unready AS (
