@@ -199,7 +199,7 @@ pub struct CompleteArgs {
     #[arg(long)]
     pub error: Option<String>,
     /// With --error: do not retry; the step fails for good.
-    #[arg(long, requires = "error")]
+    #[arg(long)]
     pub permanent: bool,
     #[arg(long)]
     pub json: bool,

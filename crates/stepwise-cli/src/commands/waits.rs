@@ -118,6 +118,11 @@ pub async fn complete(store: &dyn Store, args: &CompleteArgs) -> anyhow::Result<
         return Err(CliError::input("the callback token is empty"));
     }
     let result = match (&args.output, &args.error) {
+        (Some(_), None) if args.permanent => {
+            return Err(CliError::input(
+                "--permanent goes with --error, not --output",
+            ))
+        }
         (Some(text), None) => CallbackResult::Output(json_arg("--output", text)?),
         (None, Some(message)) => CallbackResult::Error {
             message: message.clone(),

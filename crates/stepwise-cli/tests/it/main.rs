@@ -20,4 +20,5 @@ mod partition;
 mod run_inputs;
 mod server;
 mod support;
+mod waits;
 mod worker_metrics;
