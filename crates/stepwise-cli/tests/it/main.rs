@@ -18,6 +18,7 @@ mod library;
 mod logs;
 mod partition;
 mod run_inputs;
+mod saga;
 mod server;
 mod support;
 mod waits;
