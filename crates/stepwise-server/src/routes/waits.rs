@@ -77,18 +77,45 @@ struct KeySignalBody {
     start: Option<StartBody>,
 }
 
+/// A callback as it is read: which of the two shapes of [`CallbackShape`] it has is
+/// checked by the handler, so a body with both or neither gets a sentence saying so.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallbackBody {
+    #[serde(default, deserialize_with = "present")]
+    output: Option<Value>,
+    error: Option<String>,
+    #[serde(default)]
+    permanent: bool,
+}
+
 /// A callback: `{"output": ...}` completes the step; `{"error": "...", "permanent"?}`
 /// fails the attempt (retried while attempts are left, unless permanent).
 #[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // The document's description of what `CallbackBody` accepts.
+enum CallbackShape {
+    Output(OutputCallback),
+    Error(ErrorCallback),
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"output": {"job": "j-77", "state": "done"}}))]
-struct CallbackBody {
-    /// The step's output (any JSON, `null` included).
-    #[serde(default, deserialize_with = "present")]
-    output: Option<Value>,
-    /// Why the work failed.
-    error: Option<String>,
-    /// With `error`: do not retry (default false).
+#[allow(dead_code)]
+struct OutputCallback {
+    /// The step's output (any JSON, `null` included): the step completes.
+    output: Value,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"error": "the carrier refused the parcel", "permanent": true}))]
+#[allow(dead_code)]
+struct ErrorCallback {
+    /// Why the work failed: the attempt fails with it.
+    error: String,
+    /// Do not retry: the step fails for good (default false).
     #[serde(default)]
     permanent: bool,
 }
@@ -218,7 +245,7 @@ fn checked_id(id: Option<String>) -> Result<Option<String>, ApiError> {
 /// attempt runs, the step or the run ended) is refused.
 #[utoipa::path(post, path = "/v1/callbacks/{token}", tag = "runs",
     params(("token" = String, Path, description = "The attempt's callback token (`STEPWISE_CALLBACK_TOKEN`)")),
-    request_body = CallbackBody,
+    request_body = CallbackShape,
     responses(
         (status = 200, description = "The attempt ended as asked", body = CallbackDone),
         (status = 409, description = "Refused: the token is unknown or its attempt is no longer current", body = ErrorBody),
