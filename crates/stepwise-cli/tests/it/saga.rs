@@ -1,30 +1,64 @@
-//! The saga of `examples/saga` end to end, as the README shows it: a step hands
-//! work to a system elsewhere and waits for its callback holding no worker; a
-//! callback completes the run, and a callback that never comes within the attempt's
-//! timeout (database time) undoes the completed step.
+//! `examples/saga-callback` end to end, as its README runs it: a signal approves,
+//! the job is handed to a system elsewhere and the run waits for its callback holding
+//! no worker. A callback completes the run; a rejecting callback, or none within the
+//! attempt's timeout (database time), undoes the reservation.
 
 use crate::support::on_both_backends;
 use crate::support::{
-    advance_clock, eventually, ok, run_json, Backend, Background, Scratch, TestDb,
+    advance_clock, bin, eventually, ok, run_json, stepwise, Backend, Background, Scratch, TestDb,
 };
+use serde_json::Value;
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 const PATIENCE: Duration = Duration::from_secs(180);
 
-on_both_backends!(the_saga_example_completes_by_callback_and_compensates_on_timeout);
+const FILES: &[&str] = &[
+    "workflow.toml",
+    "reserve.py",
+    "release.py",
+    "submit_job.py",
+    "cancel_job.py",
+    "confirm.py",
+    "remote_service.py",
+];
 
-fn status(url: &str, run: &str) -> String {
-    run_json(url, run)["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+on_both_backends!(the_saga_example_completes_by_callback_and_compensates_otherwise);
+
+fn step<'a>(view: &'a Value, name: &str) -> &'a Value {
+    view["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {view}"))
 }
 
-fn the_saga_example_completes_by_callback_and_compensates_on_timeout(backend: Backend) {
+fn ended(url: &str, run: &str, status: &str) -> Value {
+    eventually(&format!("run {run} {status}"), PATIENCE, || {
+        let view = run_json(url, run);
+        let now = view["status"].as_str().unwrap_or_default();
+        let terminal = [
+            "completed",
+            "failed",
+            "cancelled",
+            "timed_out",
+            "compensated",
+            "compensation_failed",
+        ];
+        assert!(
+            now == status || !terminal.contains(&now),
+            "run {run} ended {now}, not {status}: {view}"
+        );
+        (now == status).then_some(view)
+    })
+}
+
+fn the_saga_example_completes_by_callback_and_compensates_otherwise(backend: Backend) {
     let scratch = Scratch::new();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/saga");
-    for file in ["workflow.toml", "reserve.sh", "release.sh", "submit.sh"] {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/saga-callback");
+    for file in FILES {
         let text = std::fs::read_to_string(example.join(file)).unwrap();
         scratch.write(file, &text);
     }
@@ -34,50 +68,69 @@ fn the_saga_example_completes_by_callback_and_compensates_on_timeout(backend: Ba
     ok(url, &["apply", workflow.to_str().unwrap()]);
     let start = |order: u32| {
         let input = format!(r#"{{"order": {order}}}"#);
-        ok(url, &["run", "order", "--input", &input])
+        ok(url, &["run", "saga-callback", "--input", &input])
             .trim()
             .to_string()
     };
-    let (answered, forgotten) = (start(1), start(2));
+    // Answered, never answered, rejected (a multiple of 13).
+    let (answered, forgotten, rejected) = (start(7), start(8), start(13));
     let _worker = Background::spawn(url, &["worker", "--pool", "*=2"], &scratch, "worker");
-    let token_of = |run: &str| scratch.path().join("outbox").join(format!("{run}.token"));
-    for run in [&answered, &forgotten] {
+    let job = |run: &str| scratch.path().join("jobs").join(format!("{run}.json"));
+    for run in [&answered, &forgotten, &rejected] {
+        ok(
+            url,
+            &["signal", run, "approved", "--data", r#"{"by": "ann"}"#],
+        );
+    }
+    for run in [&answered, &forgotten, &rejected] {
         eventually(&format!("{run} waiting for its callback"), PATIENCE, || {
             let view = run_json(url, run);
-            (view["steps"][1]["status"] == "waiting" && token_of(run).exists()).then_some(())
+            (step(&view, "submit")["status"] == "waiting" && job(run).exists()).then_some(())
         });
     }
-    let token = std::fs::read_to_string(token_of(&answered)).unwrap();
-    ok(
-        url,
-        &["complete", &token, "--output", r#"{"tracking": "T-1"}"#],
-    );
-    eventually("the answered run completed", PATIENCE, || {
-        (status(url, &answered) == "completed").then_some(())
-    });
-    // The other carrier never calls: an hour later (database clock) the attempt has
-    // timed out, and the reservation is released.
-    advance_clock(url, Duration::from_secs(2 * 3600));
-    let view = eventually("the forgotten run compensated", PATIENCE, || {
-        let view = run_json(url, &forgotten);
-        (view["status"] == "compensated").then_some(view)
-    });
-    let ship = &view["steps"][1];
-    assert_eq!(ship["status"], "failed", "{view}");
+    // The forgotten run's job never reaches the service.
+    let forgotten_job: Value =
+        serde_json::from_str(&std::fs::read_to_string(job(&forgotten)).unwrap()).unwrap();
+    std::fs::remove_file(job(&forgotten)).unwrap();
+    let service = Command::new("python3")
+        .arg("remote_service.py")
+        .current_dir(scratch.path())
+        .env("STEPWISE", bin())
+        .env("STEPWISE_DATABASE_URL", url)
+        .output()
+        .expect("python3 remote_service.py");
     assert!(
-        ship["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("timed out waiting for the callback")),
+        service.status.success(),
+        "{}",
+        String::from_utf8_lossy(&service.stderr)
+    );
+    let view = ended(url, &answered, "completed");
+    assert_eq!(
+        step(&view, "confirm")["output"]["result"]["job"],
+        "j-7",
         "{view}"
     );
-    let ledger = std::fs::read_to_string(scratch.path().join("ledger")).unwrap();
+    let view = ended(url, &rejected, "compensated");
+    assert_eq!(step(&view, "submit")["status"], "failed", "{view}");
+    // Past the attempt's timeout of 2m (database clock), the waker fails the
+    // forgotten attempt, and its reservation is released.
+    advance_clock(url, Duration::from_secs(300));
+    let view = ended(url, &forgotten, "compensated");
+    let error = step(&view, "submit")["error"].as_str().unwrap_or_default();
     assert!(
-        ledger.contains(&format!("released {forgotten}")),
-        "{ledger}"
+        error.contains("timed out waiting for the callback"),
+        "{view}"
     );
-    assert!(
-        !ledger.contains(&format!("released {answered}")),
-        "{ledger}"
-    );
-    assert_eq!(status(url, &answered), "completed");
+    let log = std::fs::read_to_string(scratch.path().join("reservations.log")).unwrap();
+    for (order, released) in [(7, false), (8, true), (13, true)] {
+        assert_eq!(
+            log.contains(&format!("released r-{order}\n")),
+            released,
+            "order {order}: {log}"
+        );
+    }
+    // The late callback of the forgotten job is refused.
+    let token = forgotten_job["token"].as_str().unwrap();
+    let late = stepwise(url, &["complete", token, "--output", "{}"]);
+    assert_eq!(late.status.code(), Some(3));
 }
