@@ -76,6 +76,7 @@ impl Inner {
                     &mut input,
                     &token,
                     self.options.public_url.as_deref(),
+                    &mut secrets,
                 ),
                 // The lease is gone: another worker has the step, or the run stopped.
                 Ok(None) => return Finished::Abandoned { step },

@@ -14,6 +14,7 @@ use crate::metrics as m;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use stepwise_core::secrets::{self, Secrets};
 use stepwise_core::{StepAction, Template};
 use stepwise_store::{ClaimedStep, ParkOutcome, ParkRequest, SleepUntil, WaitFor};
 use tokio_util::sync::CancellationToken;
@@ -59,8 +60,18 @@ fn sleep_until(template: &str, context: &Value) -> Result<SleepUntil, String> {
 
 /// Gives an attempt its callback token: `STEPWISE_CALLBACK_TOKEN` for an `exec`
 /// child, and `callback` in the context (with the URL to post to when the worker
-/// knows the server's public URL) for every kind.
-pub(super) fn hand_callback(input: &mut AttemptInput, token: &str, public_url: Option<&str>) {
+/// knows the server's public URL) for every kind. The token is a credential (whoever
+/// has it finishes the attempt), so it joins the attempt's `secrets`: a child that
+/// prints it leaves `${STEPWISE_CALLBACK_TOKEN}` in its log, not the token.
+pub(super) fn hand_callback(
+    input: &mut AttemptInput,
+    token: &str,
+    public_url: Option<&str>,
+    secrets: &mut Secrets,
+) {
+    let known = |name: &str| (name == CALLBACK_TOKEN_ENV).then(|| token.to_string());
+    // Cannot fail: the reference is well formed and the lookup knows it.
+    let _ = secrets::expand(&format!("${{{CALLBACK_TOKEN_ENV}}}"), &known, secrets);
     input
         .env
         .insert(CALLBACK_TOKEN_ENV.to_string(), token.to_string());
@@ -218,18 +229,29 @@ mod tests {
             env: Default::default(),
             cwd: None,
         };
-        hand_callback(&mut input, "tok", Some("https://flows.example.com/"));
-        assert_eq!(input.env[CALLBACK_TOKEN_ENV], "tok");
+        let mut secrets = Secrets::default();
+        hand_callback(
+            &mut input,
+            "tok-1234",
+            Some("https://flows.example.com/"),
+            &mut secrets,
+        );
+        assert_eq!(input.env[CALLBACK_TOKEN_ENV], "tok-1234");
         assert_eq!(
             input.context["callback"],
-            json!({"token": "tok", "url": "https://flows.example.com/v1/callbacks/tok"})
+            json!({"token": "tok-1234", "url": "https://flows.example.com/v1/callbacks/tok-1234"})
+        );
+        assert_eq!(
+            secrets.redact("got tok-1234"),
+            "got ${STEPWISE_CALLBACK_TOKEN}",
+            "the token never reaches a log"
         );
         let mut bare = AttemptInput {
             context: json!({}),
             env: Default::default(),
             cwd: None,
         };
-        hand_callback(&mut bare, "tok", None);
-        assert_eq!(bare.context["callback"], json!({"token": "tok"}));
+        hand_callback(&mut bare, "tok-1234", None, &mut Secrets::default());
+        assert_eq!(bare.context["callback"], json!({"token": "tok-1234"}));
     }
 }
