@@ -21,5 +21,6 @@ mod run_inputs;
 mod saga;
 mod server;
 mod support;
+mod wait_metrics;
 mod waits;
 mod worker_metrics;
