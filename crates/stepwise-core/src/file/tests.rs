@@ -666,3 +666,23 @@ timeout = "1h"
         .to_string()
         .contains("compensation must do something"));
 }
+
+#[test]
+fn sleep_until_is_a_template_over_the_step_context() {
+    let text = r#"
+name = "later"
+[[steps]]
+name = "plan"
+exec = ["./plan.sh"]
+[[steps]]
+name = "wait_for_slot"
+sleep_until = "{{ steps.plan.start_at }}"
+"#;
+    assert!(parse_workflow_file(text, "later.toml", None).is_ok());
+    let unknown = text.replace("steps.plan.start_at", "secrets.at");
+    let err = parse_workflow_file(&unknown, "later.toml", None).unwrap_err();
+    assert!(
+        err.to_string().contains("unknown variable `secrets`"),
+        "{err}"
+    );
+}

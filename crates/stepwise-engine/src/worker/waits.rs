@@ -207,6 +207,26 @@ mod tests {
     }
 
     #[test]
+    fn sleep_until_reads_the_whole_step_context_and_templates_read_the_callback() {
+        let context = json!({"input": {}, "steps": {"plan": {"at": "2031-05-06T07:08:09+02:00"}}});
+        let at = StepAction::SleepUntil {
+            at: "{{ steps.plan.at }}".into(),
+        };
+        let expected: chrono::DateTime<chrono::Utc> = "2031-05-06T05:08:09Z".parse().unwrap();
+        assert_eq!(
+            wait_for(&at, &context),
+            Ok(WaitFor::Sleep(SleepUntil::At(expected)))
+        );
+        // An `http` step's body can send its callback URL.
+        let url = Template::parse_step("{{ callback.url }}").unwrap();
+        let with_callback = json!({"callback": {"url": "https://x/v1/callbacks/t"}});
+        assert_eq!(
+            url.render_step(&with_callback).unwrap(),
+            "https://x/v1/callbacks/t"
+        );
+    }
+
+    #[test]
     fn a_sleep_until_that_is_not_a_time_names_the_field_and_the_value() {
         let bad = StepAction::SleepUntil {
             at: "{{ input.bad }}".into(),
