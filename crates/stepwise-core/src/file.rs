@@ -48,6 +48,7 @@
 mod http_tests;
 mod locate;
 mod raw;
+mod schedules;
 #[cfg(test)]
 mod tests;
 
@@ -67,6 +68,8 @@ use toml::Spanned;
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkflowFile {
     pub spec: WorkflowSpec,
+    /// Its `[[schedules]]`: `apply` makes the stored schedules of this workflow these.
+    pub schedules: Vec<crate::schedule::ScheduleSpec>,
     /// The file's `version`, if it has one. Informational: the store numbers versions.
     pub declared_version: Option<u32>,
 }
@@ -145,8 +148,10 @@ pub fn parse_workflow_file(
     .workflow()?;
     spec.validate()
         .map_err(|e| locate::spec_error(&at, &raw, &e))?;
+    let schedules = schedules::convert(&at, &raw, &spec.name)?;
     Ok(WorkflowFile {
         spec,
+        schedules,
         declared_version,
     })
 }

@@ -25,6 +25,7 @@ pub mod event;
 pub mod file;
 pub mod ids;
 pub mod retry;
+pub mod schedule;
 pub mod secrets;
 pub mod spec;
 pub mod state;
@@ -34,6 +35,7 @@ pub use event::EventKind;
 pub use file::{parse_workflow_file, WorkflowFile, WorkflowFileError};
 pub use ids::{Lease, LeaseToken, RunId, StepId, WorkerId};
 pub use retry::{Backoff, FailureDecision, RetryPolicy};
+pub use schedule::{Catchup, Overlap, Recurrence, ScheduleSpec};
 pub use spec::{
     CompleteBy, ConcurrencySpec, HttpAction, RunPolicy, SpecError, StepAction, StepDefaults,
     StepSpec, WaitAction, WorkflowSpec,

@@ -18,6 +18,21 @@ pub(super) struct RawFile {
     pub run: Option<Spanned<RawRun>>,
     #[serde(default)]
     pub steps: Vec<Spanned<RawStep>>,
+    #[serde(default)]
+    pub schedules: Vec<Spanned<RawSchedule>>,
+}
+
+/// `[[schedules]]`: when the workflow runs by itself.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSchedule {
+    pub name: Spanned<String>,
+    pub cron: Option<Spanned<String>>,
+    pub every: Option<Spanned<Dur>>,
+    pub timezone: Option<Spanned<String>>,
+    pub input: Option<Spanned<toml::Value>>,
+    pub overlap: Option<Spanned<String>>,
+    pub catchup: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -289,7 +289,7 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "unknown top-level key",
             with_step("bogus = 1\n"),
-            "wf.toml:2:1: bogus: unknown key `bogus`; expected one of `name`, `version`, `defaults`, `run`, `steps`",
+            "wf.toml:2:1: bogus: unknown key `bogus`; expected one of `name`, `version`, `defaults`, `run`, `steps`, `schedules`",
         ),
         (
             "unknown step key",
@@ -668,21 +668,61 @@ timeout = "1h"
 }
 
 #[test]
-fn sleep_until_is_a_template_over_the_step_context() {
-    let text = r#"
-name = "later"
+fn schedules_parse_with_their_defaults() {
+    let text = r#"name = "digest"
 [[steps]]
-name = "plan"
-exec = ["./plan.sh"]
-[[steps]]
-name = "wait_for_slot"
-sleep_until = "{{ steps.plan.start_at }}"
+name = "send"
+exec = ["./send.sh"]
+
+[[schedules]]
+name = "nightly-digest"
+cron = "0 2 * * *"
+timezone = "Europe/Paris"
+input = { kind = "digest" }
+overlap = "skip"
+catchup = "all"
+
+[[schedules]]
+name = "every-minute"
+every = "1m"
 "#;
-    assert!(parse_workflow_file(text, "later.toml", None).is_ok());
-    let unknown = text.replace("steps.plan.start_at", "secrets.at");
-    let err = parse_workflow_file(&unknown, "later.toml", None).unwrap_err();
-    assert!(
-        err.to_string().contains("unknown variable `secrets`"),
-        "{err}"
+    let file = parse_workflow_file(text, "digest.toml", None).unwrap();
+    let [nightly, minute] = file.schedules.as_slice() else {
+        panic!("two schedules")
+    };
+    assert_eq!(nightly.workflow, "digest");
+    assert_eq!(
+        nightly.recurrence,
+        crate::Recurrence::Cron("0 2 * * *".into())
     );
+    assert_eq!(nightly.input, serde_json::json!({"kind": "digest"}));
+    assert_eq!(
+        (nightly.overlap, nightly.catchup),
+        (crate::Overlap::Skip, crate::Catchup::All)
+    );
+    assert_eq!(minute.recurrence, crate::Recurrence::EveryMs(60_000));
+    assert_eq!(minute.timezone, "UTC");
+    assert_eq!(
+        (minute.overlap, minute.catchup),
+        (crate::Overlap::Queue, crate::Catchup::Latest)
+    );
+}
+
+#[test]
+fn bad_schedules_name_file_line_column_and_field() {
+    let head =
+        "name = \"w\"\n[[steps]]\nname = \"a\"\nexec = [\"x\"]\n[[schedules]]\nname = \"s\"\n";
+    let cases = [
+        ("cron = \"0 2 * *\"\n", "w.toml:7:8: schedules[0].cron: \"0 2 * *\" has 4 fields; write five: minute hour day-of-month month day-of-week"),
+        ("cron = \"0 2 * * *\"\ntimezone = \"Mars/Olympus\"\n", "w.toml:8:12: schedules[0].timezone: \"Mars/Olympus\" is not an IANA time zone such as \"Europe/Paris\" or \"UTC\""),
+        ("every = \"1m\"\noverlap = \"sometimes\"\n", "w.toml:8:11: schedules[0].overlap: \"sometimes\" is not one of skip, queue or allow"),
+        ("every = \"1m\"\ncatchup = \"most\"\n", "w.toml:8:11: schedules[0].catchup: \"most\" is not one of none, latest or all"),
+        ("every = \"1m\"\ncron = \"* * * * *\"\n", "w.toml:7:9: schedules[0].every: a schedule takes `cron` or `every`, not both"),
+        ("every = \"10ms\"\n", "w.toml:7:9: schedules[0].every: must be between 1s and 366 days"),
+    ];
+    for (tail, expected) in cases {
+        let text = format!("{head}{tail}");
+        let err = parse_workflow_file(&text, "w.toml", None).unwrap_err();
+        assert_eq!(err.to_string(), expected, "{tail}");
+    }
 }
