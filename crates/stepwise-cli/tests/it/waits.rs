@@ -17,6 +17,7 @@ on_both_backends!(
     kill_9_during_a_wait_loses_nothing,
     a_sleep_due_while_no_worker_runs_completes_when_one_starts,
     a_callback_step_ends_by_its_token_once,
+    a_child_that_calls_back_before_it_exits_completes_its_step,
 );
 
 /// Waits for a signal, then works.
@@ -249,4 +250,29 @@ fn a_callback_step_ends_by_its_token_once(backend: Backend) {
         &["signal", "01890000-0000-7000-8000-000000000000", "go"],
     );
     assert_eq!(nobody.status.code(), Some(4));
+}
+
+/// The child finishes its own attempt with `stepwise complete` before it exits: the
+/// worker's park then finds the attempt over, which is no lost lease.
+fn a_child_that_calls_back_before_it_exits_completes_its_step(backend: Backend) {
+    let scratch = Scratch::new();
+    let toml = format!(
+        r#"
+name = "early"
+[[steps]]
+name = "submit"
+exec = ["sh", "-c", "cat > /dev/null; '{bin}' complete \"$STEPWISE_CALLBACK_TOKEN\" --output '{{\"early\": true}}' > /dev/null"]
+complete = "callback"
+timeout = "1h"
+"#,
+        bin = crate::support::bin()
+    );
+    let db = setup(backend, &scratch, &[&toml]);
+    let url = db.url.as_str();
+    let run = start(url, "early");
+    let worker = worker(url, &scratch, "worker");
+    let view = wait_until_completed(url, &run);
+    assert_eq!(view["steps"][0]["output"], json!({"early": true}), "{view}");
+    let log = worker.stderr_text();
+    assert!(!log.contains("outcome refused"), "{log}");
 }

@@ -123,6 +123,15 @@ impl Inner {
                 metrics::counter!(m::STEPS_PARKED, "kind" => kind).increment(1);
                 tracing::debug!(run = %step.run_id, step = %step.step, "the wait ended at once");
             }
+            // A callback may come before its action ends (a child can call back
+            // itself): it ended the attempt, and this park is refused as a stale
+            // write. Not a lost lease; a reaped step's refusal looks the same here,
+            // and the reaper counts that one.
+            Ok(ParkOutcome::Refused) if kind == "callback" => tracing::info!(
+                run = %step.run_id,
+                step = %step.step,
+                "the attempt ended before it was parked for its callback (an early callback)"
+            ),
             Ok(ParkOutcome::Refused) => self.lease_lost(&step),
             Ok(ParkOutcome::Stopped) => self.bus.publish(Lifecycle::StepCancelled {
                 run_id: step.run_id,
