@@ -18,6 +18,7 @@ on_both_backends!(
     a_sleep_due_while_no_worker_runs_completes_when_one_starts,
     a_callback_step_ends_by_its_token_once,
     a_child_that_calls_back_before_it_exits_completes_its_step,
+    a_signal_by_key_starts_the_run_and_waits_in_its_mailbox,
 );
 
 /// Waits for a signal, then works.
@@ -275,4 +276,49 @@ timeout = "1h"
     assert_eq!(view["steps"][0]["output"], json!({"early": true}), "{view}");
     let log = worker.stderr_text();
     assert!(!log.contains("outcome refused"), "{log}");
+}
+
+/// `signal --workflow W --key K` finds no run (exit 4), then creates it with
+/// `--start-input`; the signal waits in the mailbox until the step waits, and a
+/// repeated `--id` is not stored again.
+fn a_signal_by_key_starts_the_run_and_waits_in_its_mailbox(backend: Backend) {
+    let scratch = Scratch::new();
+    let db = setup(backend, &scratch, &[GATE]);
+    let url = db.url.as_str();
+    let by_key = ["signal", "--workflow", "gate", "--key", "order-9", "go"];
+    let missing = stepwise(url, &by_key);
+    assert_eq!(missing.status.code(), Some(4));
+    let mut start = by_key.to_vec();
+    start.extend(["--start-input", r#"{"order": 9}"#, "--data", r#"{"n": 9}"#]);
+    start.extend(["--id", "s-1", "--json"]);
+    let sent: Value = serde_json::from_str(&ok(url, &start)).unwrap();
+    assert_eq!(sent["outcome"], "delivered", "{sent}");
+    assert_eq!(sent["run_created"], true, "{sent}");
+    assert_eq!(
+        sent["consumed_by"],
+        Value::Null,
+        "nothing waits yet: {sent}"
+    );
+    let again: Value = serde_json::from_str(&ok(url, &start)).unwrap();
+    assert_eq!(again["outcome"], "duplicate", "{again}");
+    assert_eq!(again["run_id"], sent["run_id"], "{again}");
+    let bad = stepwise(
+        url,
+        &[
+            "signal",
+            "--workflow",
+            "gate",
+            "--key",
+            "k",
+            "go",
+            "--start-input",
+            "{",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let run = sent["run_id"].as_str().unwrap().to_string();
+    let _worker = worker(url, &scratch, "worker");
+    let view = wait_until_completed(url, &run);
+    assert_eq!(view["input"], json!({"order": 9}), "{view}");
+    assert_eq!(view["steps"][0]["output"], json!({"n": 9}), "{view}");
 }
