@@ -46,6 +46,8 @@ event_kinds! {
     StepCancelled => "step.cancelled",
     StepWaiting => "step.waiting",
     SignalReceived => "signal.received",
+    ScheduleFired => "schedule.fired",
+    ScheduleSkipped => "schedule.skipped",
     RunCompleted => "run.completed",
     RunFailed => "run.failed",
     RunCancelled => "run.cancelled",

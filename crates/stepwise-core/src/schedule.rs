@@ -12,7 +12,7 @@
 //! fixed-time job), and a local time that occurs twice fires once, at its first
 //! occurrence (the second is skipped here, also for interval patterns).
 
-use chrono::{DateTime, LocalResult, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, SubsecRound, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::str::FromStr;
@@ -180,6 +180,9 @@ impl Timetable {
                 DateTime::from_timestamp_millis(next)
             }
             Kind::Cron(cron) => {
+                // Whole seconds: croner carries a fraction of the start into the time it
+                // snaps to after a DST gap.
+                let t = t.trunc_subsecs(0);
                 let mut from = t.with_timezone(&self.zone);
                 // A bounded walk: each step moves forward; a pattern that never matches
                 // (February 30th) ends it.

@@ -35,6 +35,7 @@ pub mod postgres;
 mod retry_plan;
 mod rules;
 mod sanitize;
+mod schedules;
 pub mod sqlite;
 mod stop;
 mod token;
@@ -54,7 +55,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or

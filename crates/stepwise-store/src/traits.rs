@@ -9,7 +9,7 @@ use crate::Result;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
-use stepwise_core::{Lease, RunId, WorkerId, WorkflowSpec};
+use stepwise_core::{Lease, RunId, ScheduleSpec, WorkerId, WorkflowSpec};
 
 /// Workflow definitions.
 #[async_trait]
@@ -115,6 +115,37 @@ pub trait WaitStore: Send + Sync {
     async fn wake_steps(&self, limit: u32) -> Result<WakeReport>;
     /// Waiting steps now, per kind (`sleep`, `signal`, `callback`).
     async fn waiting_counts(&self) -> Result<Vec<(String, u64)>>;
+}
+
+/// Schedules: stored per workflow by `apply`, fired by every worker and server
+/// process with no leader (docs/design.md "Schedules"). Each fire time creates at
+/// most one run (idempotency key `schedule:NAME:FIRE_TIME`), whatever the number of
+/// processes; time is the database clock.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    /// Makes the stored schedules of `workflow` exactly `schedules`: new ones and
+    /// changed ones are due at their next fire time after now, unchanged ones keep
+    /// their state (paused included), the others are removed. A name that another
+    /// workflow's schedule has is refused (`InvalidInput`).
+    async fn sync_schedules(
+        &self,
+        workflow: &str,
+        schedules: &[ScheduleSpec],
+    ) -> Result<ScheduleSync>;
+    /// Fires up to `limit` due schedules: the fire times their catch-up policy keeps,
+    /// oldest first, then each is due at its next fire time after now. A schedule is
+    /// fired by one process at a time; the others pass it over.
+    async fn fire_schedules(&self, limit: u32) -> Result<Vec<ScheduleFire>>;
+    /// Every schedule, by name.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleView>>;
+    /// Pauses or resumes a schedule (`None`: no such schedule). Fire times missed
+    /// while paused follow its catch-up policy when it resumes.
+    async fn set_schedule_paused(&self, name: &str, paused: bool) -> Result<Option<ScheduleView>>;
+    /// One extra run now, for the fire time "now" (`None`: no such schedule).
+    async fn trigger_schedule(&self, name: &str) -> Result<Option<ScheduleFire>>;
+    /// A run for every fire time in `from..=to` (at most [`MAX_BACKFILL`]); fire
+    /// times that already fired keep their run (`Existing`). `None`: no such schedule.
+    async fn backfill_schedule(&self, backfill: &Backfill) -> Result<Option<Vec<ScheduleFire>>>;
 }
 
 /// Ending runs early and reopening them (docs/design.md "How a run ends early").
@@ -246,6 +277,7 @@ pub trait Store:
     + RunStore
     + StepStore
     + WaitStore
+    + ScheduleStore
     + ControlStore
     + FlowStore
     + TokenStore
@@ -261,6 +293,7 @@ impl<T> Store for T where
         + RunStore
         + StepStore
         + WaitStore
+        + ScheduleStore
         + ControlStore
         + FlowStore
         + TokenStore

@@ -53,6 +53,8 @@ mod review;
 mod row_locks;
 #[path = "conformance/runs.rs"]
 mod runs;
+#[path = "conformance/schedules.rs"]
+mod schedules;
 #[path = "conformance/stop_reason.rs"]
 mod stop_reason;
 #[path = "conformance/support.rs"]
@@ -146,6 +148,13 @@ conformance!(
     waits::an_expired_callback_is_an_attempt_error_and_retries,
     waits::cancel_ends_a_waiting_step_at_once,
     waits::signals_address_runs_by_key_and_can_start_them,
+    // Schedules.
+    schedules::racing_firers_create_each_fire_time_once,
+    schedules::catchup_none_latest_and_all_after_a_long_gap,
+    schedules::daylight_saving_fires_each_local_time_once,
+    schedules::overlap_skip_queue_and_allow,
+    schedules::pause_resume_and_removal,
+    schedules::backfill_creates_exactly_the_listed_fire_times_once,
     // Flow control.
     flow::a_key_admits_its_runs_in_creation_order_up_to_its_limit,
     flow::a_limit_is_reached_and_never_exceeded,

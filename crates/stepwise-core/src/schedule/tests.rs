@@ -160,3 +160,11 @@ fn run_keys_name_the_schedule_and_the_fire_time_in_utc() {
         "schedule:nightly:2026-03-29T01:00:00Z"
     );
 }
+
+#[test]
+fn a_start_with_a_fraction_of_a_second_still_fires_a_dst_gap_once() {
+    let t = cron("30 2 * * *", "America/New_York");
+    let from = utc(2027, 3, 13, 12, 0) + chrono::Duration::milliseconds(4);
+    let fires = fires_between(&t, from, utc(2027, 3, 15, 0, 0));
+    assert_eq!(fires, vec![utc(2027, 3, 14, 7, 0)]);
+}

@@ -6,11 +6,13 @@
 
 mod access;
 mod handoff;
+mod schedule;
 mod views;
 mod wait;
 
 pub use access::*;
 pub use handoff::*;
+pub use schedule::*;
 pub use views::*;
 pub use wait::*;
 
@@ -52,7 +54,7 @@ pub enum StartAt {
 }
 
 /// A run to create.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewRun {
     pub workflow: String,
     pub input: Value,

@@ -46,6 +46,9 @@ pub struct RunView {
     /// compensates and after: `compensated` and `compensation_failed` do not say.
     /// Absent while nothing stopped it.
     pub stop_reason: Option<crate::StopReason>,
+    /// The schedule that started it, and the fire time it ran for.
+    pub schedule: Option<String>,
+    pub scheduled_for: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,

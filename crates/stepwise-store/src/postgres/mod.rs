@@ -13,6 +13,7 @@ mod flow;
 mod rows;
 mod run_rows;
 mod runs;
+mod schedules;
 mod session;
 mod settle;
 mod steps;
@@ -36,6 +37,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_tokens.sql")),
     (5, include_str!("migrations/0005_lean_hot_path.sql")),
     (6, include_str!("migrations/0006_waiting_steps.sql")),
+    (7, include_str!("migrations/0007_schedules.sql")),
 ];
 
 /// Stepwise on PostgreSQL.

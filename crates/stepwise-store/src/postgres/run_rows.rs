@@ -40,6 +40,8 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
             priority: row.try_get("priority")?,
             error: row.try_get("error")?,
             stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
+            schedule: row.try_get("schedule")?,
+            scheduled_for: row.try_get("scheduled_for")?,
             created_at: row.try_get("created_at")?,
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,

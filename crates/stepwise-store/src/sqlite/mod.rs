@@ -14,6 +14,7 @@ mod flow;
 mod locks;
 mod rows;
 mod runs;
+mod schedules;
 mod settle;
 mod steps;
 mod tokens;
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_tokens.sql")),
     (5, include_str!("migrations/0005_lean_hot_path.sql")),
     (6, include_str!("migrations/0006_waiting_steps.sql")),
+    (7, include_str!("migrations/0007_schedules.sql")),
 ];
 
 /// Stepwise on SQLite.

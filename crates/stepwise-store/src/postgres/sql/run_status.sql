@@ -1,0 +1,2 @@
+-- $1 run id.
+SELECT status FROM run WHERE id = $1

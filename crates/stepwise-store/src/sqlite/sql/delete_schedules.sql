@@ -1,0 +1,3 @@
+-- ?1 names: schedules no longer declared. Their ledger stays: the runs they started
+-- still say so, and a schedule declared again never fires a time twice.
+DELETE FROM schedule WHERE name IN (SELECT value FROM json_each(?1))

@@ -1,0 +1,3 @@
+-- ?1 name, ?2 spec, ?3 its next fire time after now: a changed schedule starts afresh.
+UPDATE schedule SET spec = ?2, next_fire_at = ?3, updated_at = (SELECT now_ms FROM db_clock)
+WHERE name = ?1
