@@ -33,6 +33,29 @@ pub struct WorkflowDocument {
     run: Option<RunSection>,
     /// At least one.
     steps: Vec<Step>,
+    /// When the workflow runs by itself (`apply` creates, updates and removes them).
+    schedules: Option<Vec<ScheduleDocument>>,
+}
+
+/// A schedule: `cron` (five fields) or `every` (a duration), not both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "nightly-digest", "cron": "0 2 * * *", "timezone": "Europe/Paris"}))]
+pub struct ScheduleDocument {
+    /// Global: 1-128 letters, digits, `-`, `_`, `.`.
+    name: String,
+    cron: Option<String>,
+    /// A duration such as `"15m"`.
+    every: Option<String>,
+    /// An IANA name; default `UTC`.
+    timezone: Option<String>,
+    /// The runs' input (default `{}`).
+    #[schema(value_type = Object)]
+    input: Option<serde_json::Value>,
+    /// `skip`, `queue` (default) or `allow`.
+    overlap: Option<String>,
+    /// `none`, `latest` (default) or `all`.
+    catchup: Option<String>,
 }
 
 /// Policies every step inherits unless it sets its own.
@@ -237,6 +260,11 @@ mod tests {
                 properties::<Concurrency>(),
             ),
             ("step", format!("{step}unknown = 1\n"), properties::<Step>()),
+            (
+                "schedule",
+                format!("{step}[[schedules]]\nname = \"s\"\nunknown = 1\n"),
+                properties::<ScheduleDocument>(),
+            ),
             (
                 "wait",
                 "[[steps]]\nname = \"a\"\nwait = { signal = \"s\", unknown = 1 }\n".into(),
