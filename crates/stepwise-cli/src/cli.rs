@@ -78,6 +78,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send a signal to a run's mailbox (a `wait` step of the run consumes it):
+    /// `signal RUN NAME`, or `signal --workflow W --key K NAME`.
+    Signal(SignalArgs),
+    /// Finish the attempt of a `complete = "callback"` step, by its callback token.
+    Complete(CompleteArgs),
     /// Run a worker process.
     Worker(WorkerCommandArgs),
     /// The HTTP API (and an in-process worker unless --no-worker).
@@ -150,6 +155,52 @@ pub struct RunArgs {
     /// Also run a worker in this process until the runs end (implies --wait).
     #[arg(long)]
     pub local: bool,
+    /// With --local: the API server's URL for `callback.url` (see `worker --public-url`).
+    #[arg(long, value_name = "URL", requires = "local", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SignalArgs {
+    /// `RUN NAME`; with --workflow and --key, only `NAME`.
+    #[arg(value_name = "RUN NAME", required = true, num_args = 1..=2)]
+    pub target: Vec<String>,
+    /// Address the run by its workflow and idempotency key instead of its id.
+    #[arg(long, requires = "key")]
+    pub workflow: Option<String>,
+    /// The run's idempotency key (with --workflow).
+    #[arg(long, requires = "workflow")]
+    pub key: Option<String>,
+    /// The signal's data (JSON; default null): the waiting step's output.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// The sender's id for this signal: sending it again is accepted once.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// With --workflow and --key: create the run with this input (JSON) when there
+    /// is none yet, in the same transaction as the signal.
+    #[arg(long, requires = "key")]
+    pub start_input: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("result").required(true).args(["output", "error"])))]
+pub struct CompleteArgs {
+    /// The token the step's attempt was given (`STEPWISE_CALLBACK_TOKEN`).
+    pub token: String,
+    /// The step's output (JSON): the step completes.
+    #[arg(long)]
+    pub output: Option<String>,
+    /// The attempt failed with this message (retried while attempts are left).
+    #[arg(long)]
+    pub error: Option<String>,
+    /// With --error: do not retry; the step fails for good.
+    #[arg(long)]
+    pub permanent: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -324,6 +375,25 @@ pub struct WorkerArgs {
     /// Prune terminal runs older than this, every few minutes (off when not given).
     #[arg(long, value_parser = parse_duration)]
     pub retention: Option<Duration>,
+    /// The API server's URL as outside callers reach it: a `complete = "callback"`
+    /// step then gets `callback.url` (URL/v1/callbacks/TOKEN) in its context.
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+}
+
+/// An `http(s)://host[:port][/path]` URL, kept without a trailing `/`.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("{s:?} is not an http:// or https:// URL"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || s.contains(char::is_whitespace) || s.contains(['?', '#']) {
+        return Err(format!(
+            "{s:?} is not a base URL such as https://stepwise.example.com"
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_string())
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -173,6 +173,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             commands::events::events(&*store, args).await
         }
+        Command::Signal(args) => commands::waits::signal(&*store, &args).await,
+        Command::Complete(args) => commands::waits::complete(&*store, &args).await,
         Command::Worker(args) => commands::worker::worker(&url, store, &args).await,
         Command::Server(args) => commands::server::server(&url, store, &args).await,
         Command::Dev {

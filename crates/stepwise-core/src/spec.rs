@@ -481,8 +481,9 @@ fn check_action(step: &StepSpec, action: &StepAction, compensate: bool) -> Resul
             ),
         )),
         StepAction::Sleep { ms } => check_wait_time(step, "sleep", Some(*ms)),
+        // Rendered per attempt against the step's context, like an `http` body.
         StepAction::SleepUntil { at } => {
-            Template::parse(at).map_err(|error| SpecError::InvalidTemplate {
+            Template::parse_step(at).map_err(|error| SpecError::InvalidTemplate {
                 step: Some(step.name.clone()),
                 field: "sleep_until",
                 error,

@@ -61,6 +61,8 @@ pub const STEP_CONTEXT: &[&str] = &[
     "input",
     "steps",
     "compensating",
+    // A `complete = "callback"` step's token and URL (an `http` body can send them).
+    "callback",
 ];
 
 /// Why a template was refused or could not be rendered.
@@ -79,7 +81,7 @@ pub enum TemplateError {
     #[error("`{0}` is not in the run's input")]
     Missing(String),
     /// A step template reads a variable that is not in a step's context.
-    #[error("unknown variable `{0}`: a step's template can use run_id, workflow, step, attempt, input, steps and compensating")]
+    #[error("unknown variable `{0}`: a step's template can use run_id, workflow, step, attempt, input, steps, compensating and callback")]
     UnknownStepVariable(String),
     /// Rendering read a value the step's context does not have.
     #[error("`{0}` is not in the step's context")]

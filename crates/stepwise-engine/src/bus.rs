@@ -35,6 +35,14 @@ pub enum Lifecycle {
         run_id: RunId,
         step: String,
     },
+    /// The step waits without a worker: `kind` is `sleep`, `signal` or `callback`,
+    /// `until` when the sleep ends or the wait times out (database clock).
+    StepWaiting {
+        run_id: RunId,
+        step: String,
+        kind: &'static str,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    },
     /// The step was stopped because its run was cancelled or timed out.
     StepCancelled {
         run_id: RunId,

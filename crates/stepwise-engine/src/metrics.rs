@@ -24,6 +24,10 @@ pub const CLAIM_SECONDS: &str = "stepwise_claim_duration_seconds";
 pub const STEP_SECONDS: &str = "stepwise_step_duration_seconds";
 pub const STEPS_REVOKED: &str = "stepwise_steps_revoked_total";
 pub const RUNS_TIMED_OUT: &str = "stepwise_runs_timed_out_total";
+/// Steps this process let go of to wait without a worker, by `kind`.
+pub const STEPS_PARKED: &str = "stepwise_steps_parked_total";
+/// The `kind` label values of [`STEPS_PARKED`] (and the server's waiting gauge).
+pub const WAIT_KINDS: &[&str] = &["sleep", "signal", "callback"];
 
 /// Every counter the worker emits, with its help text.
 pub const COUNTERS: &[(&str, &str)] = &[
@@ -84,6 +88,14 @@ pub fn describe() {
     for &(name, help) in COUNTERS {
         metrics::describe_counter!(name, metrics::Unit::Count, help);
         metrics::counter!(name).increment(0);
+    }
+    metrics::describe_counter!(
+        STEPS_PARKED,
+        metrics::Unit::Count,
+        "Steps let go of to wait without a worker (kind: sleep, signal, callback)."
+    );
+    for &kind in WAIT_KINDS {
+        metrics::counter!(STEPS_PARKED, "kind" => kind).increment(0);
     }
     for &(name, help) in HISTOGRAMS {
         metrics::describe_histogram!(name, metrics::Unit::Seconds, help);

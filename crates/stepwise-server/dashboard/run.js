@@ -1,6 +1,7 @@
 // One run: what failed and why first, then every step on a shared timeline with
 // its attempts (worker, start, duration, error) and captured logs, the `explain`
-// answer for whatever is not running, and cancel / retry.
+// answer for whatever is not running, what a waiting step waits for, and cancel /
+// retry / send a signal.
 
 import { get, post } from "./api.js";
 import { ago, ask, badge, clock, debounce, duration, elapsed, h, json, latest, progress, short, tick, toast } from "./ui.js";
@@ -223,8 +224,59 @@ function buttons(run, { refresh, ctx }) {
     } catch (e) { ctx.fail(e); }
   };
   return h("div", { class: "actions" },
+    TERMINAL.includes(run.status) ? null : h("button", { type: "button", id: "signal-run", onclick: () => sendSignal(run, { refresh, ctx }) }, "Send signal…"),
     TERMINAL.includes(run.status) ? null : h("button", { type: "button", class: "danger", id: "cancel-run", onclick: cancel }, "Cancel run…"),
     RETRYABLE.includes(run.status) ? h("button", { type: "button", id: "retry-run", onclick: retry }, "Retry…") : null);
+}
+
+// A signal to the run's mailbox (a write token is needed; the API says so
+// otherwise). The name starts as the one a waiting step waits for.
+async function sendSignal(run, { refresh, ctx }) {
+  const waiting = run.steps.find((s) => s.waiting && s.waiting.kind === "signal");
+  const answer = await ask({
+    title: "Send a signal to this run",
+    text: "A step waiting for a signal of this name takes it, with the data as its output; otherwise it stays in the run's mailbox until one waits for it.",
+    fields: [
+      h("label", { for: "signal-name" }, "Name"),
+      h("input", { type: "text", name: "name", id: "signal-name", required: true, value: waiting ? waiting.waiting.signal : "" }),
+      h("label", { for: "signal-data" }, "Data (JSON)"),
+      h("textarea", { name: "data", id: "signal-data", rows: 4, spellcheck: "false" }, "{}"),
+    ],
+    ok: "Send signal",
+  });
+  if (!answer) return;
+  let data;
+  try {
+    data = answer.data.trim() ? JSON.parse(answer.data) : null;
+  } catch (e) {
+    toast("The data is not JSON: " + e.message, true);
+    return;
+  }
+  try {
+    const r = await post(`/v1/runs/${run.id}/signals/${encodeURIComponent(answer.name.trim())}`, { data });
+    toast(`Signal ${r.name} sent` + (r.consumed_by ? `; step ${r.consumed_by} took it` : "; it waits in the run's mailbox"));
+    refresh();
+  } catch (e) { ctx.fail(e); }
+}
+
+// "sleeping until T", "waiting for signal S (until T)", "waiting for the callback
+// of attempt N (until T)": the words of `runs show` and `explain`, with the time in
+// this browser's clock.
+function waitingView(waiting) {
+  const until = waiting.until ? [" (until ", moment(waiting.until), ")"] : [];
+  let what;
+  if (waiting.kind === "sleep") what = waiting.until ? ["sleeping until ", moment(waiting.until)] : ["sleeping"];
+  else if (waiting.kind === "signal") what = ["waiting for signal ", h("code", {}, waiting.signal), until];
+  else if (waiting.kind === "callback") what = [`waiting for the callback of attempt ${waiting.attempt}`, until];
+  else what = ["waiting"];
+  return h("div", { class: "why-box", "data-waiting": waiting.kind }, what);
+}
+
+// A time with its date unless it is today: a wait may last days.
+function moment(when) {
+  const d = new Date(when);
+  const today = d.toDateString() === new Date().toDateString();
+  return h("time", { datetime: when, title: d.toLocaleString() }, today ? d.toLocaleTimeString() : d.toLocaleString());
 }
 
 function stepView(step, logs, { start, span, explanation }) {
@@ -258,7 +310,8 @@ function stepView(step, logs, { start, span, explanation }) {
       lane),
     h("div", { class: "body" },
       calls ? h("div", { class: "muted", "data-calls": "" }, "Calls ", h("code", {}, calls)) : null,
-      explained && explained.reason !== "running" ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
+      step.waiting ? waitingView(step.waiting) : null,
+      explained && !["running", "waiting"].includes(explained.reason) ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
       step.run_after && step.status === "pending" ? h("div", { class: "muted" }, "Not before ", clock(step.run_after)) : null,
       attempts.map((a) => attemptView(step.name, a, logs[a.number])),
       step.output !== null && step.output !== undefined

@@ -1,8 +1,9 @@
 //! Bearer tokens and scopes (docs/design.md "Outside interfaces"): deny by default.
 //!
 //! `read` may GET anything (and `/metrics`); `write` may also start, cancel and
-//! retry runs and groups; `admin` may do everything else (workflows, locks,
-//! queues). `/healthz`, `/readyz` and the dashboard's static pages need no token
+//! retry runs and groups and send signals; `admin` may do everything else
+//! (workflows, locks, queues). A callback (`POST /v1/callbacks/{token}`) needs no
+//! bearer token: its own token is the credential. `/healthz`, `/readyz` and the dashboard's static pages need no token
 //! (the pages call the API with the viewer's own). The secret is only hashed and
 //! looked up; it is never logged.
 
@@ -31,19 +32,37 @@ pub fn required_scope(method: &Method, path: &str) -> Option<TokenScope> {
     if path == "/healthz" || path == "/readyz" || crate::dashboard::is_static(path) {
         return None;
     }
+    // A callback's token (in the path) is its credential: the service that got it
+    // from a step has no API token, and a stale token is refused by the store.
+    if method == Method::POST && is_callback(path) {
+        return None;
+    }
     if method == Method::GET || method == Method::HEAD {
         return Some(TokenScope::Read);
     }
     let write = method == Method::POST
         && (path == "/v1/runs"
             || path == "/v1/groups"
+            || path == "/v1/signals"
             || (path.starts_with("/v1/runs/")
-                && (path.ends_with("/cancel") || path.ends_with("/retry"))));
+                && (path.ends_with("/cancel") || path.ends_with("/retry") || is_run_signal(path))));
     Some(if write {
         TokenScope::Write
     } else {
         TokenScope::Admin
     })
+}
+
+/// `/v1/callbacks/{token}`.
+fn is_callback(path: &str) -> bool {
+    path.strip_prefix("/v1/callbacks/")
+        .is_some_and(|token| !token.is_empty() && !token.contains('/'))
+}
+
+/// `/v1/runs/{id}/signals/{name}`.
+fn is_run_signal(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(parts.as_slice(), ["v1", "runs", _, "signals", name] if !name.is_empty())
 }
 
 /// Who is calling: the name of the token presented (`anonymous` without auth).

@@ -33,6 +33,29 @@ pub struct WorkflowDocument {
     run: Option<RunSection>,
     /// At least one.
     steps: Vec<Step>,
+    /// When the workflow runs by itself (`apply` creates, updates and removes them).
+    schedules: Option<Vec<ScheduleDocument>>,
+}
+
+/// A schedule: `cron` (five fields) or `every` (a duration), not both.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "nightly-digest", "cron": "0 2 * * *", "timezone": "Europe/Paris"}))]
+pub struct ScheduleDocument {
+    /// Global: 1-128 letters, digits, `-`, `_`, `.`.
+    name: String,
+    cron: Option<String>,
+    /// A duration such as `"15m"`.
+    every: Option<String>,
+    /// An IANA name; default `UTC`.
+    timezone: Option<String>,
+    /// The runs' input (default `{}`).
+    #[schema(value_type = Object)]
+    input: Option<serde_json::Value>,
+    /// `skip`, `queue` (default) or `allow`.
+    overlap: Option<String>,
+    /// `none`, `latest` (default) or `all`.
+    catchup: Option<String>,
 }
 
 /// Policies every step inherits unless it sets its own.
@@ -75,7 +98,8 @@ pub struct Concurrency {
     limit: Option<i64>,
 }
 
-/// One step. Exactly one of `exec`, `http` and `handler` says what it does.
+/// One step. Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until` and
+/// `wait` says what it does.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -89,6 +113,16 @@ pub struct Step {
     http: Option<Http>,
     /// A Rust function registered by the embedding program.
     handler: Option<String>,
+    /// Waits this long holding no worker, e.g. `"10m"`, then completes with `null`.
+    sleep: Option<String>,
+    /// Waits until this time (RFC 3339), a template over the step's context, e.g.
+    /// `"{{ input.embargo_until }}"`; a time already past completes at once.
+    sleep_until: Option<String>,
+    /// Waits holding no worker for a signal sent to the run; its data is the output.
+    wait: Option<WaitDocument>,
+    /// `"callback"` (`exec` and `http` only): the action only starts the work; the
+    /// step ends when its attempt's callback token is used (or `timeout` passes).
+    complete: Option<CompleteDocument>,
     /// A resource lock held while the step runs, a template e.g. `"db:{{ input.db }}"`.
     resource: Option<String>,
     env: Option<BTreeMap<String, String>>,
@@ -100,6 +134,24 @@ pub struct Step {
     /// Per attempt, e.g. `"30s"`.
     timeout: Option<String>,
     priority: Option<i64>,
+}
+
+/// A wait for a signal.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"signal": "approved", "timeout": "72h"}))]
+pub struct WaitDocument {
+    /// The signal's name: 1-128 letters, digits, `-`, `_`, `.`.
+    signal: String,
+    /// Counted from when the wait begins, e.g. `"72h"`; past it the step fails.
+    timeout: Option<String>,
+}
+
+/// How an `exec` or `http` step ends.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CompleteDocument {
+    Callback,
 }
 
 /// POSTs (or sends with `method`) the step's context, or the rendered `body`, as
@@ -208,6 +260,16 @@ mod tests {
                 properties::<Concurrency>(),
             ),
             ("step", format!("{step}unknown = 1\n"), properties::<Step>()),
+            (
+                "schedule",
+                format!("{step}[[schedules]]\nname = \"s\"\nunknown = 1\n"),
+                properties::<ScheduleDocument>(),
+            ),
+            (
+                "wait",
+                "[[steps]]\nname = \"a\"\nwait = { signal = \"s\", unknown = 1 }\n".into(),
+                properties::<WaitDocument>(),
+            ),
             (
                 "http",
                 "[[steps]]\nname = \"a\"\nhttp = { url = \"http://x\", unknown = 1 }\n".into(),

@@ -81,6 +81,9 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
 
 /// The router of every route.
 pub fn router(store: Arc<dyn Store>, options: ServerOptions) -> Router {
+    if options.metrics.is_some() {
+        metrics::describe();
+    }
     let state = AppState {
         store,
         metrics: options.metrics,

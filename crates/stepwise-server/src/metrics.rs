@@ -28,6 +28,29 @@ pub fn process_metrics_router(handle: PrometheusHandle) -> axum::Router {
     )
 }
 
+/// Signals this server stored in a run's mailbox (a repeated id is not counted).
+pub const SIGNALS_RECEIVED: &str = "stepwise_signals_received_total";
+/// Callbacks this server refused: unknown tokens, or tokens of attempts that are
+/// no longer current.
+pub const CALLBACKS_REFUSED: &str = "stepwise_callbacks_refused_total";
+
+/// Gives this server's own counters their help text and a 0, so their series exist
+/// before the first signal or callback.
+pub fn describe() {
+    metrics::describe_counter!(
+        SIGNALS_RECEIVED,
+        metrics::Unit::Count,
+        "Signals stored in a run's mailbox through this server's API (a repeated id is not counted)."
+    );
+    metrics::describe_counter!(
+        CALLBACKS_REFUSED,
+        metrics::Unit::Count,
+        "Callbacks refused by this server: unknown tokens, or attempts no longer current."
+    );
+    metrics::counter!(SIGNALS_RECEIVED).increment(0);
+    metrics::counter!(CALLBACKS_REFUSED).increment(0);
+}
+
 /// The content type of the Prometheus text format.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -45,6 +68,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
     let now = state.store.now().await?;
     let queues = state.store.queue_stats().await?;
     let keys = state.store.concurrency_keys().await?;
+    let waiting = state.store.waiting_counts().await?;
     let alive = state
         .store
         .list_workers()
@@ -102,6 +126,23 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         "stepwise_concurrency_active_runs",
         "Runs holding a slot, per concurrency key.",
         by_key(&|k| k.active as f64),
+    );
+    // Every kind has a series, at 0 when nothing waits that way.
+    let waiting_kinds = ["sleep", "signal", "callback"]
+        .into_iter()
+        .map(|kind| {
+            let n = waiting
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, n)| *n)
+                .sum::<u64>();
+            (format!("{{kind=\"{kind}\"}}"), n as f64)
+        })
+        .collect();
+    gauge(
+        "stepwise_steps_waiting",
+        "Steps waiting without a worker, per kind (sleep, signal, callback).",
+        waiting_kinds,
     );
     gauge(
         "stepwise_workers_alive",

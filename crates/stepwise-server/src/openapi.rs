@@ -25,9 +25,11 @@ use utoipa::{Modify, OpenApi};
     info(
         title = "Stepwise",
         description = "A durable workflow engine on the database you already run. \
-            Every route but `/healthz` and `/readyz` needs `Authorization: Bearer TOKEN` \
+            Every route but `/healthz`, `/readyz` and `/v1/callbacks/{token}` (whose token \
+            is its credential) needs `Authorization: Bearer TOKEN` \
             (`stepwise tokens create --scope read|write|admin`): `read` for every GET, \
-            `write` to start, cancel and retry runs and groups, `admin` for the rest. \
+            `write` to start, cancel and retry runs and groups and to send signals, \
+            `admin` for the rest. \
             Every error is `{\"error\": {\"code\", \"message\"}}`.",
         license(name = "MIT OR Apache-2.0")
     ),
@@ -162,7 +164,7 @@ const LINKS: &[LinkSource] = &[
         operation: "start",
         statuses: &["200", "201"],
         parameters: &[("id", "$response.body#/id")],
-        targets: &["show", "explain", "cancel", "retry", "logs"],
+        targets: &["show", "explain", "cancel", "retry", "logs", "signal_run"],
     },
     LinkSource {
         path: "/v1/locks/{key}",

@@ -8,7 +8,7 @@ use stepwise_core::{RunId, RunStatus};
 use stepwise_store::explain::RunExplanation;
 use stepwise_store::{
     AttemptLog, ConcurrencyKeyView, Event, GroupView, LockView, QueueStats, RunView,
-    StoredWorkflow, WorkerView,
+    SignalDelivery, StoredWorkflow, WorkerView,
 };
 use utoipa::ToSchema;
 
@@ -142,3 +142,58 @@ pub struct EventPage {
 
 /// `explain` for a run: a store value, named here so the document can refer to it.
 pub type Explanation = RunExplanation;
+
+/// A signal in a run's mailbox.
+#[derive(Serialize, ToSchema)]
+pub struct Signalled {
+    /// `delivered`, or `duplicate` when a signal with this id was delivered before
+    /// (this is that first delivery).
+    pub outcome: String,
+    pub run_id: RunId,
+    pub name: String,
+    /// The sender's id, if one was given.
+    pub id: Option<String>,
+    /// The mailbox's order.
+    pub seq: i64,
+    /// The waiting step that took it, if one has.
+    pub consumed_by: Option<String>,
+    /// Whether the run was created for it (`start`).
+    pub run_created: bool,
+}
+
+impl Signalled {
+    pub fn new(delivery: SignalDelivery, duplicate: bool) -> Self {
+        Self {
+            outcome: if duplicate { "duplicate" } else { "delivered" }.into(),
+            run_id: delivery.run_id,
+            name: delivery.name,
+            id: delivery.id,
+            seq: delivery.seq,
+            consumed_by: delivery.consumed_by,
+            run_created: delivery.run_created,
+        }
+    }
+}
+
+/// How a callback ended its attempt.
+#[derive(Serialize, ToSchema)]
+pub struct CallbackDone {
+    /// `completed` (the step has the output), `retrying` (the attempt failed;
+    /// another starts at `run_after`) or `failed` (the step failed for good).
+    pub outcome: String,
+    pub run_id: RunId,
+    pub step: String,
+    /// When the next attempt starts (`retrying`), on the database clock.
+    pub run_after: Option<DateTime<Utc>>,
+}
+
+impl CallbackDone {
+    pub fn new(outcome: &str, run_id: RunId, step: String) -> Self {
+        Self {
+            outcome: outcome.into(),
+            run_id,
+            step,
+            run_after: None,
+        }
+    }
+}

@@ -58,6 +58,46 @@ pub enum Reason {
     },
     /// The run is undoing its completed steps.
     Compensating,
+    /// Waiting without a worker: a sleep, a signal or its attempt's callback.
+    Waiting {
+        /// `sleep`, `signal` or `callback`.
+        kind: String,
+        /// The signal's name (kind `signal`).
+        signal: Option<String>,
+        /// When the sleep ends, the wait times out or the callback's attempt expires.
+        until: Option<DateTime<Utc>>,
+        /// The attempt whose callback is awaited (kind `callback`).
+        attempt: Option<u32>,
+    },
+}
+
+/// What a waiting step waits for, as `runs show`, `explain` and the dashboard say
+/// it: "sleeping until T", "waiting for signal S (until T)", "waiting for the
+/// callback of attempt N (until T)".
+pub fn describe_waiting(waiting: &WaitingView) -> String {
+    let until = waiting.until.map(|t| t.to_rfc3339());
+    match (waiting.kind.as_str(), until) {
+        ("sleep", Some(t)) => format!("sleeping until {t}"),
+        ("sleep", None) => "sleeping".to_string(),
+        ("signal", until) => {
+            let name = waiting.signal.as_deref().unwrap_or("?");
+            match until {
+                Some(t) => format!("waiting for signal {name} (until {t})"),
+                None => format!("waiting for signal {name}"),
+            }
+        }
+        ("callback", until) => {
+            let mut text = match waiting.attempt {
+                Some(n) => format!("waiting for the callback of attempt {n}"),
+                None => "waiting for its callback".to_string(),
+            };
+            if let Some(t) = until {
+                text.push_str(&format!(" (until {t})"));
+            }
+            text
+        }
+        (other, _) => format!("waiting ({other})"),
+    }
 }
 
 impl fmt::Display for Reason {
@@ -146,6 +186,20 @@ impl fmt::Display for Reason {
                 Ok(())
             }
             Reason::Compensating => write!(f, "undoing its completed steps"),
+            Reason::Waiting {
+                kind,
+                signal,
+                until,
+                attempt,
+            } => {
+                let view = WaitingView {
+                    kind: kind.clone(),
+                    signal: signal.clone(),
+                    until: *until,
+                    attempt: *attempt,
+                };
+                write!(f, "{}", describe_waiting(&view))
+            }
         }
     }
 }
@@ -242,6 +296,21 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
                     lease_until: worker.map(|w| w.expires_at),
                 }
             }
+            StepStatus::Waiting => match &step.waiting {
+                Some(w) => Reason::Waiting {
+                    kind: w.kind.clone(),
+                    signal: w.signal.clone(),
+                    until: w.until,
+                    attempt: w.attempt,
+                },
+                // A step that just woke: the read raced its wake-up.
+                None => Reason::Waiting {
+                    kind: "unknown".into(),
+                    signal: None,
+                    until: None,
+                    attempt: None,
+                },
+            },
             StepStatus::Blocked
                 if waiting_for_slot && unfinished_deps(&run, i, spec.as_ref()).is_empty() =>
             {
@@ -372,4 +441,39 @@ fn unfinished_deps(
         .map(|&d| plan[d].name.clone())
         .filter(|name| !done(name))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(kind: &str, signal: Option<&str>, attempt: Option<u32>) -> WaitingView {
+        WaitingView {
+            kind: kind.into(),
+            signal: signal.map(str::to_string),
+            until: Some("2030-01-02T03:04:05Z".parse().unwrap()),
+            attempt,
+        }
+    }
+
+    #[test]
+    fn each_kind_of_wait_is_said_as_the_contract_words_it() {
+        assert_eq!(
+            describe_waiting(&view("sleep", None, None)),
+            "sleeping until 2030-01-02T03:04:05+00:00"
+        );
+        assert_eq!(
+            describe_waiting(&view("signal", Some("approved"), None)),
+            "waiting for signal approved (until 2030-01-02T03:04:05+00:00)"
+        );
+        assert_eq!(
+            describe_waiting(&view("callback", None, Some(2))),
+            "waiting for the callback of attempt 2 (until 2030-01-02T03:04:05+00:00)"
+        );
+        let forever = WaitingView {
+            until: None,
+            ..view("signal", Some("approved"), None)
+        };
+        assert_eq!(describe_waiting(&forever), "waiting for signal approved");
+    }
 }

@@ -49,8 +49,9 @@ use std::time::Duration;
 use stepwise_core::{RunId, WorkflowSpec};
 use stepwise_engine::{ExecOptions, Handlers, PoolSpec, WorkerOptions};
 use stepwise_store::{
-    CancelOutcome, CancelRequest, NewRun, RetryOutcome, RetryRequest, RunBatch, StartAt, Store,
-    StoreError, WorkflowVersion,
+    CallbackOutcome, CallbackRequest, CallbackResult, CancelOutcome, CancelRequest, NewRun,
+    RetryOutcome, RetryRequest, RunBatch, SignalOutcome, SignalRequest, SignalTarget, StartAt,
+    Store, StoreError, WorkflowVersion,
 };
 
 /// Runs the `exec` supervisor and exits when this process was started as one
@@ -121,6 +122,40 @@ impl Engine {
             .retry_run(&RetryRequest {
                 run,
                 from: from.map(str::to_string),
+            })
+            .await
+    }
+
+    /// Sends `name` with `data` to a run's mailbox: a `wait` step of the run takes
+    /// the oldest unconsumed signal of its name (see [`stepwise_store::SignalTarget`]
+    /// to address a run by workflow and idempotency key instead).
+    pub async fn signal(
+        &self,
+        run: RunId,
+        name: impl Into<String>,
+        data: Value,
+    ) -> Result<SignalOutcome, StoreError> {
+        self.store
+            .send_signal(&SignalRequest {
+                target: SignalTarget::Run(run),
+                name: name.into(),
+                data,
+                id: None,
+            })
+            .await
+    }
+
+    /// Ends the attempt whose callback token this is (`STEPWISE_CALLBACK_TOKEN`);
+    /// a token of an attempt that is no longer current is refused.
+    pub async fn complete_callback(
+        &self,
+        token: impl Into<String>,
+        result: CallbackResult,
+    ) -> Result<CallbackOutcome, StoreError> {
+        self.store
+            .complete_callback(&CallbackRequest {
+                token: token.into(),
+                result,
             })
             .await
     }
@@ -239,6 +274,13 @@ impl WorkerBuilder {
 
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.options.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The API server's URL as outside callers reach it: a `complete = "callback"`
+    /// step's context then has `callback.url`.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.options.public_url = Some(url.into());
         self
     }
 

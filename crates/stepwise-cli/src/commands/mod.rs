@@ -11,6 +11,7 @@ pub mod run;
 pub mod runs;
 pub mod server;
 pub mod tokens;
+pub mod waits;
 pub mod worker;
 
 use std::sync::Arc;

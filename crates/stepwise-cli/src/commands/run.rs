@@ -78,6 +78,7 @@ pub async fn run(store: Arc<dyn Store>, args: &RunArgs) -> anyhow::Result<()> {
             lease: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             retention: None,
+            public_url: args.public_url.clone(),
         })?;
         let worker = Worker::new(store.clone(), options);
         let s = shutdown.clone();

@@ -101,11 +101,13 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()>
         "ATTEMPTS"
     );
     for s in &run.steps {
-        let detail = match (&s.error, s.run_after) {
-            (Some(e), _) if s.status.as_str() != "completed" => {
+        let detail = match (&s.waiting, &s.error, s.run_after) {
+            // What it waits for says more than an earlier attempt's error.
+            (Some(w), _, _) => stepwise_store::explain::describe_waiting(w),
+            (None, Some(e), _) if s.status.as_str() != "completed" => {
                 e.lines().next().unwrap_or("").to_string()
             }
-            (_, Some(t)) if s.status.as_str() == "pending" => {
+            (None, _, Some(t)) if s.status.as_str() == "pending" => {
                 format!("next attempt at {}", t.to_rfc3339())
             }
             _ => match &s.compensates {

@@ -54,6 +54,7 @@ pub fn options(args: &WorkerArgs) -> anyhow::Result<WorkerOptions> {
         lease: args.lease,
         shutdown_timeout: args.shutdown_timeout,
         retention: args.retention,
+        public_url: args.public_url.clone(),
         exec: ExecOptions {
             supervisor: std::env::current_exe()?,
             ..ExecOptions::default()

@@ -115,3 +115,65 @@ async fn postgres_start_in_commits_or_rolls_back_with_the_caller() {
     let view = engine.store().get_run(kept).await.unwrap().unwrap();
     assert_eq!(view.status, RunStatus::Running);
 }
+
+/// An embedding program signals a run whose step waits, holding no worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_signal_from_the_library_ends_a_wait() {
+    use stepwise::core::{StepAction, StepStatus, WaitAction};
+    let scratch = Scratch::new();
+    let db = TestDb::new(Backend::Sqlite, &scratch);
+    let engine = Engine::connect(&db.url).await.unwrap();
+    let mut approval = StepSpec::handler("approval", "unused");
+    approval.action = StepAction::Wait(WaitAction {
+        signal: "approved".into(),
+        timeout_ms: None,
+    });
+    let spec = WorkflowSpec {
+        name: "gated".into(),
+        defaults: StepDefaults::default(),
+        run: RunPolicy::default(),
+        steps: vec![approval, StepSpec::handler("ship", "ship")],
+    };
+    engine.register(&spec).await.unwrap();
+    let run = engine.start("gated", json!({})).send().await.unwrap();
+    let worker = engine
+        .worker()
+        .pool("*", 1)
+        .handler("ship", |cx: HandlerContext| async move {
+            Ok(json!({"shipped_by": cx.context["steps"]["approval"]["by"]}))
+        })
+        .build()
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(shutdown.clone()));
+    let store = engine.store();
+    let until = |want: fn(&stepwise::store::RunView) -> bool| {
+        let store = store.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                let view = store.get_run(run).await.unwrap().unwrap();
+                if want(&view) || std::time::Instant::now() > deadline {
+                    return view;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let view = until(|v| v.steps[0].status == StepStatus::Waiting).await;
+    assert_eq!(view.steps[0].status, StepStatus::Waiting, "{view:?}");
+    let sent = engine
+        .signal(run, "approved", json!({"by": "ann"}))
+        .await
+        .unwrap();
+    assert!(
+        matches!(sent, stepwise::store::SignalOutcome::Delivered(_)),
+        "{sent:?}"
+    );
+    let view = until(|v| v.status.is_terminal()).await;
+    shutdown.cancel();
+    handle.await.unwrap().unwrap();
+    assert_eq!(view.status, RunStatus::Completed, "{view:?}");
+    assert_eq!(view.steps[1].output, Some(json!({"shipped_by": "ann"})));
+}

@@ -9,7 +9,7 @@ use stepwise::engine::metrics::{
 };
 
 /// `GET http://ADDR/metrics`: the status code and the body.
-fn scrape(addr: &str) -> (u16, String) {
+pub(crate) fn scrape(addr: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -27,7 +27,7 @@ fn scrape(addr: &str) -> (u16, String) {
 }
 
 /// The value of the unlabelled series `name` in a scrape.
-fn value(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn value(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())

@@ -206,3 +206,24 @@ fn spec_round_trips_through_json() {
     let back: WorkflowSpec = serde_json::from_value(json).unwrap();
     assert_eq!(back, s);
 }
+
+#[test]
+fn sleep_until_is_a_template_over_the_step_context() {
+    let mut wait = StepSpec::handler("wait_for_slot", "unused");
+    wait.action = StepAction::SleepUntil {
+        at: "{{ steps.plan.start_at }}".into(),
+    };
+    assert!(spec(vec![StepSpec::handler("plan", "plan"), wait.clone()])
+        .validate()
+        .is_ok());
+    wait.action = StepAction::SleepUntil {
+        at: "{{ secrets.at }}".into(),
+    };
+    let err = spec(vec![StepSpec::handler("plan", "plan"), wait])
+        .validate()
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown variable `secrets`"),
+        "{err}"
+    );
+}

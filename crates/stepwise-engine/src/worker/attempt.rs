@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stepwise_core::secrets::{self, MissingVariable, Secrets};
-use stepwise_core::{RunId, StepAction};
-use stepwise_store::ClaimedStep;
+use stepwise_core::{CompleteBy, RunId, StepAction};
+use stepwise_store::{ClaimedStep, WaitFor};
 use tokio_util::sync::CancellationToken;
 
 impl Inner {
@@ -59,10 +59,36 @@ impl Inner {
         } else {
             step_spec.env.clone()
         };
-        let input = attempt_input(&step, env, step_spec.cwd.as_deref());
+        let mut input = attempt_input(&step, env, step_spec.cwd.as_deref());
+        // A step that waits runs nothing: the worker lets go of it at once.
+        if action.waits() {
+            return match super::waits::wait_for(action, &input.context) {
+                Ok(wait) => Finished::Parked { step, wait },
+                Err(error) => failed(step, error, false, None),
+            };
+        }
+        // The action only starts the work; the step ends by its attempt's callback.
+        let by_callback =
+            step.compensating.is_none() && step_spec.complete == Some(CompleteBy::Callback);
+        if by_callback {
+            match self.store.issue_callback(step.lease).await {
+                Ok(Some(token)) => super::waits::hand_callback(
+                    &mut input,
+                    &token,
+                    self.options.public_url.as_deref(),
+                    &mut secrets,
+                ),
+                // The lease is gone: another worker has the step, or the run stopped.
+                Ok(None) => return Finished::Abandoned { step },
+                Err(e) => {
+                    let error = format!("cannot issue the step's callback token: {e}");
+                    return failed(step, error, true, None);
+                }
+            }
+        }
+        let timeout = spec.step_timeout(step_spec);
         let stop = generation.child_token();
         let revoked = self.attempts.track(step.lease, stop.clone());
-        let timeout = spec.step_timeout(step_spec);
         let timed_out = Arc::new(AtomicBool::new(false));
         let timer = timeout.map(|t| {
             let (stop, timed_out) = (stop.clone(), timed_out.clone());
@@ -97,11 +123,11 @@ impl Inner {
                 };
                 self.handlers.run(name, cx).await
             }
-            // In progress (issue 14): a waiting step is parked, not run.
             StepAction::Sleep { .. } | StepAction::SleepUntil { .. } | StepAction::Wait(_) => {
-                crate::executor::AttemptResult {
+                // Parked above; never run, so there is nothing to report but this.
+                AttemptResult {
                     outcome: Err(crate::executor::AttemptError::permanent(
-                        "waiting steps are not supported yet",
+                        "a step that waits has nothing to run",
                     )),
                     log: None,
                 }
@@ -128,6 +154,12 @@ impl Inner {
                 let t = timeout.unwrap_or_default();
                 failed(step, format!("timed out after {}", human(t)), true, log)
             }
+            // The work goes on elsewhere; the attempt's timeout covers the wait for
+            // its callback, counted by the store from when the attempt started.
+            (Ok(_), false) if by_callback => Finished::Parked {
+                step,
+                wait: WaitFor::Callback { timeout },
+            },
             (Ok(output), false) => Finished::Succeeded {
                 step,
                 output,

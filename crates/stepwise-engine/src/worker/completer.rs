@@ -63,6 +63,7 @@ impl Inner {
                 } => {
                     self.record_failure(step, error, retryable, log).await;
                 }
+                Finished::Parked { step, wait } => self.park(step, wait).await,
                 Finished::Abandoned { step } => abandoned.push(step),
             }
         }
@@ -206,7 +207,7 @@ impl Inner {
         }
     }
 
-    fn lease_lost(&self, step: &ClaimedStep) {
+    pub(super) fn lease_lost(&self, step: &ClaimedStep) {
         metrics::counter!(m::LEASES_LOST).increment(1);
         tracing::warn!(run = %step.run_id, step = %step.step, "outcome refused: the lease was no longer ours");
         self.bus.publish(Lifecycle::LeaseLost {
@@ -219,7 +220,7 @@ impl Inner {
 /// Retries a store call a few times (the database may be restarting) before giving
 /// up; an outcome that is never recorded is not lost: its lease expires and the step
 /// runs again.
-async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+pub(super) async fn retry_store<T, F, Fut>(mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,

@@ -21,8 +21,10 @@ mod completer;
 mod consumer;
 mod revocation;
 mod upkeep;
+mod waits;
 
 pub use attempt::{attempt_input, idempotency_key};
+pub use waits::{callback_url, CALLBACK_TOKEN_ENV};
 
 use crate::bus::Bus;
 use crate::executor::handler::Handlers;
@@ -93,6 +95,9 @@ pub struct WorkerOptions {
     /// Prune terminal runs older than this (none when `None`).
     pub retention: Option<Duration>,
     pub exec: ExecOptions,
+    /// The server's URL as callers outside reach it (`--public-url`): a
+    /// `complete = "callback"` step's context then has `callback.url`.
+    pub public_url: Option<String>,
 }
 
 impl Default for WorkerOptions {
@@ -108,6 +113,7 @@ impl Default for WorkerOptions {
             poll_interval: Duration::from_millis(200),
             retention: None,
             exec: ExecOptions::default(),
+            public_url: None,
         }
     }
 }
@@ -202,6 +208,7 @@ impl Worker {
         let reaper = tokio::spawn(inner.clone().reaper_loop(background.clone()));
         let revoker = tokio::spawn(inner.clone().revocation_loop(background.clone()));
         let deadlines = tokio::spawn(inner.clone().deadline_loop(background.clone()));
+        let waker = tokio::spawn(inner.clone().wake_loop(background.clone()));
         let pruner = inner
             .options
             .retention
@@ -249,6 +256,7 @@ impl Worker {
         let _ = reaper.await;
         let _ = revoker.await;
         let _ = deadlines.await;
+        let _ = waker.await;
         if let Some(pruner) = pruner {
             let _ = pruner.await;
         }
@@ -295,6 +303,12 @@ enum Finished {
         error: String,
         retryable: bool,
         log: Option<String>,
+    },
+    /// The step waits (a sleep, a signal, its callback) holding no worker: the
+    /// completer parks it.
+    Parked {
+        step: ClaimedStep,
+        wait: stepwise_store::WaitFor,
     },
     /// Stopped without a verdict (shutdown, lost lease): the step goes back.
     Abandoned { step: ClaimedStep },

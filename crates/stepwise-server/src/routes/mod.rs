@@ -3,6 +3,7 @@
 mod flow;
 mod meta;
 mod runs;
+mod waits;
 mod workflows;
 
 use crate::AppState;
@@ -14,4 +15,5 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(runs::routes())
         .merge(flow::routes())
         .merge(workflows::routes())
+        .merge(waits::routes())
 }

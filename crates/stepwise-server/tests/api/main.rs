@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 mod http_steps;
 mod openapi;
+mod waits;
 
 struct Api {
     router: Router,
@@ -594,6 +595,8 @@ async fn the_auth_matrix() {
         ("POST", format!("/v1/runs/{run}/cancel"), Write),
         ("POST", format!("/v1/runs/{run}/retry"), Write),
         ("POST", "/v1/groups".into(), Write),
+        ("POST", format!("/v1/runs/{run}/signals/go"), Write),
+        ("POST", "/v1/signals".into(), Write),
         ("PUT", "/v1/workflows/x".into(), Admin),
         ("POST", "/v1/locks/x".into(), Admin),
         ("DELETE", "/v1/locks/x?token=x".into(), Admin),

@@ -47,6 +47,17 @@ compensate = ["sh", "-c", "echo released seat >&2; echo '{}'"]
 name = "wait"
 exec = ["sleep", "60"]
 `,
+  // Waits for an approval without a worker, then deploys.
+  "approval.toml": `
+name = "approval"
+[[steps]]
+name = "approve"
+wait = { signal = "approved", timeout = "72h" }
+[[steps]]
+name = "deploy"
+after = ["approve"]
+exec = ["sh", "-c", "cat > /dev/null; echo '{\\"deployed\\": true}'"]
+`,
 };
 
 let server;
@@ -215,6 +226,29 @@ test("cancel and retry work from the run page", async () => {
   // The page follows the run live: the second round of attempts appears.
   await page.locator('section.step[data-step="render"] .attempt[data-attempt="4"]').waitFor({ timeout: 10000 });
   assert.equal(await fetchLog.evaluate((d) => d.open), true, "the opened log is still open");
+});
+
+test("a waiting step says what it waits for, and the run page sends its signal", async () => {
+  const id = await start("approval");
+  await until("the approval step to wait", async () => {
+    const run = (await api("GET", "/v1/runs/" + id)).body;
+    return run.steps.find((s) => s.name === "approve").status === "waiting";
+  });
+  await page.goto(`${base}/runs/${id}`);
+  const step = page.locator('section.step[data-step="approve"]');
+  await step.locator('.head [data-status="waiting"]').waitFor();
+  const waiting = await step.locator('[data-waiting="signal"]').innerText();
+  assert.match(waiting, /^waiting for signal approved \(until .+\)$/);
+  await shot("run-waiting.png");
+  await page.locator("#signal-run").click();
+  await page.locator("#dialog[open]").waitFor();
+  assert.equal(await page.locator("#signal-name").inputValue(), "approved", "the name the step waits for");
+  await page.locator("#signal-data").fill('{"by": "ann"}');
+  await page.locator("#dialog-ok").click();
+  await until("the run to complete", async () => (await runStatus(id)) === "completed");
+  const run = (await api("GET", "/v1/runs/" + id)).body;
+  assert.deepEqual(run.steps.find((s) => s.name === "approve").output, { by: "ann" });
+  await page.locator('h1 [data-status="completed"]').waitFor({ timeout: 10000 });
 });
 
 test("the locks page force-releases a lock with a reason", async () => {

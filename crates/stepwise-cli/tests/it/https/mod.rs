@@ -462,3 +462,48 @@ fn vm_hwm_kib(pid: i32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("no VmHWM in {status}"))
 }
+
+/// A `complete = "callback"` http step sends its callback's token and URL (rendered
+/// from the context) and then waits for it; the callback finishes the step.
+#[test]
+fn an_http_step_sends_its_callback_and_waits_for_it() {
+    let scratch = Scratch::new();
+    let server = TestServer::start();
+    let ca = ca_file(&scratch, &server);
+    let base = &server.base;
+    let toml = format!(
+        r#"name = "remote"
+[[steps]]
+name = "submit"
+complete = "callback"
+timeout = "1h"
+http = {{ url = "{base}/echo", ca_file = "{ca}",
+         body = {{ job = "{{{{ input.q }}}}", reply_to = "{{{{ callback.url }}}}", token = "{{{{ callback.token }}}}" }} }}
+"#
+    );
+    let db = setup(Backend::Sqlite, &scratch, &[("remote", toml)]);
+    let url = db.url.as_str();
+    let _worker = Background::spawn(
+        url,
+        &["worker", "--public-url", "https://flows.example.com"],
+        &scratch,
+        "worker",
+    );
+    let run = start(url, "remote");
+    eventually("the step waiting for its callback", PATIENCE, || {
+        (step(&run_json(url, &run), "submit")["status"] == "waiting").then_some(())
+    });
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let token = body["token"].as_str().unwrap().to_string();
+    assert_eq!(body["job"], "why");
+    assert_eq!(
+        body["reply_to"],
+        json!(format!("https://flows.example.com/v1/callbacks/{token}"))
+    );
+    ok(url, &["complete", &token, "--output", r#"{"done": 1}"#]);
+    let view = finished(url, &run);
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(step(&view, "submit")["output"], json!({"done": 1}));
+}
