@@ -47,11 +47,12 @@ pub enum ParkOutcome {
     /// The step waits, holding no lease, until `until` at the latest (`None`: no
     /// time limit).
     Waiting { until: Option<DateTime<Utc>> },
-    /// Nothing to wait for: a sleep already due, a signal already in the mailbox, a
-    /// callback that arrived while the action still ran. The step is completed (or,
-    /// for a callback error, failed or retrying) in this transaction.
+    /// Nothing to wait for: a sleep already due, a signal already in the mailbox, or
+    /// a callback whose attempt's timeout already passed (then the attempt failed and
+    /// is retried or the step failed). Settled in this transaction.
     Completed,
-    /// The lease was no longer current; nothing changed.
+    /// The lease was no longer current; nothing changed. Also the answer when the
+    /// callback came while the action still ran: it ended the attempt then.
     Refused,
     /// The run was cancelled or timed out meanwhile: the step is cancelled.
     Stopped,
