@@ -7,7 +7,7 @@ use serde::Serialize;
 use stepwise_core::{RunId, RunStatus};
 use stepwise_store::explain::RunExplanation;
 use stepwise_store::{
-    AttemptLog, ConcurrencyKeyView, Event, GroupView, LockView, QueueStats, RunView,
+    AttemptLog, ConcurrencyKeyView, Event, GroupView, LockView, QueueStats, RunView, ScheduleSync,
     SignalDelivery, StoredWorkflow, WorkerView,
 };
 use utoipa::ToSchema;
@@ -77,6 +77,38 @@ pub struct Logs {
 pub struct Workflows {
     /// The latest version of each workflow.
     pub workflows: Vec<StoredWorkflow>,
+}
+
+/// A registered workflow file: its version and what changed in its schedules.
+#[derive(Serialize, ToSchema)]
+pub struct AppliedWorkflow {
+    pub name: String,
+    pub version: i32,
+    /// False when the registered spec was identical to the latest version.
+    pub changed: bool,
+    pub schedules: SyncedSchedules,
+}
+
+/// What applying a workflow file did to its schedules, by name.
+#[derive(Serialize, ToSchema)]
+pub struct SyncedSchedules {
+    pub created: Vec<String>,
+    /// Their spec changed: due again from their next fire time.
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// No longer in the file: they fire no more.
+    pub removed: Vec<String>,
+}
+
+impl From<ScheduleSync> for SyncedSchedules {
+    fn from(s: ScheduleSync) -> Self {
+        Self {
+            created: s.created,
+            updated: s.updated,
+            unchanged: s.unchanged,
+            removed: s.removed,
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

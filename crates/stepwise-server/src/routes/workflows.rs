@@ -4,14 +4,14 @@
 use super::runs::StartRun;
 use crate::document::WorkflowDocument;
 use crate::json::{Body, Path, Query, RawBody};
-use crate::schema::{CreatedGroup, ErrorBody, Groups, Workflows};
+use crate::schema::{AppliedWorkflow, CreatedGroup, ErrorBody, Groups, Workflows};
 use crate::{ApiError, AppState};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::Deserialize;
-use stepwise_store::{RunBatch, WorkflowVersion};
+use stepwise_store::RunBatch;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -43,9 +43,10 @@ async fn list(State(state): State<AppState>) -> Result<impl IntoResponse, ApiErr
             (WorkflowDocument = "application/json"),
         )),
     responses(
-        (status = 200, description = "Registered (`changed` is false when it equals the latest version)", body = WorkflowVersion),
+        (status = 200, description = "Registered (`changed` is false when it equals the latest version), with what changed in its schedules", body = AppliedWorkflow),
         (status = 400, description = "Not UTF-8, or not JSON", body = ErrorBody),
         (status = 415, description = "Neither TOML nor JSON", body = ErrorBody),
+        (status = 409, description = "A schedule's name belongs to another workflow's schedule (schedule names are global); nothing was registered", body = ErrorBody),
         (status = 422, description = "Not a valid workflow: the message names file, line, column and field", body = ErrorBody),
     ))]
 async fn apply(
@@ -88,8 +89,45 @@ async fn apply(
             format!("the document is named {:?}, not {name:?}", file.spec.name),
         ));
     }
+    check_schedule_names(&state, &file.schedules).await?;
     let version = state.store.register_workflow(&file.spec).await?;
-    Ok(Json(version))
+    let schedules = state
+        .store
+        .sync_schedules(&file.spec.name, &file.schedules)
+        .await?;
+    Ok(Json(AppliedWorkflow {
+        name: version.name,
+        version: version.version,
+        changed: version.changed,
+        schedules: schedules.into(),
+    }))
+}
+
+/// Schedule names are global: a name another workflow's schedule has is refused
+/// before the workflow is registered (the store refuses it too, after).
+async fn check_schedule_names(
+    state: &AppState,
+    schedules: &[stepwise_core::ScheduleSpec],
+) -> Result<(), ApiError> {
+    if schedules.is_empty() {
+        return Ok(());
+    }
+    let stored = state.store.list_schedules().await?;
+    for schedule in schedules {
+        if let Some(other) = stored
+            .iter()
+            .find(|s| s.spec.name == schedule.name && s.spec.workflow != schedule.workflow)
+        {
+            return Err(ApiError::conflict(
+                "schedule_name_taken",
+                format!(
+                    "schedule {:?} is declared by workflow {:?}: schedule names are global",
+                    schedule.name, other.spec.workflow
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize, IntoParams)]
