@@ -8,6 +8,9 @@
 //! `handler`s. What the worker does is published on the lifecycle [`bus`] and
 //! counted through the `metrics` facade ([`metrics`]).
 //!
+//! Every worker also fires due [`schedules`] (no leader: the store fires each fire
+//! time once, whoever asks).
+//!
 //! The engine never decides time itself: leases, backoff and delays are the store's
 //! (the database clock). It only measures how long an attempt may run (its timeout),
 //! which is a local matter of stopping a child.
@@ -18,6 +21,7 @@ mod containment;
 pub mod executor;
 pub mod lease;
 pub mod metrics;
+pub mod schedules;
 pub mod supervisor;
 pub mod worker;
 

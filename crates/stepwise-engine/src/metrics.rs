@@ -29,6 +29,11 @@ pub const STEPS_PARKED: &str = "stepwise_steps_parked_total";
 /// The `kind` label values of [`STEPS_PARKED`] (and the server's waiting gauge).
 pub const WAIT_KINDS: &[&str] = &["sleep", "signal", "callback"];
 
+/// Fire times this process handled, by `schedule` and `outcome` (fired, skipped).
+pub const SCHEDULE_FIRES: &str = "stepwise_schedule_fires_total";
+/// How late this process fired schedules: the database's now minus the fire time.
+pub const SCHEDULE_LAG: &str = "stepwise_schedule_lag_seconds";
+
 /// Every counter the worker emits, with its help text.
 pub const COUNTERS: &[(&str, &str)] = &[
     (CLAIMS, "Claim queries made."),
@@ -97,10 +102,27 @@ pub fn describe() {
     for &kind in WAIT_KINDS {
         metrics::counter!(STEPS_PARKED, "kind" => kind).increment(0);
     }
+    describe_schedules();
     for &(name, help) in HISTOGRAMS {
         metrics::describe_histogram!(name, metrics::Unit::Seconds, help);
         // A histogram is registered by its first sample; an empty one is
         // registered by asking for it.
         let _ = metrics::histogram!(name);
     }
+}
+
+/// The schedule firer's metrics (a server with `--no-worker` fires schedules too).
+/// Its counter has a series per schedule, made by the schedule's first fire.
+pub fn describe_schedules() {
+    metrics::describe_counter!(
+        SCHEDULE_FIRES,
+        metrics::Unit::Count,
+        "Schedule fire times this process handled (schedule; outcome: fired, skipped)."
+    );
+    metrics::describe_histogram!(
+        SCHEDULE_LAG,
+        metrics::Unit::Seconds,
+        "How late this process fired schedules: the database clock minus the fire time."
+    );
+    let _ = metrics::histogram!(SCHEDULE_LAG);
 }

@@ -65,6 +65,14 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
     );
     // Before the worker starts: it describes its metrics to the recorder there is.
     let metrics = stepwise_server::install_metrics();
+    // Every process fires due schedules (no leader); a worker does it in its upkeep.
+    let firer = args.no_worker.then(|| {
+        tokio::spawn(stepwise_engine::schedules::fire_loop(
+            store.clone(),
+            shutdown.clone(),
+            || {},
+        ))
+    });
     let worker = if args.no_worker {
         None
     } else {
@@ -89,6 +97,9 @@ pub async fn server(url: &str, store: Arc<dyn Store>, args: &ServerArgs) -> anyh
         .await?;
     if let Some(worker) = worker {
         worker.await??;
+    }
+    if let Some(firer) = firer {
+        firer.await?;
     }
     Ok(())
 }

@@ -209,6 +209,14 @@ impl Worker {
         let revoker = tokio::spawn(inner.clone().revocation_loop(background.clone()));
         let deadlines = tokio::spawn(inner.clone().deadline_loop(background.clone()));
         let waker = tokio::spawn(inner.clone().wake_loop(background.clone()));
+        let firer = {
+            let wake = inner.wake.clone();
+            tokio::spawn(crate::schedules::fire_loop(
+                inner.store.clone(),
+                background.clone(),
+                move || wake.send_modify(|n| *n = n.wrapping_add(1)),
+            ))
+        };
         let pruner = inner
             .options
             .retention
@@ -257,6 +265,7 @@ impl Worker {
         let _ = revoker.await;
         let _ = deadlines.await;
         let _ = waker.await;
+        let _ = firer.await;
         if let Some(pruner) = pruner {
             let _ = pruner.await;
         }
