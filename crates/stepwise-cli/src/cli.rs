@@ -53,6 +53,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Schedules: what fires when, their next fire times and last runs; or act on one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Schedules {
+        #[command(subcommand)]
+        command: Option<SchedulesCommand>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Resource locks.
     Locks {
         #[command(subcommand)]
@@ -270,6 +278,46 @@ pub enum QueuesCommand {
     Pause { queue: String },
     /// Claim a paused queue's steps again.
     Resume { queue: String },
+}
+
+#[derive(Subcommand)]
+pub enum SchedulesCommand {
+    /// Every schedule: expression and zone, paused or not, next fire time, last runs.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop firing a schedule (missed fire times follow its catchup when resumed).
+    Pause {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fire a paused schedule again.
+    Resume {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start one extra run now; prints its id.
+    Trigger {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run for every fire time from --from to --to (inclusive; at most 1000);
+    /// fire times that already have their run keep it.
+    Backfill {
+        name: String,
+        /// RFC 3339, e.g. 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339, e.g. 2026-12-02T00:00:00Z.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -5,7 +5,10 @@ mod commands;
 mod output;
 
 use clap::Parser;
-use cli::{Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand, TokensCommand};
+use cli::{
+    Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand, SchedulesCommand,
+    TokensCommand,
+};
 use commands::CliError;
 use std::process::ExitCode;
 use stepwise_engine::supervisor::{supervise, SUPERVISE_COMMAND};
@@ -139,6 +142,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 commands::flow::set_paused(&*store, &queue, false).await
             }
         },
+        Command::Schedules { command, json } => {
+            use commands::schedules;
+            match command {
+                None => schedules::list(&*store, json).await,
+                Some(SchedulesCommand::List { json }) => schedules::list(&*store, json).await,
+                Some(SchedulesCommand::Pause { name, json }) => {
+                    schedules::set_paused(&*store, &name, true, json).await
+                }
+                Some(SchedulesCommand::Resume { name, json }) => {
+                    schedules::set_paused(&*store, &name, false, json).await
+                }
+                Some(SchedulesCommand::Trigger { name, json }) => {
+                    schedules::trigger(&*store, &name, json).await
+                }
+                Some(SchedulesCommand::Backfill {
+                    name,
+                    from,
+                    to,
+                    json,
+                }) => {
+                    let args = schedules::BackfillArgs {
+                        name: &name,
+                        from: &from,
+                        to: &to,
+                        json,
+                    };
+                    schedules::backfill(&*store, args).await
+                }
+            }
+        }
         Command::Locks { command } => match command {
             LocksCommand::List { json } => commands::flow::list_locks(&*store, json).await,
             LocksCommand::Acquire { key, ttl, json } => {

@@ -9,6 +9,7 @@ pub mod events;
 pub mod flow;
 pub mod run;
 pub mod runs;
+pub mod schedules;
 pub mod server;
 pub mod tokens;
 pub mod waits;

@@ -86,6 +86,13 @@ pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()>
     if let Some(g) = &run.group {
         outln!("group     {g}");
     }
+    if let Some(schedule) = &run.schedule {
+        let fire = run
+            .scheduled_for
+            .map(|t| format!(" for {}", super::schedules::time(t)))
+            .unwrap_or_default();
+        outln!("schedule  {schedule}{fire}");
+    }
     outln!("created   {}", run.created_at.to_rfc3339());
     if let Some(f) = run.finished_at {
         outln!("finished  {}", f.to_rfc3339());
