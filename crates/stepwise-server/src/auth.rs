@@ -2,7 +2,7 @@
 //!
 //! `read` may GET anything (and `/metrics`); `write` may also start, cancel and
 //! retry runs and groups and send signals; `admin` may do everything else
-//! (workflows, locks, queues). A callback (`POST /v1/callbacks/{token}`) needs no
+//! (workflows, locks, queues, schedules). A callback (`POST /v1/callbacks/{token}`) needs no
 //! bearer token: its own token is the credential. `/healthz`, `/readyz` and the dashboard's static pages need no token
 //! (the pages call the API with the viewer's own). The secret is only hashed and
 //! looked up; it is never logged.

@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         (name = "workflows", description = "Register workflow files"),
         (name = "groups", description = "Sealed batches of runs that complete exactly once"),
         (name = "flow", description = "Queues, concurrency keys and resource locks"),
+        (name = "schedules", description = "Schedules: list them; pause, resume, trigger and backfill one"),
         (name = "events", description = "The lifecycle event feed (transactional outbox)"),
         (name = "meta", description = "Health, workers, metrics and this document"),
     )
@@ -175,6 +176,13 @@ const LINKS: &[LinkSource] = &[
             ("token", "$response.body#/token"),
         ],
         targets: &["release", "force_release"],
+    },
+    LinkSource {
+        path: "/v1/schedules/{name}/trigger",
+        operation: "trigger_schedule",
+        statuses: &["200", "201"],
+        parameters: &[("id", "$response.body#/run_id")],
+        targets: &["show", "explain"],
     },
     LinkSource {
         path: "/v1/groups",

@@ -7,8 +7,8 @@ use serde::Serialize;
 use stepwise_core::{RunId, RunStatus};
 use stepwise_store::explain::RunExplanation;
 use stepwise_store::{
-    AttemptLog, ConcurrencyKeyView, Event, GroupView, LockView, QueueStats, RunView, ScheduleSync,
-    SignalDelivery, StoredWorkflow, WorkerView,
+    AttemptLog, ConcurrencyKeyView, Event, GroupView, LockView, QueueStats, RunView, ScheduleFire,
+    ScheduleSync, ScheduleView, SignalDelivery, StoredWorkflow, WorkerView,
 };
 use utoipa::ToSchema;
 
@@ -109,6 +109,18 @@ impl From<ScheduleSync> for SyncedSchedules {
             removed: s.removed,
         }
     }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Schedules {
+    /// By name.
+    pub schedules: Vec<ScheduleView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Backfilled {
+    /// Every fire time in the span, oldest first.
+    pub fires: Vec<ScheduleFire>,
 }
 
 #[derive(Serialize, ToSchema)]

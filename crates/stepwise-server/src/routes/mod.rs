@@ -3,6 +3,7 @@
 mod flow;
 mod meta;
 mod runs;
+mod schedules;
 mod waits;
 mod workflows;
 
@@ -16,4 +17,5 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(flow::routes())
         .merge(workflows::routes())
         .merge(waits::routes())
+        .merge(schedules::routes())
 }

@@ -15,6 +15,7 @@ use tower::ServiceExt;
 
 mod http_steps;
 mod openapi;
+mod schedules;
 mod waits;
 
 struct Api {
@@ -601,6 +602,11 @@ async fn the_auth_matrix() {
         ("POST", "/v1/locks/x".into(), Admin),
         ("DELETE", "/v1/locks/x?token=x".into(), Admin),
         ("POST", "/v1/locks/x/force-release".into(), Admin),
+        ("GET", "/v1/schedules".into(), Read),
+        ("POST", "/v1/schedules/x/pause".into(), Admin),
+        ("POST", "/v1/schedules/x/resume".into(), Admin),
+        ("POST", "/v1/schedules/x/trigger".into(), Admin),
+        ("POST", "/v1/schedules/x/backfill".into(), Admin),
     ];
     let send = |method: &str, uri: &str, secret: Option<&str>| {
         let mut request = Request::builder()
