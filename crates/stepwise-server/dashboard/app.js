@@ -6,11 +6,13 @@ import { follow, setToken, token } from "./api.js";
 import { ask, h, toast } from "./ui.js";
 import { runsPage } from "./runs.js";
 import { runPage } from "./run.js";
+import { schedulesPage } from "./schedules.js";
 import { eventsPage, groupsPage, locksPage, queuesPage, workersPage } from "./ops.js";
 
 const routes = [
   [/^\/$/, "runs", runsPage],
   [/^\/runs\/([^/]+)$/, "runs", runPage],
+  [/^\/schedules$/, "schedules", schedulesPage],
   [/^\/queues$/, "queues", queuesPage],
   [/^\/locks$/, "locks", locksPage],
   [/^\/workers$/, "workers", workersPage],

@@ -4,7 +4,7 @@
 // retry / send a signal.
 
 import { get, post } from "./api.js";
-import { ago, ask, badge, clock, debounce, duration, elapsed, h, json, latest, progress, short, tick, toast } from "./ui.js";
+import { ago, ask, badge, clock, debounce, duration, elapsed, fireTime, h, json, latest, progress, short, tick, toast } from "./ui.js";
 
 const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "compensated", "compensation_failed"];
 const RETRYABLE = ["failed", "cancelled", "timed_out", "compensation_failed"];
@@ -84,6 +84,8 @@ function view(run, explanation, logs, actions) {
         fact("Duration", elapsed(run.started_at || run.created_at, run.finished_at)),
         fact("Workflow version", run.workflow_version),
         run.group ? fact("Group", h("a", { href: "/?group=" + encodeURIComponent(run.group) }, run.group)) : null,
+        run.schedule ? fact("Scheduled", h("span", { "data-scheduled": run.schedule },
+          "by ", h("a", { href: "/schedules" }, run.schedule), " for ", fireTime(run.scheduled_for))) : null,
         run.concurrency_key ? fact("Concurrency key", run.concurrency_key) : null,
         run.idempotency_key ? fact("Idempotency key", run.idempotency_key) : null),
       buttons(run, actions),

@@ -79,6 +79,12 @@ export function clock(when) {
   return h("time", { datetime: when, title: d.toLocaleString() }, d.toLocaleTimeString());
 }
 
+// A fire time as it was meant: in UTC, as the schedule's runs are keyed.
+export function fireTime(when) {
+  if (!when) return "—";
+  return h("time", { datetime: when, title: new Date(when).toLocaleString() }, when.replace("T", " ").replace(/(\.\d+)?Z$/, " UTC"));
+}
+
 export function short(id) {
   return id ? String(id).slice(0, 8) + "…" + String(id).slice(-4) : "—";
 }

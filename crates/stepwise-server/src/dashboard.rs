@@ -29,6 +29,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("runs.js", JS, include_str!("../dashboard/runs.js")),
     ("run.js", JS, include_str!("../dashboard/run.js")),
     ("ops.js", JS, include_str!("../dashboard/ops.js")),
+    (
+        "schedules.js",
+        JS,
+        include_str!("../dashboard/schedules.js"),
+    ),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";
@@ -37,6 +42,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 pub const PAGES: &[&str] = &[
     "/",
     "/runs/{id}",
+    "/schedules",
     "/queues",
     "/locks",
     "/workers",

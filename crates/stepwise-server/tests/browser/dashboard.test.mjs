@@ -58,6 +58,22 @@ name = "deploy"
 after = ["approve"]
 exec = ["sh", "-c", "cat > /dev/null; echo '{\\"deployed\\": true}'"]
 `,
+  // Two schedules that are not due while the tests run: their runs are started by
+  // hand ("Run now").
+  "digest.toml": `
+name = "digest"
+[[steps]]
+name = "send"
+exec = ["sh", "-c", "cat > /dev/null; echo '{\\"sent\\": true}'"]
+[[schedules]]
+name = "nightly-digest"
+cron = "0 2 * * *"
+timezone = "Europe/Paris"
+overlap = "skip"
+[[schedules]]
+name = "hourly-sync"
+every = "1h"
+`,
 };
 
 let server;
@@ -290,6 +306,38 @@ test("queues, workers, groups and events pages render live data", async () => {
   await page.locator("#live.on").waitFor();
   await start("report");
   await page.locator("tbody tr code", { hasText: "run.created" }).first().waitFor({ timeout: 10000 });
+});
+
+test("the schedules page shows each schedule, runs one now and pauses it", async () => {
+  await page.goto(base + "/schedules");
+  const row = page.locator('tr[data-schedule="nightly-digest"]');
+  await row.waitFor();
+  const text = await row.innerText();
+  assert.match(text, /0 2 \* \* \*/);
+  assert.match(text, /Europe\/Paris/);
+  assert.match(await page.locator('tr[data-schedule="hourly-sync"]').innerText(), /every 1h/);
+  const listed = (await api("GET", "/v1/schedules")).body.schedules;
+  const next = listed.find((s) => s.spec.name === "nightly-digest").next_fire_at;
+  assert.equal(await row.locator("[data-next]").getAttribute("data-next"), next);
+  // "Run now": the run shows up in the row by itself, links to its page, and that
+  // page says which schedule started it.
+  await row.locator('button[data-action="trigger"]').click();
+  const link = row.locator("[data-run] a");
+  await link.waitFor({ timeout: 10000 });
+  await row.locator('[data-run] [data-status="completed"]').waitFor({ timeout: 20000 });
+  await shot("schedules.png");
+  await link.click();
+  const scheduled = page.locator("[data-scheduled]");
+  await scheduled.waitFor();
+  assert.match(await scheduled.innerText(), /^by nightly-digest for \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+  // Pause, then resume, from the page.
+  await page.goto(base + "/schedules");
+  await row.locator('button[data-action="pause"]').click();
+  await page.locator('tr[data-schedule="nightly-digest"][data-paused="true"]').waitFor({ timeout: 10000 });
+  const paused = (await api("GET", "/v1/schedules")).body.schedules.find((s) => s.spec.name === "nightly-digest");
+  assert.equal(paused.paused, true);
+  await row.locator('button[data-action="resume"]').click();
+  await page.locator('tr[data-schedule="nightly-digest"][data-paused="false"]').waitFor({ timeout: 10000 });
 });
 
 test("with tokens, the page asks for one and keeps it for the tab", async () => {
