@@ -19,6 +19,7 @@ mod logs;
 mod partition;
 mod run_inputs;
 mod saga;
+mod schedules;
 mod server;
 mod support;
 mod wait_metrics;
