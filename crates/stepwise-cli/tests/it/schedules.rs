@@ -345,3 +345,30 @@ fn the_schedules_commands_show_and_control_a_schedule(backend: Backend) {
     let json: Value = serde_json::from_str(&ok(url, &["schedules", "--json"])).unwrap();
     assert_eq!(json, serde_json::json!([]));
 }
+
+/// `examples/schedules`, as the README offers it to `stepwise dev`: it applies, with
+/// its two schedules, and its digest runs to completion.
+#[test]
+fn the_schedules_example_applies_and_runs() {
+    let scratch = Scratch::new();
+    let db = TestDb::new(Backend::Sqlite, &scratch);
+    let url = db.url.as_str();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/schedules/workflow.toml");
+    ok(url, &["apply", example.to_str().unwrap()]);
+    let json: Value = serde_json::from_str(&ok(url, &["schedules", "--json"])).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["spec"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["heartbeat", "nightly-digest"], "{json}");
+    let run = ok(url, &["schedules", "trigger", "nightly-digest"]);
+    let _worker = Background::spawn(url, &["worker"], &scratch, "worker");
+    eventually("the digest completed", Duration::from_secs(120), || {
+        let view = run_json(url, run.trim());
+        assert_ne!(view["status"], "failed", "{view}");
+        (view["status"] == "completed").then_some(())
+    });
+}
