@@ -27,15 +27,20 @@ pub async fn fire_loop(
     fired: impl Fn() + Send + Sync + 'static,
 ) {
     m::describe_schedules();
+    // A fixed period, not a sleep after each pass: passes that drift by their own
+    // length would now and then step over a whole fire time of a 1 s schedule, which
+    // `catchup = "latest"` then counts as missed.
+    let mut ticks = tokio::time::interval(FIRE_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
         match fire_due(&*store, &stop).await {
             Ok(n) if n > 0 => fired(),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "firing due schedules failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(FIRE_POLL) => {}
-            _ = stop.cancelled() => return,
         }
     }
 }

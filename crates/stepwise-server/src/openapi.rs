@@ -185,6 +185,20 @@ const LINKS: &[LinkSource] = &[
         targets: &["show", "explain"],
     },
     LinkSource {
+        path: "/v1/schedules/{name}/pause",
+        operation: "pause_schedule",
+        statuses: &["200"],
+        parameters: &[("name", "$response.body#/spec/name")],
+        targets: &["resume_schedule", "trigger_schedule", "backfill_schedule"],
+    },
+    LinkSource {
+        path: "/v1/schedules/{name}/resume",
+        operation: "resume_schedule",
+        statuses: &["200"],
+        parameters: &[("name", "$response.body#/spec/name")],
+        targets: &["pause_schedule"],
+    },
+    LinkSource {
         path: "/v1/groups",
         operation: "create_group",
         statuses: &["201"],
