@@ -22,7 +22,8 @@ use std::time::Duration;
 pub const MAX_CATCHUP: usize = 100;
 
 /// A fire time this close to now (or closer) is on time, not missed: `catchup =
-/// "none"` still fires it. Schedulers poll; a fire a few seconds late is not a miss.
+/// "none"` still fires it, and when the oldest unfired time is this recent every due
+/// time fires. Schedulers poll; a fire a few seconds late is not a miss.
 pub const ON_TIME: Duration = Duration::from_secs(60);
 
 /// The shortest `every`.
@@ -281,20 +282,23 @@ pub fn plan_fires(
         recent.push(t);
         at = timetable.last_at_or_before(t - chrono::Duration::milliseconds(1));
     }
-    let Some(&latest) = recent.first() else {
+    if recent.is_empty() {
         return FirePlan {
             fire: vec![],
             missed: false,
             next,
         };
-    };
+    }
+    // A pass at most ON_TIME late (the first unfired time is that recent) missed
+    // nothing: every due time fires, whatever the policy, so a loaded machine does
+    // not drop a short schedule's fires. Past that, the process was down (or the
+    // schedule paused) and the policy decides.
+    let late = |t: DateTime<Utc>| (now - t).to_std().map_or(true, |l| l <= ON_TIME);
     let keep = match catchup {
+        _ if late(due) && !more => recent.len(),
         Catchup::All => recent.len(),
         Catchup::Latest => 1,
-        Catchup::None => {
-            let on_time = (now - latest).to_std().map_or(true, |late| late <= ON_TIME);
-            usize::from(on_time)
-        }
+        Catchup::None => usize::from(late(recent[0])),
     };
     let missed = more || keep < recent.len();
     let mut fire: Vec<_> = recent.into_iter().take(keep).collect();

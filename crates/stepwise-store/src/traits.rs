@@ -141,7 +141,8 @@ pub trait ScheduleStore: Send + Sync {
     /// Pauses or resumes a schedule (`None`: no such schedule). Fire times missed
     /// while paused follow its catch-up policy when it resumes.
     async fn set_schedule_paused(&self, name: &str, paused: bool) -> Result<Option<ScheduleView>>;
-    /// One extra run now, for the fire time "now" (`None`: no such schedule).
+    /// One extra run now, for the fire time "now", whatever `overlap` says; it becomes
+    /// the schedule's last fire (`None`: no such schedule).
     async fn trigger_schedule(&self, name: &str) -> Result<Option<ScheduleFire>>;
     /// A run for every fire time in `from..=to` (at most [`MAX_BACKFILL`]); fire
     /// times that already fired keep their run (`Existing`). `None`: no such schedule.

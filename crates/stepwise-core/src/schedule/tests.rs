@@ -168,3 +168,24 @@ fn a_start_with_a_fraction_of_a_second_still_fires_a_dst_gap_once() {
     let fires = fires_between(&t, from, utc(2027, 3, 15, 0, 0));
     assert_eq!(fires, vec![utc(2027, 3, 14, 7, 0)]);
 }
+
+#[test]
+fn a_pass_a_little_late_fires_every_due_time_whatever_the_policy() {
+    let t = spec(Recurrence::EveryMs(1_000), "UTC").validate().unwrap();
+    let due = utc(2026, 1, 1, 0, 0);
+    // A pass three seconds late: 00:00:00, :01, :02 and :03 are all on time.
+    let now = due + chrono::Duration::milliseconds(3_500);
+    for catchup in [Catchup::None, Catchup::Latest, Catchup::All] {
+        let plan = plan_fires(&t, catchup, due, now);
+        assert_eq!(plan.fire.len(), 4, "{catchup:?}");
+        assert!(!plan.missed);
+    }
+    // Two hours down: the policy decides.
+    let later = due + chrono::Duration::hours(2);
+    assert_eq!(plan_fires(&t, Catchup::None, due, later).fire.len(), 1);
+    assert_eq!(plan_fires(&t, Catchup::Latest, due, later).fire.len(), 1);
+    assert_eq!(
+        plan_fires(&t, Catchup::All, due, later).fire.len(),
+        MAX_CATCHUP
+    );
+}

@@ -139,7 +139,7 @@ impl PgStore {
             let Ok(timetable) = due.spec.validate() else {
                 // Stored by an older version with rules this one refuses: it stops
                 // rather than firing by guesswork (`apply` the file again to fix it).
-                advance(&mut tx, &due.spec.name, None, None).await?;
+                advance_to(&mut tx, &due.spec.name, None).await?;
                 continue;
             };
             let Some(due_at) = due.next_fire_at else {
@@ -203,7 +203,7 @@ impl PgStore {
             due.now,
         )
         .await?;
-        advance(&mut tx, name, due.next_fire_at, fire.run_id).await?;
+        advance(&mut tx, name, due.next_fire_at, &fire).await?;
         tx.commit().await?;
         Ok(Some(fire))
     }
@@ -348,17 +348,34 @@ async fn fire_at(
     }
 }
 
+/// Records a trigger's fire as the schedule's last; its next fire time stays.
 async fn advance(
     conn: &mut PgConnection,
     name: &str,
     next: Option<DateTime<Utc>>,
-    last_run: Option<RunId>,
+    fire: &ScheduleFire,
+) -> Result<()> {
+    sqlx::query(include_str!("sql/advance_schedule.sql"))
+        .bind(name)
+        .bind(next)
+        .bind(fire.run_id.map(|_| fire.fire_time))
+        .bind(fire.run_id.map(|r| r.0))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves a schedule's next fire time, nothing else.
+async fn advance_to(
+    conn: &mut PgConnection,
+    name: &str,
+    next: Option<DateTime<Utc>>,
 ) -> Result<()> {
     sqlx::query(include_str!("sql/advance_schedule.sql"))
         .bind(name)
         .bind(next)
         .bind(None::<DateTime<Utc>>)
-        .bind(last_run.map(|r| r.0))
+        .bind(None::<Uuid>)
         .execute(conn)
         .await?;
     Ok(())

@@ -129,6 +129,12 @@ impl SqliteStore {
     }
 
     async fn fire_once(&self, limit: u32) -> Result<Vec<ScheduleFire>> {
+        let due: bool = sqlx::query_scalar(include_str!("sql/any_schedule_due.sql"))
+            .fetch_one(&self.reader)
+            .await?;
+        if !due {
+            return Ok(vec![]);
+        }
         let mut tx = self.write().await?;
         let rows = sqlx::query(include_str!("sql/due_schedules.sql"))
             .bind(i64::from(limit))
@@ -140,7 +146,7 @@ impl SqliteStore {
             let Ok(timetable) = due.spec.validate() else {
                 // Stored by an older version with rules this one refuses: it stops
                 // rather than firing by guesswork (`apply` the file again to fix it).
-                advance(&mut tx, &due.spec.name, None, None).await?;
+                advance_to(&mut tx, &due.spec.name, None).await?;
                 continue;
             };
             let Some(due_at) = due.next_fire_at else {
@@ -204,7 +210,7 @@ impl SqliteStore {
             due.now,
         )
         .await?;
-        advance(&mut tx, name, due.next_fire_at, fire.run_id).await?;
+        advance(&mut tx, name, due.next_fire_at, &fire).await?;
         tx.commit().await?;
         Ok(Some(fire))
     }
@@ -353,17 +359,34 @@ async fn fire_at(
     }
 }
 
+/// Records a trigger's fire as the schedule's last; its next fire time stays.
 async fn advance(
     conn: &mut SqliteConnection,
     name: &str,
     next: Option<DateTime<Utc>>,
-    last_run: Option<RunId>,
+    fire: &ScheduleFire,
+) -> Result<()> {
+    sqlx::query(include_str!("sql/advance_schedule.sql"))
+        .bind(name)
+        .bind(millis_of(next))
+        .bind(fire.run_id.map(|_| fire.fire_time.timestamp_millis()))
+        .bind(fire.run_id.map(|r| r.0))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Moves a schedule's next fire time, nothing else.
+async fn advance_to(
+    conn: &mut SqliteConnection,
+    name: &str,
+    next: Option<DateTime<Utc>>,
 ) -> Result<()> {
     sqlx::query(include_str!("sql/advance_schedule.sql"))
         .bind(name)
         .bind(millis_of(next))
         .bind(None::<i64>)
-        .bind(last_run.map(|r| r.0))
+        .bind(None::<Uuid>)
         .execute(conn)
         .await?;
     Ok(())

@@ -381,6 +381,9 @@ pub async fn backfill_creates_exactly_the_listed_fire_times_once(store: Arc<dyn 
     let triggered = store.trigger_schedule("b-hourly").await.unwrap().unwrap();
     assert_eq!(triggered.outcome, FireOutcome::Fired);
     assert!((triggered.fire_time - now).num_seconds().abs() < 60);
+    let listed = store.list_schedules().await.unwrap();
+    assert_eq!(listed[0].last_fire_at, Some(triggered.fire_time));
+    assert_eq!(listed[0].recent_runs[0].run_id, triggered.run_id.unwrap());
     assert_eq!(workflow_runs(&*store, "b").await.len(), 7);
     let events = events_when(&*store, None, "7 schedule.fired", |e| {
         count(e, EventKind::ScheduleFired) >= 7
