@@ -230,6 +230,13 @@ pub trait WorkerStore: Send + Sync {
     /// running steps back (a reap counts as an attempt).
     async fn reap(&self, caller: WorkerId) -> Result<ReapReport>;
     async fn list_workers(&self) -> Result<Vec<WorkerView>>;
+    /// Vacuums the tables that every claim and outcome inserts into and deletes from
+    /// (PostgreSQL: the claimable set and the lease rows), so dead rows do not pile up
+    /// between autovacuum's visits and slow every claim. Workers call it every few
+    /// seconds; a vacuum already running elsewhere is skipped, not waited for.
+    async fn vacuum_claim_tables(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The event stream (transactional outbox).

@@ -115,6 +115,7 @@ conformance!(
     hot_path::racing_claimers_over_duplicated_ready_rows_claim_each_step_once,
     hot_path::a_lease_row_left_by_a_reaped_worker_never_lets_its_late_outcome_land,
     hot_path::a_clean_success_stays_in_its_steps_history_across_a_retry,
+    hot_path::vacuuming_the_claim_tables_beside_claims_loses_nothing,
     // Failures and time.
     retries::retries_fail_the_step_at_max_attempts,
     retries::permanent_errors_fail_without_retrying,

@@ -207,6 +207,7 @@ impl Worker {
         let heartbeat = tokio::spawn(inner.clone().heartbeat_loop(background.clone()));
         let reaper = tokio::spawn(inner.clone().reaper_loop(background.clone()));
         let revoker = tokio::spawn(inner.clone().revocation_loop(background.clone()));
+        let vacuum = tokio::spawn(inner.clone().vacuum_loop(background.clone()));
         let deadlines = tokio::spawn(inner.clone().deadline_loop(background.clone()));
         let waker = tokio::spawn(inner.clone().wake_loop(background.clone()));
         let firer = {
@@ -263,6 +264,7 @@ impl Worker {
         let _ = heartbeat.await;
         let _ = reaper.await;
         let _ = revoker.await;
+        let _ = vacuum.await;
         let _ = deadlines.await;
         let _ = waker.await;
         let _ = firer.await;

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use stepwise_store::Heartbeat;
 use tokio_util::sync::CancellationToken;
 
+/// How often a worker vacuums the claim tables (PostgreSQL; a no-op on SQLite).
+const VACUUM_EVERY: Duration = Duration::from_secs(5);
+
 impl Inner {
     pub(super) async fn heartbeat_loop(self: Arc<Self>, stop: CancellationToken) {
         let every = self.options.lease / 3;
@@ -74,6 +77,19 @@ impl Inner {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(300)) => {}
                 _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Keeps the claim tables free of dead rows between autovacuum's visits.
+    pub(super) async fn vacuum_loop(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(VACUUM_EVERY) => {}
+                _ = stop.cancelled() => return,
+            }
+            if let Err(e) = self.store.vacuum_claim_tables().await {
+                tracing::debug!(error = %e, "vacuum of the claim tables failed");
             }
         }
     }

@@ -74,6 +74,14 @@ impl WorkerStore for PgStore {
         }
         Ok(workers)
     }
+
+    async fn vacuum_claim_tables(&self) -> Result<()> {
+        // VACUUM cannot run in a transaction block: sent as a simple query.
+        sqlx::raw_sql(include_str!("sql/vacuum_claim_tables.sql"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
 impl PgStore {

@@ -319,3 +319,29 @@ pub async fn a_clean_success_stays_in_its_steps_history_across_a_retry(store: Ar
         .collect();
     assert_eq!(outcomes, vec![(1, "failed")]);
 }
+
+/// Workers vacuum the claim tables every few seconds while others claim and
+/// complete: a vacuum racing the hot path neither fails nor loses or doubles a step.
+pub async fn vacuuming_the_claim_tables_beside_claims_loses_nothing(store: Arc<dyn Store>) {
+    register(&*store, &workflow("v", vec![step("a"), step("b")])).await;
+    let runs = start(&*store, "v", 200).await;
+    let w = worker(&*store, secs(600)).await;
+    let vacuum = {
+        let s = store.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                s.vacuum_claim_tables().await.expect("vacuum");
+            }
+        })
+    };
+    let done = drain(&*store, w).await;
+    vacuum.await.unwrap();
+    store.vacuum_claim_tables().await.expect("vacuum");
+    assert_eq!(done.len() + drain(&*store, w).await.len(), 400);
+    for run in runs {
+        assert_eq!(
+            get_run(&*store, run).await.status,
+            stepwise_core::RunStatus::Completed
+        );
+    }
+}
