@@ -1,6 +1,8 @@
 //! The decisions about schedules both backends make, so each keeps only its SQL:
 //! what `apply` changes, which run a fire time starts, and what an overlap does.
 
+pub(crate) mod firing;
+
 use crate::model::{Backfill, NewRun, ScheduleSync, MAX_BACKFILL};
 use crate::{Result, StoreError};
 use std::collections::HashMap;

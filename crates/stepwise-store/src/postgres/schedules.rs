@@ -1,20 +1,19 @@
-//! Schedules on PostgreSQL: `apply`'s sync, firing with no leader (a due schedule row
-//! is locked `FOR UPDATE SKIP LOCKED` by whichever process finds it), trigger and
-//! backfill. Which fire times fire and which run each starts is decided in
-//! `crate::schedules` and `stepwise_core::schedule`.
+//! Schedules on PostgreSQL: the SQL of [`ScheduleTx`] (a due schedule row is locked
+//! `FOR UPDATE SKIP LOCKED` by whichever process finds it: no leader) and the read
+//! side. Every decision is in `crate::schedules`.
 
 use super::settle::{self, NewEvent};
 use super::PgStore;
 use crate::model::*;
-use crate::schedules::{self, FireRequest, Start, StoredSchedule};
+use crate::schedules::firing::{self, DueSchedule, ScheduleTx};
+use crate::schedules::StoredSchedule;
 use crate::transient::with_retries;
 use crate::{Result, ScheduleStore, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
-use stepwise_core::schedule::plan_fires;
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 use stepwise_core::{EventKind, RunId, RunStatus, ScheduleSpec};
 use uuid::Uuid;
 
@@ -28,11 +27,14 @@ impl ScheduleStore for PgStore {
         workflow: &str,
         schedules: &[ScheduleSpec],
     ) -> Result<ScheduleSync> {
-        with_retries(|| self.sync_once(workflow, schedules)).await
+        with_retries(|| async {
+            firing::sync(self.schedule_tx().await?, workflow, schedules).await
+        })
+        .await
     }
 
     async fn fire_schedules(&self, limit: u32) -> Result<Vec<ScheduleFire>> {
-        with_retries(|| self.fire_once(limit)).await
+        with_retries(|| async { firing::fire(self.schedule_tx().await?, limit).await }).await
     }
 
     async fn list_schedules(&self) -> Result<Vec<ScheduleView>> {
@@ -64,30 +66,38 @@ impl ScheduleStore for PgStore {
     }
 
     async fn trigger_schedule(&self, name: &str) -> Result<Option<ScheduleFire>> {
-        with_retries(|| self.trigger_once(name)).await
+        with_retries(|| async { firing::trigger(self.schedule_tx().await?, name).await }).await
     }
 
     async fn backfill_schedule(&self, backfill: &Backfill) -> Result<Option<Vec<ScheduleFire>>> {
-        if backfill.from > backfill.to {
-            return Err(StoreError::InvalidInput(
-                "backfill: --from must not be after --to".into(),
-            ));
-        }
-        with_retries(|| self.backfill_once(backfill)).await
+        with_retries(|| async { firing::backfill(self.schedule_tx().await?, backfill).await }).await
     }
 }
 
 impl PgStore {
-    async fn sync_once(&self, workflow: &str, wanted: &[ScheduleSpec]) -> Result<ScheduleSync> {
-        let mut tx = self.pool.begin().await?;
-        let names: Vec<&str> = wanted.iter().map(|s| s.name.as_str()).collect();
+    async fn schedule_tx(&self) -> Result<PgScheduleTx> {
+        Ok(PgScheduleTx(self.pool.begin().await?))
+    }
+}
+
+/// A PostgreSQL transaction, as schedules use it.
+struct PgScheduleTx(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl ScheduleTx for PgScheduleTx {
+    async fn now(&mut self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar(include_str!("sql/now.sql"))
+            .fetch_one(&mut *self.0)
+            .await?)
+    }
+
+    async fn stored(&mut self, workflow: &str, names: &[&str]) -> Result<Vec<StoredSchedule>> {
         let rows = sqlx::query(include_str!("sql/stored_schedules.sql"))
             .bind(workflow)
-            .bind(&names)
-            .fetch_all(&mut *tx)
+            .bind(names)
+            .fetch_all(&mut *self.0)
             .await?;
-        let stored = rows
-            .iter()
+        rows.iter()
             .map(|row| {
                 Ok(StoredSchedule {
                     name: row.try_get("name")?,
@@ -95,297 +105,149 @@ impl PgStore {
                     spec: spec_of(row.try_get("spec")?)?,
                 })
             })
-            .collect::<Result<Vec<_>>>()?;
-        let plan = schedules::plan_sync(workflow, wanted, &stored)?;
-        let now: DateTime<Utc> = sqlx::query_scalar(include_str!("sql/now.sql"))
-            .fetch_one(&mut *tx)
-            .await?;
-        for (spec, timetable) in &plan.create {
-            sqlx::query(include_str!("sql/insert_schedule.sql"))
-                .bind(&spec.name)
-                .bind(workflow)
-                .bind(json!(spec))
-                .bind(timetable.next_after(now))
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (spec, timetable) in &plan.update {
-            sqlx::query(include_str!("sql/update_schedule.sql"))
-                .bind(&spec.name)
-                .bind(json!(spec))
-                .bind(timetable.next_after(now))
-                .execute(&mut *tx)
-                .await?;
-        }
-        if !plan.remove.is_empty() {
-            sqlx::query(include_str!("sql/delete_schedules.sql"))
-                .bind(&plan.remove)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(plan.report)
+            .collect()
     }
 
-    async fn fire_once(&self, limit: u32) -> Result<Vec<ScheduleFire>> {
-        let mut tx = self.pool.begin().await?;
+    async fn insert(&mut self, spec: &ScheduleSpec, next: Option<DateTime<Utc>>) -> Result<()> {
+        sqlx::query(include_str!("sql/insert_schedule.sql"))
+            .bind(&spec.name)
+            .bind(&spec.workflow)
+            .bind(json!(spec))
+            .bind(next)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn update(&mut self, spec: &ScheduleSpec, next: Option<DateTime<Utc>>) -> Result<()> {
+        sqlx::query(include_str!("sql/update_schedule.sql"))
+            .bind(&spec.name)
+            .bind(json!(spec))
+            .bind(next)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn remove(&mut self, names: &[String]) -> Result<()> {
+        sqlx::query(include_str!("sql/delete_schedules.sql"))
+            .bind(names)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn due(&mut self, limit: u32) -> Result<Vec<DueSchedule>> {
         let rows = sqlx::query(include_str!("sql/due_schedules.sql"))
             .bind(i64::from(limit))
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *self.0)
             .await?;
-        let mut fires = Vec::new();
-        for row in &rows {
-            let due = DueSchedule::from_row(row)?;
-            let Ok(timetable) = due.spec.validate() else {
-                // Stored by an older version with rules this one refuses: it stops
-                // rather than firing by guesswork (`apply` the file again to fix it).
-                advance_to(&mut tx, &due.spec.name, None).await?;
-                continue;
-            };
-            let Some(due_at) = due.next_fire_at else {
-                continue;
-            };
-            let plan = plan_fires(&timetable, due.spec.catchup, due_at, due.now);
-            let keyed = workflow_keyed(&mut tx, &due.spec.workflow).await?;
-            let mut previous = due.last_run_id;
-            let mut last = None;
-            for fire_time in plan.fire {
-                let fire = fire_at(
-                    &mut tx,
-                    &FireRequest {
-                        spec: &due.spec,
-                        fire_time,
-                        previous: None,
-                        workflow_keyed: keyed,
-                        by_hand: false,
-                    },
-                    previous,
-                    due.now,
-                )
-                .await?;
-                previous = fire.run_id.map(|r| r.0).or(previous);
-                last = Some(fire.fire_time);
-                fires.push(fire);
-            }
-            sqlx::query(include_str!("sql/advance_schedule.sql"))
-                .bind(&due.spec.name)
-                .bind(plan.next)
-                .bind(last)
-                .bind(previous)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(fires)
+        rows.iter().map(due_schedule).collect()
     }
 
-    async fn trigger_once(&self, name: &str) -> Result<Option<ScheduleFire>> {
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(include_str!("sql/lock_schedule.sql"))
+    async fn lock(&mut self, name: &str) -> Result<Option<DueSchedule>> {
+        sqlx::query(include_str!("sql/lock_schedule.sql"))
             .bind(name)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *self.0)
             .await?
-        else {
-            return Ok(None);
-        };
-        let due = DueSchedule::from_row(&row)?;
-        let keyed = workflow_keyed(&mut tx, &due.spec.workflow).await?;
-        let fire = fire_at(
-            &mut tx,
-            &FireRequest {
-                spec: &due.spec,
-                fire_time: due.now,
-                previous: None,
-                workflow_keyed: keyed,
-                by_hand: true,
-            },
-            due.last_run_id,
-            due.now,
-        )
-        .await?;
-        advance(&mut tx, name, due.next_fire_at, &fire).await?;
-        tx.commit().await?;
-        Ok(Some(fire))
+            .as_ref()
+            .map(due_schedule)
+            .transpose()
     }
 
-    async fn backfill_once(&self, backfill: &Backfill) -> Result<Option<Vec<ScheduleFire>>> {
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(include_str!("sql/lock_schedule.sql"))
-            .bind(&backfill.schedule)
-            .fetch_optional(&mut *tx)
+    async fn advance(
+        &mut self,
+        name: &str,
+        next: Option<DateTime<Utc>>,
+        last: Option<(DateTime<Utc>, RunId)>,
+    ) -> Result<()> {
+        sqlx::query(include_str!("sql/advance_schedule.sql"))
+            .bind(name)
+            .bind(next)
+            .bind(last.map(|(at, _)| at))
+            .bind(last.map(|(_, run)| run.0))
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn fired_run(&mut self, name: &str, fire_time: DateTime<Utc>) -> Result<Option<RunId>> {
+        let run: Option<Uuid> = sqlx::query_scalar(include_str!("sql/schedule_fire_run.sql"))
+            .bind(name)
+            .bind(fire_time)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(run.map(RunId))
+    }
+
+    async fn run_status(&mut self, run: RunId) -> Result<Option<RunStatus>> {
+        let status: Option<String> = sqlx::query_scalar(include_str!("sql/run_status.sql"))
+            .bind(run.0)
+            .fetch_optional(&mut *self.0)
+            .await?;
+        Ok(status.and_then(|s| RunStatus::parse(&s)))
+    }
+
+    async fn workflow_keyed(&mut self, workflow: &str) -> Result<bool> {
+        Ok(super::runs::latest_workflow(&mut self.0, workflow, None)
             .await?
-        else {
-            return Ok(None);
+            .is_some_and(|w| w.spec.run.concurrency.is_some()))
+    }
+
+    async fn create_run(&mut self, run: NewRun) -> Result<RunId> {
+        let batch = RunBatch {
+            group: None,
+            runs: vec![run],
         };
-        let due = DueSchedule::from_row(&row)?;
-        let timetable = due
-            .spec
-            .validate()
-            .map_err(|e| StoreError::InvalidInput(e.to_string()))?;
-        let times = schedules::fire_times_between(&timetable, backfill)?;
-        let keyed = workflow_keyed(&mut tx, &due.spec.workflow).await?;
-        let mut fires = Vec::with_capacity(times.len());
-        for fire_time in times {
-            let request = FireRequest {
-                spec: &due.spec,
-                fire_time,
-                previous: None,
-                workflow_keyed: keyed,
-                by_hand: true,
-            };
-            fires.push(fire_at(&mut tx, &request, None, due.now).await?);
-        }
-        tx.commit().await?;
-        Ok(Some(fires))
+        let created = super::runs::create_runs_in(&mut self.0, &batch).await?;
+        Ok(created
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("a scheduled run was not created".into()))?
+            .id)
+    }
+
+    async fn record_fire(
+        &mut self,
+        name: &str,
+        fire_time: DateTime<Utc>,
+        run: RunId,
+    ) -> Result<()> {
+        sqlx::query(include_str!("sql/record_schedule_fire.sql"))
+            .bind(name)
+            .bind(fire_time)
+            .bind(run.0)
+            .execute(&mut *self.0)
+            .await?;
+        Ok(())
+    }
+
+    async fn event(&mut self, kind: EventKind, run: Option<RunId>, data: Value) -> Result<()> {
+        let event = NewEvent {
+            kind,
+            run_id: run.map(|r| r.0),
+            step: None,
+            group: None,
+            data,
+        };
+        settle::insert_event(&mut self.0, event).await
+    }
+
+    async fn commit(self) -> Result<()> {
+        Ok(self.0.commit().await?)
     }
 }
 
-/// A schedule row of `due_schedules.sql` or `lock_schedule.sql`.
-struct DueSchedule {
-    spec: ScheduleSpec,
-    next_fire_at: Option<DateTime<Utc>>,
-    last_run_id: Option<Uuid>,
-    now: DateTime<Utc>,
-}
-
-impl DueSchedule {
-    fn from_row(row: &PgRow) -> Result<Self> {
-        Ok(Self {
-            spec: spec_of(row.try_get("spec")?)?,
-            next_fire_at: row.try_get("next_fire_at")?,
-            last_run_id: row.try_get("last_run_id")?,
-            now: row.try_get("now")?,
-        })
-    }
+fn due_schedule(row: &PgRow) -> Result<DueSchedule> {
+    Ok(DueSchedule {
+        spec: spec_of(row.try_get("spec")?)?,
+        next_fire_at: row.try_get("next_fire_at")?,
+        last_run_id: row.try_get::<Option<Uuid>, _>("last_run_id")?.map(RunId),
+        now: row.try_get("now")?,
+    })
 }
 
 fn spec_of(value: Value) -> Result<ScheduleSpec> {
     serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("schedule spec: {e}")))
-}
-
-/// Starts (or skips) the run of one fire time; a fire time that already started a
-/// run keeps it. `previous` is the schedule's last run, for `overlap`.
-async fn fire_at(
-    conn: &mut PgConnection,
-    request: &FireRequest<'_>,
-    previous: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> Result<ScheduleFire> {
-    let name = &request.spec.name;
-    let fire = |outcome, run_id: Option<Uuid>| ScheduleFire {
-        schedule: name.clone(),
-        fire_time: request.fire_time,
-        outcome,
-        run_id: run_id.map(RunId),
-        lag_seconds: schedules::lag_seconds(request.fire_time, now),
-    };
-    let existing: Option<Uuid> = sqlx::query_scalar(include_str!("sql/schedule_fire_run.sql"))
-        .bind(name)
-        .bind(request.fire_time)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if let Some(run) = existing {
-        return Ok(fire(FireOutcome::Existing, Some(run)));
-    }
-    let previous_status = match previous {
-        None => None,
-        Some(run) => sqlx::query_scalar::<_, String>(include_str!("sql/run_status.sql"))
-            .bind(run)
-            .fetch_optional(&mut *conn)
-            .await?
-            .and_then(|s| RunStatus::parse(&s)),
-    };
-    let request = FireRequest {
-        previous: previous_status,
-        ..*request
-    };
-    let data = |run: Option<Uuid>| json!({"schedule": name, "fire_time": request.fire_time, "run_id": run});
-    match schedules::start(&request) {
-        Start::Skip => {
-            settle::insert_event(
-                conn,
-                NewEvent {
-                    kind: EventKind::ScheduleSkipped,
-                    run_id: previous,
-                    step: None,
-                    group: None,
-                    data: data(previous),
-                },
-            )
-            .await?;
-            Ok(fire(FireOutcome::Skipped, None))
-        }
-        Start::Run(run) => {
-            let batch = RunBatch {
-                group: None,
-                runs: vec![*run],
-            };
-            let created = super::runs::create_runs_in(conn, &batch).await?;
-            let run = created
-                .first()
-                .ok_or_else(|| StoreError::Corrupt("a scheduled run was not created".into()))?
-                .id
-                .0;
-            sqlx::query(include_str!("sql/record_schedule_fire.sql"))
-                .bind(name)
-                .bind(request.fire_time)
-                .bind(run)
-                .execute(&mut *conn)
-                .await?;
-            settle::insert_event(
-                conn,
-                NewEvent {
-                    kind: EventKind::ScheduleFired,
-                    run_id: Some(run),
-                    step: None,
-                    group: None,
-                    data: data(Some(run)),
-                },
-            )
-            .await?;
-            Ok(fire(FireOutcome::Fired, Some(run)))
-        }
-    }
-}
-
-/// Records a trigger's fire as the schedule's last; its next fire time stays.
-async fn advance(
-    conn: &mut PgConnection,
-    name: &str,
-    next: Option<DateTime<Utc>>,
-    fire: &ScheduleFire,
-) -> Result<()> {
-    sqlx::query(include_str!("sql/advance_schedule.sql"))
-        .bind(name)
-        .bind(next)
-        .bind(fire.run_id.map(|_| fire.fire_time))
-        .bind(fire.run_id.map(|r| r.0))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Moves a schedule's next fire time, nothing else.
-async fn advance_to(
-    conn: &mut PgConnection,
-    name: &str,
-    next: Option<DateTime<Utc>>,
-) -> Result<()> {
-    sqlx::query(include_str!("sql/advance_schedule.sql"))
-        .bind(name)
-        .bind(next)
-        .bind(None::<DateTime<Utc>>)
-        .bind(None::<Uuid>)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Whether the workflow's runs have a concurrency key of their own.
-async fn workflow_keyed(conn: &mut PgConnection, workflow: &str) -> Result<bool> {
-    Ok(super::runs::latest_workflow(conn, workflow, None)
-        .await?
-        .is_some_and(|w| w.spec.run.concurrency.is_some()))
 }
 
 async fn schedule_view(conn: &mut PgConnection, row: &PgRow) -> Result<ScheduleView> {
