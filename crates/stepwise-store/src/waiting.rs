@@ -2,6 +2,8 @@
 //! what parking a step does given the database's now and its mailbox, and what a
 //! wait that ran out of time turns into.
 
+pub(crate) mod flow;
+
 use crate::model::{SleepUntil, WaitFor, CALLBACK_TIMEOUT_ERROR};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
