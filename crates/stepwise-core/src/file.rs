@@ -53,7 +53,7 @@ mod schedules;
 mod tests;
 
 use crate::retry::Backoff;
-use crate::spec::{CompleteBy, WaitAction};
+use crate::spec::{CompleteBy, ForEach, ItemFailure, WaitAction};
 use crate::spec::{
     ConcurrencySpec, HttpAction, RunPolicy, StepAction, StepDefaults, StepSpec, WorkflowSpec,
 };
@@ -269,6 +269,7 @@ impl Convert<'_> {
                 ))
             }
         };
+        let for_each = self.for_each(raw, &path)?;
         let priority = match &raw.priority {
             Some(p) => Some(self.int(p, &format!("{path}.priority"), i64::from(i32::MIN))?),
             None => None,
@@ -297,7 +298,56 @@ impl Convert<'_> {
             cwd: self.cwd(raw.cwd.as_ref().map(|c| c.get_ref().as_str())),
             compensate,
             complete,
+            for_each,
         })
+    }
+
+    /// `for_each` and the keys that only mean something with it.
+    fn for_each(&self, raw: &RawStep, path: &str) -> Result<Option<ForEach>> {
+        let Some(for_each) = &raw.for_each else {
+            let stray = [
+                ("max_parallel", raw.max_parallel.as_ref().map(|v| v.span())),
+                ("max_items", raw.max_items.as_ref().map(|v| v.span())),
+                (
+                    "on_item_failure",
+                    raw.on_item_failure.as_ref().map(|v| v.span()),
+                ),
+            ];
+            if let Some((key, Some(span))) = stray.into_iter().find(|(_, s)| s.is_some()) {
+                return Err(self.at.error(
+                    Some(span),
+                    format!("{path}.{key}"),
+                    format!("`{key}` applies only to a step with `for_each`"),
+                ));
+            }
+            return Ok(None);
+        };
+        let bound = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<u32>> {
+            match v {
+                Some(v) => Ok(Some(self.int::<u32>(v, &format!("{path}.{key}"), 1)?)),
+                None => Ok(None),
+            }
+        };
+        let on_item_failure = match &raw.on_item_failure {
+            None => ItemFailure::Fail,
+            Some(v) => match v.get_ref().as_str() {
+                "fail" => ItemFailure::Fail,
+                "continue" => ItemFailure::Continue,
+                other => {
+                    return Err(self.at.error(
+                        Some(v.span()),
+                        format!("{path}.on_item_failure"),
+                        format!("{other:?} is not allowed; use \"fail\" or \"continue\""),
+                    ))
+                }
+            },
+        };
+        Ok(Some(ForEach {
+            path: for_each.get_ref().clone(),
+            max_parallel: bound(&raw.max_parallel, "max_parallel")?,
+            max_items: bound(&raw.max_items, "max_items")?,
+            on_item_failure,
+        }))
     }
 
     /// Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until` and `wait`.

@@ -105,6 +105,9 @@ pub struct StepSpec {
     /// callback to this attempt's token after the action succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complete: Option<CompleteBy>,
+    /// The step runs once per element of an array of the context (`STEP[i]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEach>,
 }
 
 /// `complete = "callback"`: the action only starts the work; the step ends when its
@@ -135,6 +138,7 @@ impl StepSpec {
             cwd: None,
             compensate: None,
             complete: None,
+            for_each: None,
         }
     }
 }
@@ -350,6 +354,7 @@ impl WorkflowSpec {
                     deps
                 }
             };
+            fan_out::check(self, step, &dependencies)?;
             plan.push(PlannedStep {
                 name: step.name.clone(),
                 queue,
@@ -632,6 +637,8 @@ fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
     })
 }
 
+pub mod fan_out;
 mod http;
+pub use fan_out::{ForEach, ItemFailure, ItemSource};
 #[cfg(test)]
 mod tests;

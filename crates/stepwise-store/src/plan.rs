@@ -40,6 +40,8 @@ pub(crate) struct StepRow {
     pub compensable: bool,
     /// The resource lock the step takes while it runs (template rendered).
     pub resource: Option<String>,
+    /// The step's `for_each`, stored until it expands.
+    pub for_each: Option<Value>,
     /// For a delayed root step: when it becomes claimable (absolute or relative to
     /// the database clock at insert).
     pub start_at: Option<DateTime<Utc>>,
@@ -50,6 +52,7 @@ struct WorkflowPlan {
     version: i32,
     steps: Vec<PlannedStep>,
     compensable: Vec<bool>,
+    for_each: Vec<Option<Value>>,
     resources: Vec<Option<Template>>,
     concurrency: Option<(Template, u32)>,
     deadline_ms: Option<i64>,
@@ -101,6 +104,11 @@ impl RunPlan {
                     version: stored.version,
                     steps: spec.plan()?,
                     compensable: spec.steps.iter().map(|s| s.compensate.is_some()).collect(),
+                    for_each: spec
+                        .steps
+                        .iter()
+                        .map(|s| s.for_each.as_ref().map(|f| serde_json::json!(f)))
+                        .collect(),
                     resources: spec
                         .steps
                         .iter()
@@ -191,6 +199,7 @@ impl RunPlan {
                     retry: step.retry,
                     compensable: workflow.compensable[i],
                     resource,
+                    for_each: workflow.for_each[i].clone(),
                     start_at: if root { start_at } else { None },
                     start_after: if root { start_after } else { None },
                 });

@@ -29,6 +29,14 @@ pub trait WorkflowStore: Send + Sync {
     async fn list_queues(&self) -> Result<Vec<QueueView>>;
 }
 
+/// The items of `for_each` steps, which a run's view counts instead of listing.
+#[async_trait]
+pub trait ItemStore: Send + Sync {
+    /// A page of the items of a run's `for_each` step, in index order, from index
+    /// `from`; `None` when the run has no such step.
+    async fn list_items(&self, request: &ItemsRequest) -> Result<Option<ItemPage>>;
+}
+
 /// Runs and groups.
 #[async_trait]
 pub trait RunStore: Send + Sync {
@@ -283,6 +291,7 @@ pub trait SchemaStore: Send + Sync {
 pub trait Store:
     WorkflowStore
     + RunStore
+    + ItemStore
     + StepStore
     + WaitStore
     + ScheduleStore
@@ -299,6 +308,7 @@ pub trait Store:
 impl<T> Store for T where
     T: WorkflowStore
         + RunStore
+        + ItemStore
         + StepStore
         + WaitStore
         + ScheduleStore

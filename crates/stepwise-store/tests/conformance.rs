@@ -31,6 +31,8 @@ mod early_end;
 mod event_order;
 #[path = "conformance/events.rs"]
 mod events;
+#[path = "conformance/fan_out.rs"]
+mod fan_out;
 #[path = "conformance/flow.rs"]
 mod flow;
 #[path = "conformance/handoff.rs"]
@@ -149,6 +151,15 @@ conformance!(
     waits::an_expired_callback_is_an_attempt_error_and_retries,
     waits::cancel_ends_a_waiting_step_at_once,
     waits::signals_address_runs_by_key_and_can_start_them,
+    // Fan-out: steps decided at run time.
+    fan_out::expansion_is_atomic_with_the_dependencys_completion,
+    fan_out::dependents_get_the_item_outputs_in_order,
+    fan_out::an_empty_array_completes_at_once_with_an_empty_list,
+    fan_out::a_value_that_is_not_an_array_fails_the_step_naming_the_path,
+    fan_out::more_items_than_max_items_fail_the_step,
+    fan_out::a_root_for_each_expands_from_the_input,
+    fan_out::max_parallel_is_never_exceeded_by_racing_claimers,
+    fan_out::continue_completes_with_nulls_where_fail_fails_the_run,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

@@ -87,6 +87,10 @@ pub(super) struct RawStep {
     pub backoff: Option<Spanned<RawBackoff>>,
     pub timeout: Option<Spanned<Dur>>,
     pub priority: Option<Spanned<i64>>,
+    pub for_each: Option<Spanned<String>>,
+    pub max_parallel: Option<Spanned<i64>>,
+    pub max_items: Option<Spanned<i64>>,
+    pub on_item_failure: Option<Spanned<String>>,
 }
 
 impl RawStep {

@@ -294,7 +294,7 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "unknown step key",
             step("exce = [\"x\"]\n"),
-            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`",
+            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`",
         ),
         (
             "unknown backoff key",

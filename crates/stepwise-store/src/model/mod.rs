@@ -135,6 +135,16 @@ pub struct ClaimedStep {
     pub dependency_outputs: serde_json::Map<String, Value>,
     /// Set when this step is a compensation: what it undoes.
     pub compensating: Option<Compensating>,
+    /// Set when this step is an item of a `for_each` step (`STEP[i]`).
+    pub item: Option<StepItem>,
+}
+
+/// The element of a `for_each` array an item step runs for: `item` and
+/// `item_index` in its context.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepItem {
+    pub index: u32,
+    pub value: Value,
 }
 
 /// The prefix of a compensation step's name: `compensate:store` undoes `store`. A

@@ -86,6 +86,67 @@ pub struct StepView {
     pub waiting: Option<super::WaitingView>,
     /// Finished attempts, oldest first; the running attempt is the step itself.
     pub history: Vec<AttemptView>,
+    /// For an expanded `for_each` step: its items by status (the items themselves
+    /// are paged by [`crate::ItemStore::list_items`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<ItemCounts>,
+}
+
+/// How many items of an expanded step are in each state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ItemCounts {
+    pub total: u32,
+    /// Not started yet (including those waiting for a place under `max_parallel`).
+    pub pending: u32,
+    pub running: u32,
+    pub waiting: u32,
+    pub completed: u32,
+    pub failed: u32,
+    /// Skipped or cancelled with their run.
+    pub stopped: u32,
+}
+
+impl ItemCounts {
+    /// Counts one item in `status` (as stored).
+    pub fn add(&mut self, status: StepStatus, n: u32) {
+        self.total += n;
+        match status {
+            StepStatus::Blocked | StepStatus::Pending | StepStatus::Scheduled => self.pending += n,
+            StepStatus::Running => self.running += n,
+            StepStatus::Waiting => self.waiting += n,
+            StepStatus::Completed => self.completed += n,
+            StepStatus::Failed => self.failed += n,
+            _ => self.stopped += n,
+        }
+    }
+
+    /// Items that reached a terminal state.
+    pub fn done(&self) -> u32 {
+        self.completed + self.failed + self.stopped
+    }
+}
+
+/// Which items [`crate::ItemStore::list_items`] lists.
+#[derive(Clone, Debug)]
+pub struct ItemsRequest {
+    pub run: RunId,
+    /// The `for_each` step's name.
+    pub step: String,
+    /// The first index listed.
+    pub from: u32,
+    pub limit: u32,
+}
+
+/// A page of items.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ItemPage {
+    pub counts: ItemCounts,
+    /// In index order; each named `STEP[i]`.
+    pub items: Vec<StepView>,
+    /// The `from` of the next page, when there is one.
+    pub next: Option<u32>,
 }
 
 /// Fills each step's `after` from every step's dependents (how the graph is

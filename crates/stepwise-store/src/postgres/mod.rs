@@ -9,6 +9,7 @@
 
 mod control;
 mod events;
+mod fan_out;
 mod flow;
 mod rows;
 mod run_rows;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_lean_hot_path.sql")),
     (6, include_str!("migrations/0006_waiting_steps.sql")),
     (7, include_str!("migrations/0007_schedules.sql")),
+    (8, include_str!("migrations/0008_fan_out.sql")),
 ];
 
 /// Stepwise on PostgreSQL.

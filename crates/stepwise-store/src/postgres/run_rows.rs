@@ -101,6 +101,7 @@ impl RunStepRow {
                 error: row.try_get("error")?,
                 waiting: waiting_view(row)?,
                 history: Vec::new(),
+                items: None,
             },
             dependents: dependents.into_iter().map(StepId).collect(),
         })

@@ -148,6 +148,7 @@ impl RunStore for PgStore {
             run.steps.push(step);
         }
         link_steps(&mut run.steps, &dependents);
+        super::fan_out::count_items(&mut conn, id, &mut run.steps).await?;
         Ok(Some(run))
     }
 
@@ -476,6 +477,7 @@ async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()>
         .bind(delay)
         .bind(steps.iter().map(|s| s.compensable).collect::<Vec<_>>())
         .bind(steps.iter().map(|s| s.resource.clone()).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.for_each.clone()).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The hot path on PostgreSQL: claim, complete, fail, release.
 
+use super::fan_out::PgFanOut;
 use super::settle::{self, AttemptEnd, NewEvent};
 use super::PgStore;
 use crate::failure::{self, FailedAttempt};
@@ -74,28 +75,41 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         let mut claimed = Vec::new();
-        for queue in &request.queues {
-            let want = request.limit as usize - claimed.len();
-            if want == 0 {
+        // A `for_each` step found claimable expands instead of running; its items
+        // are claimable at once, so the claim looks again (once) to fill the batch.
+        for _ in 0..2 {
+            let mut expanding = Vec::new();
+            for queue in &request.queues {
+                let want = request.limit as usize - claimed.len();
+                if want == 0 {
+                    break;
+                }
+                // Steps that need a resource lock first: the plain claim never looks
+                // at locks, so under load it would starve them.
+                let mut rows = claim_with_locks(&mut tx, queue, want, request.worker).await?;
+                let want = want - rows.len();
+                if want > 0 {
+                    rows.extend(
+                        sqlx::query(include_str!("sql/claim_steps.sql"))
+                            .bind(queue)
+                            .bind(want as i64)
+                            .bind(request.worker.0)
+                            .fetch_all(&mut *tx)
+                            .await?,
+                    );
+                }
+                for row in &rows {
+                    if row.try_get("expands")? {
+                        expanding.push(StepId(row.try_get("id")?));
+                    } else {
+                        claimed.push(claimed_from_row(row)?);
+                    }
+                }
+            }
+            if expanding.is_empty() {
                 break;
             }
-            // Steps that need a resource lock first: the plain claim never looks at
-            // locks, so under load it would starve them.
-            let mut rows = claim_with_locks(&mut tx, queue, want, request.worker).await?;
-            let want = want - rows.len();
-            if want > 0 {
-                rows.extend(
-                    sqlx::query(include_str!("sql/claim_steps.sql"))
-                        .bind(queue)
-                        .bind(want as i64)
-                        .bind(request.worker.0)
-                        .fetch_all(&mut *tx)
-                        .await?,
-                );
-            }
-            for row in &rows {
-                claimed.push(claimed_from_row(row)?);
-            }
+            expand_claimed(&mut tx, &expanding).await?;
         }
         tx.commit().await?;
         Ok(claimed)
@@ -227,7 +241,7 @@ pub(super) async fn fail_locked(
         }
         FailureDecision::GiveUp => {
             settle::record_attempt(conn, step, end).await?;
-            settle::fail_for_good(conn, step, &error).await?;
+            settle::fail_for_good(conn, &step.failing(), &error).await?;
             FailOutcome::Failed
         }
     })
@@ -378,32 +392,19 @@ pub(super) async fn complete_in(
         runs.push(done.run_id);
         dependents.extend(done.dependents);
     }
-    let mut ready = Vec::new();
+    let mut settled = crate::fan_out::Settled::default();
     if !dependents.is_empty() {
         sqlx::query(include_str!("sql/lock_runs.sql"))
             .bind(&runs)
             .execute(&mut *conn)
             .await?;
-        for row in sqlx::query(include_str!("sql/unblock_dependents.sql"))
-            .bind(&dependents)
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            if row.try_get("ready")? {
-                ready.push((
-                    row.try_get::<i64, _>("seq")?,
-                    ReadyStep {
-                        id: StepId(row.try_get("id")?),
-                        queue: row.try_get("queue")?,
-                        needs_lock: row.try_get("needs_lock")?,
-                    },
-                ));
-            }
-        }
-        ready.sort_by_key(|(seq, _)| *seq);
+        let dependents: Vec<StepId> = dependents.into_iter().map(StepId).collect();
+        settled = crate::fan_out::settle(&mut PgFanOut(conn), &dependents).await?;
     }
+    runs.extend(settled.closed.iter().map(|r| r.0));
     settle::release_step_locks(conn, &locked).await?;
     let mut finished_runs = settle::close_steps(conn, &runs).await?;
+    finished_runs.extend(settled.finished);
     let refused = refused(all.iter().map(|o| o.lease), &leases);
     // A refused write of a revoked step still tells us its attempt stopped.
     finished_runs.extend(settle::stop_revoked(conn, &refused).await?);
@@ -413,8 +414,19 @@ pub(super) async fn complete_in(
             accepted,
             finished_runs,
         },
-        ready.into_iter().map(|(_, step)| step).collect(),
+        settled.ready,
     ))
+}
+
+/// Expands `for_each` steps a claim found instead of handing them to the worker
+/// (roots, delayed starts, admissions, retries: whatever made them claimable
+/// without a dependency's completion).
+async fn expand_claimed(conn: &mut PgConnection, steps: &[StepId]) -> Result<()> {
+    let settled = crate::fan_out::expand_claimed(&mut PgFanOut(conn), steps).await?;
+    make_ready(conn, settled.ready.iter().map(|r| r.id)).await?;
+    let closed: Vec<Uuid> = settled.closed.iter().map(|r| r.0).collect();
+    settle::close_steps(conn, &closed).await?;
+    Ok(())
 }
 
 /// Gives steps that just became pending their ready rows: the claimable set.
@@ -460,6 +472,15 @@ fn claimed_from_row(row: &PgRow) -> Result<ClaimedStep> {
                     .try_get::<Option<Value>, _>("compensated_output")?
                     .unwrap_or(Value::Null),
                 error: row.try_get("run_error")?,
+            }),
+        },
+        item: match row.try_get::<Option<i32>, _>("item_index")? {
+            None => None,
+            Some(index) => Some(StepItem {
+                index: index.max(0) as u32,
+                value: row
+                    .try_get::<Option<Value>, _>("item")?
+                    .unwrap_or(Value::Null),
             }),
         },
     })

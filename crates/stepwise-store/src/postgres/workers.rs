@@ -229,7 +229,7 @@ impl PgStore {
         .await?;
         let reaped = if exhausted {
             let error = crate::failure::lost_error(step.attempt.into());
-            settle::fail_for_good(&mut tx, &step, &error).await?;
+            settle::fail_for_good(&mut tx, &step.failing(), &error).await?;
             Reaped::Failed
         } else {
             sqlx::query(include_str!("sql/requeue_step.sql"))

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 use std::collections::{HashMap, HashSet};
-use stepwise_core::{RunId, RunStatus, StepId, StepStatus, WorkerId, WorkflowSpec};
+use stepwise_core::{RunId, RunStatus, WorkerId, WorkflowSpec};
 use uuid::Uuid;
 
 #[async_trait]
@@ -148,44 +148,13 @@ impl RunStore for SqliteStore {
             .fetch_all(&mut *conn)
             .await?;
         let mut dependents = Vec::with_capacity(steps.len());
-        for s in steps {
-            let step_id: Uuid = s.try_get("id")?;
-            let status: String = s.try_get("status")?;
-            let children: String = s.try_get("dependents")?;
-            let children: Vec<String> = serde_json::from_str(&children)
-                .map_err(|e| StoreError::Corrupt(format!("step dependents: {e}")))?;
-            dependents.push(
-                children
-                    .iter()
-                    .map(|d| {
-                        Uuid::parse_str(d)
-                            .map(StepId)
-                            .map_err(|e| StoreError::Corrupt(format!("step dependent {d:?}: {e}")))
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-            );
-            run.steps.push(StepView {
-                id: StepId(step_id),
-                name: s.try_get("name")?,
-                compensates: s.try_get("compensates")?,
-                after: Vec::new(),
-                resource: s.try_get("resource")?,
-                queue: s.try_get("queue")?,
-                status: StepStatus::parse(&status)
-                    .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?
-                    .public(),
-                attempts: s.try_get::<i64, _>("attempt")?.max(0) as u32,
-                max_attempts: s.try_get::<i64, _>("max_attempts")?.max(0) as u32,
-                run_after: opt_time(s.try_get("run_after")?)?,
-                worker_id: s.try_get::<Option<Uuid>, _>("worker_id")?.map(WorkerId),
-                started_at: opt_time(s.try_get("started_at")?)?,
-                finished_at: opt_time(s.try_get("finished_at")?)?,
-                output: s.try_get("output")?,
-                error: s.try_get("error")?,
-                waiting: waiting_view(&s)?,
-                history: history.remove(&step_id).unwrap_or_default(),
-            });
+        for s in &steps {
+            let (mut step, children) = super::rows::step_view(s)?;
+            step.history = history.remove(&step.id.0).unwrap_or_default();
+            dependents.push(children);
+            run.steps.push(step);
         }
+        super::fan_out::count_items(&mut conn, id, &mut run.steps).await?;
         link_steps(&mut run.steps, &dependents);
         Ok(Some(run))
     }
@@ -456,6 +425,7 @@ pub(super) async fn create_runs_in(
                 "delay_ms": s.start_after.map(millis),
                 "compensable": s.compensable,
                 "resource": s.resource,
+                "for_each": s.for_each,
             })
         })
         .collect();
@@ -508,20 +478,4 @@ pub(super) async fn create_runs_in(
         }
     }
     Ok(answers)
-}
-
-/// What a waiting step waits for (`wait_kind` is set only while it waits).
-fn waiting_view(row: &SqliteRow) -> Result<Option<crate::model::WaitingView>> {
-    let Some(kind) = row.try_get::<Option<String>, _>("wait_kind")? else {
-        return Ok(None);
-    };
-    let callback = kind == "callback";
-    Ok(Some(crate::model::WaitingView {
-        kind,
-        signal: row.try_get("wait_signal")?,
-        until: opt_time(row.try_get("wait_until")?)?,
-        attempt: callback
-            .then(|| row.try_get::<i64, _>("attempt").map(|a| a.max(0) as u32))
-            .transpose()?,
-    }))
 }

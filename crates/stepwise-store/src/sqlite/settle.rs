@@ -30,9 +30,34 @@ pub(super) struct LockedStep {
     /// The run was cancelled or timed out while the step ran: any outcome write
     /// only confirms that it stopped.
     pub revoked: bool,
+    /// See [`FailingStep::tolerated_by`].
+    pub tolerated_by: Option<Uuid>,
+}
+
+/// A step failing for good, as [`fail_for_good`] needs it.
+pub(super) struct FailingStep<'a> {
+    pub id: Uuid,
+    pub run_id: Uuid,
+    pub name: &'a str,
+    pub attempt: i64,
+    pub group: Option<&'a str>,
+    /// An item of a `for_each` step with `on_item_failure = "continue"`: its failure
+    /// ends the item, not the run, and counts towards this step's join.
+    pub tolerated_by: Option<Uuid>,
 }
 
 impl LockedStep {
+    pub fn failing(&self) -> FailingStep<'_> {
+        FailingStep {
+            id: self.id,
+            run_id: self.run_id,
+            name: &self.name,
+            attempt: self.attempt,
+            group: self.group.as_deref(),
+            tolerated_by: self.tolerated_by,
+        }
+    }
+
     pub fn lease(&self) -> Lease {
         Lease {
             step_id: StepId(self.id),
@@ -73,6 +98,7 @@ pub(super) async fn lock_running_step(
         halted: row.try_get("halted")?,
         attempt_base: row.try_get("attempt_base")?,
         revoked: row.try_get("revoked")?,
+        tolerated_by: row.try_get("tolerated_by")?,
     }))
 }
 
@@ -152,7 +178,7 @@ impl LockedStep {
 /// steps are skipped, and the run fails once nothing of it runs.
 pub(super) async fn fail_for_good(
     conn: &mut SqliteConnection,
-    step: &LockedStep,
+    step: &FailingStep<'_>,
     error: &str,
 ) -> Result<Vec<(RunId, RunStatus)>> {
     sqlx::query(include_str!("sql/fail_step.sql"))
@@ -165,16 +191,26 @@ pub(super) async fn fail_for_good(
         NewEvent {
             kind: EventKind::StepFailed,
             run_id: Some(step.run_id),
-            step: Some(&step.name),
-            group: step.group.as_deref(),
+            step: Some(step.name),
+            group: step.group,
             data: failure::final_failure_data(step.attempt, error),
         },
     )
     .await?;
+    if let Some(parent) = step.tolerated_by {
+        let settled =
+            crate::fan_out::settle(&mut super::fan_out::SqliteFanOut(conn), &[StepId(parent)])
+                .await?;
+        let mut finished = settled.finished;
+        let mut closed: Vec<Uuid> = settled.closed.iter().map(|r| r.0).collect();
+        closed.push(step.run_id);
+        finished.extend(close_steps(conn, &closed).await?);
+        return Ok(finished);
+    }
     sqlx::query(include_str!("sql/halt_run.sql"))
         .bind(step.run_id)
         .bind(RunStatus::Failed.as_str())
-        .bind(failure::run_error(&step.name, error))
+        .bind(failure::run_error(step.name, error))
         .execute(&mut *conn)
         .await?;
     let skipped: Vec<String> = sqlx::query_scalar(include_str!("sql/skip_unstarted_steps.sql"))
@@ -188,8 +224,8 @@ pub(super) async fn fail_for_good(
                 kind: EventKind::StepSkipped,
                 run_id: Some(step.run_id),
                 step: Some(name),
-                group: step.group.as_deref(),
-                data: failure::skipped_data(&step.name),
+                group: step.group,
+                data: failure::skipped_data(step.name),
             },
         )
         .await?;

@@ -92,6 +92,8 @@ struct RunOfClaim {
     /// For a compensation: the output of the step it undoes.
     compensated_output: Option<Value>,
     error: Option<String>,
+    /// For an item of a `for_each` step: its element.
+    item: Option<StepItem>,
 }
 
 impl RunOfClaim {
@@ -107,6 +109,15 @@ impl RunOfClaim {
                 dependency_outputs: row.try_get("dependency_outputs")?,
                 compensated_output: row.try_get("compensated_output")?,
                 error: row.try_get("error")?,
+                item: match row.try_get::<Option<i64>, _>("item_index")? {
+                    None => None,
+                    Some(index) => Some(StepItem {
+                        index: index.max(0) as u32,
+                        value: row
+                            .try_get::<Option<Value>, _>("item")?
+                            .unwrap_or(Value::Null),
+                    }),
+                },
             },
         ))
     }
@@ -124,6 +135,8 @@ struct ClaimRow {
     priority: i64,
     /// For a compensation: the step it undoes.
     compensates: Option<String>,
+    /// A `for_each` step found claimable: it expands instead of running.
+    expands: bool,
 }
 
 impl ClaimRow {
@@ -137,6 +150,7 @@ impl ClaimRow {
             max_attempts: row.try_get("max_attempts")?,
             priority: row.try_get("priority")?,
             compensates: row.try_get("compensates")?,
+            expands: row.try_get("expands")?,
         })
     }
 }
@@ -148,8 +162,8 @@ struct CompletedRow {
     run_id: Uuid,
     /// Whether it holds a resource lock.
     locked: bool,
-    /// Whether any step waits for it.
-    has_dependents: bool,
+    /// The steps that wait for it.
+    dependents: Vec<StepId>,
 }
 
 impl CompletedRow {
@@ -159,7 +173,7 @@ impl CompletedRow {
             lease: super::rows::lease_from_row(row)?,
             run_id: row.try_get("run_id")?,
             locked: row.try_get("locked")?,
-            has_dependents: row.try_get("has_dependents")?,
+            dependents: super::fan_out::parse_dependents(&row.try_get::<String, _>("dependents")?)?,
         })
     }
 }
@@ -175,32 +189,52 @@ impl SqliteStore {
         sqlx::query(include_str!("sql/promote_due_steps.sql"))
             .execute(&mut *tx)
             .await?;
-        let mut rows = Vec::new();
-        for queue in &request.queues {
-            let want = request.limit as usize - rows.len();
-            if want == 0 {
+        let mut rows: Vec<ClaimRow> = Vec::new();
+        // A `for_each` step found claimable expands instead of running; its items
+        // are claimable at once, so the claim looks again (once) to fill the batch.
+        for _ in 0..2 {
+            let mut expanding = Vec::new();
+            for queue in &request.queues {
+                let want = request.limit as usize - rows.len();
+                if want == 0 {
+                    break;
+                }
+                // Steps that need a resource lock first: the plain claim never looks
+                // at locks, so under load it would starve them.
+                let mut found = claim_with_locks(&mut tx, queue, want, request.worker).await?;
+                let want = want - found.len();
+                if want > 0 {
+                    let mut claimed = sqlx::query(include_str!("sql/claim_steps.sql"))
+                        .bind(queue)
+                        .bind(want as i64)
+                        .bind(request.worker.0)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(ClaimRow::from_row)
+                        .collect::<Result<Vec<_>>>()?;
+                    // RETURNING comes back in no particular order.
+                    claimed.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.seq));
+                    found.extend(claimed);
+                }
+                for row in found {
+                    if row.expands {
+                        expanding.push(row.lease.step_id);
+                    } else {
+                        rows.push(row);
+                    }
+                }
+            }
+            if expanding.is_empty() {
                 break;
             }
-            // Steps that need a resource lock first: the plain claim never looks at
-            // locks, so under load it would starve them.
-            let locked = claim_with_locks(&mut tx, queue, want, request.worker).await?;
-            let want = want - locked.len();
-            rows.extend(locked);
-            if want == 0 {
-                continue;
-            }
-            let mut claimed = sqlx::query(include_str!("sql/claim_steps.sql"))
-                .bind(queue)
-                .bind(want as i64)
-                .bind(request.worker.0)
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(ClaimRow::from_row)
-                .collect::<Result<Vec<_>>>()?;
-            // RETURNING comes back in no particular order.
-            claimed.sort_by_key(|r| (std::cmp::Reverse(r.priority), r.seq));
-            rows.extend(claimed);
+            let settled = crate::fan_out::expand_claimed(
+                &mut super::fan_out::SqliteFanOut(&mut tx),
+                &expanding,
+            )
+            .await?;
+            let closed: Vec<Uuid> = settled.closed.iter().map(|r| r.0).collect();
+            settle::close_steps(&mut tx, &closed).await?;
         }
         let steps = finish_claims(&mut tx, rows, request.worker).await?;
         tx.commit().await?;
@@ -275,7 +309,7 @@ pub(super) async fn complete_in(
     let mut leases = HashSet::with_capacity(rows.len());
     let mut runs = Vec::with_capacity(rows.len());
     let mut locked = Vec::new();
-    let mut ready = Vec::new();
+    let mut settled = crate::fan_out::Settled::default();
     if !rows.is_empty() {
         let seqs = seq_list(rows.iter().map(|r| r.seq));
         for row in &rows {
@@ -299,20 +333,14 @@ pub(super) async fn complete_in(
             .execute(&mut *conn)
             .await?;
         // Last steps of their runs (most of them) unblock nothing.
-        if rows.iter().any(|r| r.has_dependents) {
-            let mut unblocked = sqlx::query(include_str!("sql/unblock_dependents.sql"))
-                .bind(&seqs)
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(UnblockedRow::from_row)
-                .collect::<Result<Vec<_>>>()?;
-            unblocked.sort_by_key(|u| u.seq);
-            ready.extend(unblocked.into_iter().filter_map(|u| u.ready));
-        }
+        let dependents: Vec<StepId> = rows.iter().flat_map(|r| r.dependents.clone()).collect();
+        settled =
+            crate::fan_out::settle(&mut super::fan_out::SqliteFanOut(conn), &dependents).await?;
     }
+    runs.extend(settled.closed.iter().map(|r| r.0));
     locks::release_for_steps(conn, &locked).await?;
     let mut finished_runs = settle::close_steps(conn, &runs).await?;
+    finished_runs.extend(settled.finished);
     let refused = refused(all.iter().map(|o| o.lease), &leases);
     // A refused write of a revoked step still tells us its attempt stopped.
     finished_runs.extend(settle::stop_revoked(conn, &refused).await?);
@@ -322,32 +350,8 @@ pub(super) async fn complete_in(
             accepted,
             finished_runs,
         },
-        ready,
+        settled.ready,
     ))
-}
-
-/// A dependent as `unblock_dependents.sql` left it.
-struct UnblockedRow {
-    seq: i64,
-    /// Set when its last dependency just completed.
-    ready: Option<ReadyStep>,
-}
-
-impl UnblockedRow {
-    fn from_row(row: &SqliteRow) -> Result<Self> {
-        let status: String = row.try_get("status")?;
-        Ok(Self {
-            seq: row.try_get("seq")?,
-            ready: match status.as_str() {
-                "pending" => Some(ReadyStep {
-                    id: StepId(row.try_get("id")?),
-                    queue: row.try_get("queue")?,
-                    needs_lock: row.try_get("needs_lock")?,
-                }),
-                _ => None,
-            },
-        })
-    }
 }
 
 impl SqliteStore {
@@ -428,7 +432,7 @@ pub(super) async fn fail_locked(
             }
         }
         FailureDecision::GiveUp => {
-            settle::fail_for_good(&mut *conn, step, &error).await?;
+            settle::fail_for_good(&mut *conn, &step.failing(), &error).await?;
             FailOutcome::Failed
         }
     };
@@ -571,6 +575,7 @@ async fn finish_claims(
                 output: run.compensated_output.unwrap_or(Value::Null),
                 error: run.error,
             }),
+            item: run.item,
         });
     }
     Ok(steps)

@@ -156,7 +156,7 @@ impl SqliteStore {
             .await?;
             if exhausted {
                 let error = crate::failure::lost_error(step.attempt);
-                settle::fail_for_good(&mut tx, &step, &error).await?;
+                settle::fail_for_good(&mut tx, &step.failing(), &error).await?;
                 report.steps_failed.push(StepId(id));
             } else {
                 sqlx::query(include_str!("sql/requeue_step.sql"))

@@ -24,7 +24,9 @@ claimed AS (
     FROM picked
     WHERE s.id = picked.id
     RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
-              s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates
+              s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates,
+              s.item_of, s.item_index, s.item,
+              s.for_each IS NOT NULL AND s.items_total IS NULL AS expands
 ),
 leased AS (
     INSERT INTO step_lease (worker_id, step_id, token)
@@ -41,17 +43,27 @@ started AS (
     SELECT 'step.started', j.run_id, j.name, j.group_name,
            jsonb_build_object('attempt', j.attempt, 'worker_id', $2::uuid), j.started_at
     FROM joined j
+    WHERE NOT j.expands
     ORDER BY j.seq
 )
 SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token,
        j.workflow, j.workflow_version, j.input,
        (SELECT expires_at FROM worker WHERE id = $2) AS lease_expires_at,
-       (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
-        FROM step d
-        WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents)) AS dependency_outputs,
+       CASE WHEN j.item_of IS NULL THEN
+           (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+            FROM step d
+            WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents))
+       ELSE
+           -- An item's context is its step's: found by name, never by a scan of
+           -- the run's (possibly many) items.
+           (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+            FROM step p
+            JOIN step d ON d.run_id = p.run_id AND d.name = ANY (p.item_deps)
+            WHERE p.id = j.item_of)
+       END AS dependency_outputs,
        j.compensates,
        (SELECT o.output FROM step o
         WHERE o.run_id = j.run_id AND o.name = j.compensates) AS compensated_output,
-       j.error AS run_error
+       j.error AS run_error, j.item_index, j.item, j.expands
 FROM joined j
 ORDER BY j.seq

@@ -4,20 +4,20 @@
 WITH inserted AS (
 INSERT INTO step (id, run_id, name, queue, status, priority, deps_remaining, dependents,
                   max_attempts, backoff_initial_ms, backoff_factor, backoff_max_ms,
-                  run_after, compensable, resource)
+                  run_after, compensable, resource, for_each)
 SELECT id, run_id, name, queue, status, priority, deps, dependents::uuid[],
        max_attempts, b_initial, b_factor, b_max,
        CASE WHEN at IS NOT NULL OR delay_ms IS NOT NULL
             THEN coalesce(at, (SELECT stepwise_now()) + delay_ms * interval '1 millisecond')
        END,
-       compensable, resource
+       compensable, resource, for_each
 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[],
             $7::integer[], $8::text[], $9::integer[], $10::bigint[],
             $11::double precision[], $12::bigint[], $13::timestamptz[], $14::bigint[],
-            $15::boolean[], $16::text[])
+            $15::boolean[], $16::text[], $17::jsonb[])
      WITH ORDINALITY AS i(id, run_id, name, queue, status, priority, deps, dependents,
                           max_attempts, b_initial, b_factor, b_max, at, delay_ms,
-                          compensable, resource, ord)
+                          compensable, resource, for_each, ord)
 ORDER BY ord
 RETURNING queue, priority, seq, id, resource, status
 )

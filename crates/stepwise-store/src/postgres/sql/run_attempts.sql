@@ -13,7 +13,7 @@ FROM (
     SELECT s.id, s.attempt, s.worker_id, s.started_at, s.finished_at, 'completed', NULL,
            NULL
     FROM step s
-    WHERE s.run_id = $1 AND s.status = 'completed'
+    WHERE s.run_id = $1 AND s.status = 'completed' AND s.item_of IS NULL
       AND NOT EXISTS (SELECT 1 FROM attempt a
                       WHERE a.run_id = $1 AND a.step_id = s.id AND a.number = s.attempt
                         AND a.outcome = 'completed')

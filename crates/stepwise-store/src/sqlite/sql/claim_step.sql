@@ -17,4 +17,5 @@ WHERE id = ?1
               WHERE w.id = ?2 AND w.status = 'alive'
                 AND w.expires_at > (SELECT now_ms FROM db_clock))
 RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base AS max_attempts,
-          lease_token, priority, compensates
+          lease_token, priority, compensates,
+          for_each IS NOT NULL AND items_total IS NULL AS expands

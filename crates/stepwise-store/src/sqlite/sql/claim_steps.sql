@@ -23,4 +23,5 @@ WHERE seq IN (
     LIMIT ?2
 )
 RETURNING seq, id, name, queue, attempt, max_attempts + attempt_base AS max_attempts,
-          lease_token, priority, compensates
+          lease_token, priority, compensates,
+          for_each IS NOT NULL AND items_total IS NULL AS expands

@@ -12,4 +12,4 @@ FROM (
 WHERE step.id = i.id AND step.lease_token = i.token AND step.status = 'running'
   AND step.revoked_at IS NULL
 RETURNING step.seq, step.id, step.lease_token, step.run_id,
-          step.resource IS NOT NULL AS locked, json_array_length(step.dependents) > 0 AS has_dependents
+          step.resource IS NOT NULL AS locked, step.dependents

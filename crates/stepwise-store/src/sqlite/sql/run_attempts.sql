@@ -12,7 +12,7 @@ FROM (
     SELECT s.id, s.attempt, s.worker_id, s.started_at, s.finished_at, 'completed', NULL,
            9223372036854775807
     FROM step s
-    WHERE s.run_id = ?1 AND s.status = 'completed'
+    WHERE s.run_id = ?1 AND s.status = 'completed' AND s.item_of IS NULL
       AND NOT EXISTS (SELECT 1 FROM attempt a
                       WHERE a.run_id = ?1 AND a.step_id = s.id AND a.number = s.attempt
                         AND a.outcome = 'completed')

@@ -2,9 +2,19 @@
 -- from its run. A compensation also gets the output of the step it undoes and why
 -- the run stopped. The worker's lease expiry rides along (one statement less).
 SELECT s.seq, r.id, r.workflow, r.workflow_version, r.input,
-       (SELECT json_group_object(d.name, json(coalesce(d.output, 'null')))
-        FROM step d, json_each(d.dependents) x
-        WHERE d.run_id = s.run_id AND x.value = lower(hex(s.id))) AS dependency_outputs,
+       CASE WHEN s.item_of IS NULL THEN
+           (SELECT json_group_object(d.name, json(coalesce(d.output, 'null')))
+            FROM step d, json_each(d.dependents) x
+            WHERE d.run_id = s.run_id AND x.value = lower(hex(s.id)))
+       ELSE
+           -- An item's context is its step's: found by name, never by a scan of the
+           -- run's (possibly many) items.
+           (SELECT json_group_object(d.name, json(coalesce(d.output, 'null')))
+            FROM step p, json_each(p.item_deps) n
+            JOIN step d ON d.run_id = p.run_id AND d.name = n.value
+            WHERE p.id = s.item_of)
+       END AS dependency_outputs,
+       s.item_index, s.item,
        (SELECT o.output FROM step o
         WHERE o.run_id = s.run_id AND o.name = s.compensates) AS compensated_output,
        r.error,

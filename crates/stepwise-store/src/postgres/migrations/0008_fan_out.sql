@@ -1,0 +1,20 @@
+-- Stepwise schema, version 8 (PostgreSQL): steps decided at run time (for_each).
+--
+-- A `for_each` step carries its spec in `for_each` until it expands. Expanding
+-- inserts its items (`item_of` = the step, `item_index`, `item` = the element) and
+-- turns the step into their join: `items_total` is set, and `deps_remaining`
+-- counts the items not yet terminal (the ordinary join counter). `item_cursor`,
+-- only with max_parallel, is the lowest index that may still be waiting for a
+-- place; `item_deps` are the step's dependencies by name, so that an item's claim
+-- finds its context by index instead of scanning the run's items.
+-- None of these columns is ever changed by a claim or an outcome of an item, and
+-- the one new index names only columns that never change: step updates stay HOT.
+ALTER TABLE step
+    ADD COLUMN for_each jsonb,
+    ADD COLUMN item_of uuid,
+    ADD COLUMN item_index integer,
+    ADD COLUMN item jsonb,
+    ADD COLUMN items_total integer,
+    ADD COLUMN item_cursor integer,
+    ADD COLUMN item_deps text[];
+CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;

@@ -1,0 +1,17 @@
+-- Stepwise schema, version 8 (SQLite): steps decided at run time (for_each).
+--
+-- A `for_each` step carries its spec in `for_each` (JSON) until it expands.
+-- Expanding inserts its items (`item_of` = the step, `item_index`, `item` = the
+-- element as JSON) and turns the step into their join: `items_total` is set, and
+-- `deps_remaining` counts the items not yet terminal. `item_cursor`, only with
+-- max_parallel, is the lowest index that may still be waiting for a place;
+-- `item_deps` (a JSON array of names) are the step's dependencies, so that an
+-- item's claim finds its context by index instead of scanning the run's items.
+ALTER TABLE step ADD COLUMN for_each TEXT;
+ALTER TABLE step ADD COLUMN item_of BLOB;
+ALTER TABLE step ADD COLUMN item_index INTEGER;
+ALTER TABLE step ADD COLUMN item TEXT;
+ALTER TABLE step ADD COLUMN items_total INTEGER;
+ALTER TABLE step ADD COLUMN item_cursor INTEGER;
+ALTER TABLE step ADD COLUMN item_deps TEXT;
+CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
