@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stepwise_core::secrets::{self, MissingVariable, Secrets};
+use stepwise_core::spec::fan_out::split_item_name;
 use stepwise_core::{CompleteBy, RunId, StepAction};
 use stepwise_store::{ClaimedStep, WaitFor};
 use tokio_util::sync::CancellationToken;
@@ -36,7 +37,9 @@ impl Inner {
         // A compensation runs its forward step's `compensate` action, with that
         // step's environment, directory and timeout.
         let forward = step.compensating.as_ref().map_or(&step.step, |c| &c.step);
-        let Some(step_spec) = spec.steps.iter().find(|s| &s.name == forward) else {
+        // An item `STEP[i]` (or its compensation) runs its `for_each` step's action.
+        let forward = split_item_name(forward).map_or(forward.as_str(), |(name, _)| name);
+        let Some(step_spec) = spec.steps.iter().find(|s| s.name == forward) else {
             let error = format!("step {forward:?} is not in workflow {}", step.workflow);
             return failed(step, error, false, None);
         };
@@ -204,6 +207,10 @@ pub fn attempt_input(
         "input": step.input,
         "steps": step.dependency_outputs,
     });
+    if let Some(item) = &step.item {
+        context["item"] = item.value.clone();
+        context["item_index"] = json!(item.index);
+    }
     if let Some(undo) = &step.compensating {
         context["compensating"] = json!({
             "step": undo.step,
