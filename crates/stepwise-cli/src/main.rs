@@ -114,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .transpose()?,
                     workflow,
                     group,
+                    parent: None,
                     limit,
                     cursor: None,
                 };

@@ -151,6 +151,7 @@ async fn list(
             status,
             workflow: query.workflow,
             group: query.group,
+            parent: None,
             limit: Some(limit),
             // `?cursor=` with nothing after it is the first page.
             cursor: query.cursor.filter(|c| !c.is_empty()),

@@ -46,6 +46,9 @@ pub struct RunView {
     /// compensates and after: `compensated` and `compensation_failed` do not say.
     /// Absent while nothing stopped it.
     pub stop_reason: Option<crate::StopReason>,
+    /// For a child run: the run and step (`STEP` or `STEP[i]`) that started it.
+    pub parent_run: Option<RunId>,
+    pub parent_step: Option<String>,
     /// The schedule that started it, and the fire time it ran for.
     pub schedule: Option<String>,
     pub scheduled_for: Option<DateTime<Utc>>,
@@ -183,6 +186,8 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub workflow: Option<String>,
     pub group: Option<String>,
+    /// Only the child runs of this run.
+    pub parent: Option<RunId>,
     /// At most this many (all when `None`).
     pub limit: Option<u32>,
     /// Continue after the page that returned this cursor.

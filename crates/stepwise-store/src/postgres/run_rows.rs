@@ -40,6 +40,8 @@ pub(super) fn run_from_row(row: &PgRow) -> Result<(i64, RunView)> {
             priority: row.try_get("priority")?,
             error: row.try_get("error")?,
             stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
+            parent_run: row.try_get::<Option<Uuid>, _>("parent_run")?.map(RunId),
+            parent_step: row.try_get("parent_step")?,
             schedule: row.try_get("schedule")?,
             scheduled_for: row.try_get("scheduled_for")?,
             created_at: row.try_get("created_at")?,

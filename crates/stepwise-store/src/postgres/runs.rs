@@ -176,6 +176,7 @@ impl RunStore for PgStore {
             .bind(&filter.group)
             .bind(before)
             .bind(filter.limit.map(|l| i64::from(l) + 1))
+            .bind(filter.parent.map(|p| p.0))
             .fetch_all(&self.pool)
             .await?;
         let mut runs = Vec::with_capacity(rows.len());

@@ -173,6 +173,7 @@ impl RunStore for SqliteStore {
             .bind(&filter.group)
             .bind(before)
             .bind(filter.limit.map(|l| i64::from(l) + 1))
+            .bind(filter.parent.map(|p| p.0))
             .fetch_all(&self.reader)
             .await?;
         let mut runs = Vec::with_capacity(rows.len());
@@ -310,6 +311,8 @@ fn run_from_row(row: &SqliteRow) -> Result<(i64, RunView)> {
             priority: row.try_get("priority")?,
             error: row.try_get("error")?,
             stop_reason: crate::StopReason::from_halt(row.try_get("halt")?)?,
+            parent_run: row.try_get::<Option<Uuid>, _>("parent_run")?.map(RunId),
+            parent_step: row.try_get("parent_step")?,
             schedule: row.try_get("schedule")?,
             scheduled_for: opt_time(row.try_get("scheduled_for")?)?,
             created_at: time(row.try_get("created_at")?)?,

@@ -18,3 +18,8 @@ ALTER TABLE step
     ADD COLUMN item_cursor integer,
     ADD COLUMN item_deps text[];
 CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
+
+-- Child runs (`run = { workflow }` steps): the parent run and step that started a
+-- run. Set at creation, never changed: the index keeps run updates HOT.
+ALTER TABLE run ADD COLUMN parent_run uuid, ADD COLUMN parent_step text;
+CREATE INDEX run_children ON run (parent_run, seq) WHERE parent_run IS NOT NULL;

@@ -15,3 +15,9 @@ ALTER TABLE step ADD COLUMN items_total INTEGER;
 ALTER TABLE step ADD COLUMN item_cursor INTEGER;
 ALTER TABLE step ADD COLUMN item_deps TEXT;
 CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
+
+-- Child runs (`run = { workflow }` steps): the parent run and step that started a
+-- run. Set at creation, never changed.
+ALTER TABLE run ADD COLUMN parent_run BLOB;
+ALTER TABLE run ADD COLUMN parent_step TEXT;
+CREATE INDEX run_children ON run (parent_run, seq) WHERE parent_run IS NOT NULL;
