@@ -297,6 +297,21 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
             "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `run`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`",
         ),
         (
+            "max_parallel without for_each",
+            step("max_parallel = 4\n"),
+            "wf.toml:5:16: steps[0].max_parallel: `max_parallel` applies only to a step with `for_each`",
+        ),
+        (
+            "on_item_failure unknown",
+            step("for_each = \"input.x\"\non_item_failure = \"ignore\"\n"),
+            "wf.toml:6:19: steps[0].on_item_failure: \"ignore\" is not allowed; use \"fail\" or \"continue\"",
+        ),
+        (
+            "run and handler",
+            step("run = { workflow = \"child\" }\n"),
+            "wf.toml:5:7: steps[0].run: a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait` or `run`, but this one also has `handler`",
+        ),
+        (
             "unknown backoff key",
             with_step("[defaults]\nbackoff = { initial = \"1s\", factr = 2 }\n"),
             "wf.toml:3:29: defaults.backoff.factr: unknown key `factr`; expected one of `initial`, `factor`, `max`",
