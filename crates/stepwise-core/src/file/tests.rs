@@ -66,6 +66,7 @@ fn the_design_example_parses_into_the_expected_spec() {
                 key: "{{input.tenant}}".into(),
                 limit: 1,
             }),
+            fairness_key: None,
         },
         steps: vec![
             StepSpec {
@@ -294,7 +295,7 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "unknown step key",
             step("exce = [\"x\"]\n"),
-            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `run`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`",
+            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `run`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`, `rate_limit`",
         ),
         (
             "max_parallel without for_each",
