@@ -89,6 +89,9 @@ pub struct StepView {
     pub waiting: Option<super::WaitingView>,
     /// Finished attempts, oldest first; the running attempt is the step itself.
     pub history: Vec<AttemptView>,
+    /// The rate limit key its starts are admitted under (rendered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_key: Option<String>,
     /// For an expanded `for_each` step: its items by status (the items themselves
     /// are paged by [`crate::ItemStore::list_items`]).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -103,6 +103,7 @@ impl RunStepRow {
                 error: row.try_get("error")?,
                 waiting: waiting_view(row)?,
                 history: Vec::new(),
+                rate_key: row.try_get("rate_key")?,
                 items: None,
             },
             dependents: dependents.into_iter().map(StepId).collect(),

@@ -40,6 +40,7 @@ pub(super) fn step_view(s: &SqliteRow) -> Result<(StepView, Vec<StepId>)> {
         error: s.try_get("error")?,
         waiting: waiting_view(s)?,
         history: Vec::new(),
+        rate_key: s.try_get("rate_key")?,
         items: None,
     };
     Ok((view, super::fan_out::parse_dependents(&children)?))
