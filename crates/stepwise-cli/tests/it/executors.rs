@@ -210,6 +210,11 @@ async fn the_supervisor_kills_the_child_when_the_worker_stops_heartbeating() {
 
 /// A one-shot HTTP server answering every request with `status` and `body`.
 async fn http_server(status: u16, body: &'static str) -> String {
+    http_server_with(status, String::new(), body).await
+}
+
+/// Like [`http_server`], with `headers` (each line ending in CRLF) in every answer.
+async fn http_server_with(status: u16, headers: String, body: &'static str) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -217,7 +222,7 @@ async fn http_server(status: u16, body: &'static str) -> String {
             let mut buf = vec![0u8; 65536];
             let _ = sock.read(&mut buf).await;
             let reply = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = sock.write_all(reply.as_bytes()).await;
@@ -275,6 +280,83 @@ async fn http_2xx_json_is_the_output_and_errors_say_whether_to_retry() {
         .outcome
         .unwrap_err();
     assert!(err.retryable, "a refused connection may work later");
+}
+
+#[tokio::test]
+async fn exec_exit_75_with_retry_after_asks_for_that_delay() {
+    let dir = Scratch::new();
+    let stop = CancellationToken::new();
+    let script = r#"cat > /dev/null; echo '{"retry_after": "30s"}'; echo quota >&2; exit 75"#;
+    let err = sh(script, &dir, &stop).await.outcome.unwrap_err();
+    assert_eq!(err.retry_after, Some(Duration::from_secs(30)), "{err:?}");
+    assert!(err.retryable);
+    assert_eq!(err.message, "exit 75: the service asked to retry after 30s");
+    let script = r#"cat > /dev/null; echo '{"retry_after": 2}'; exit 75"#;
+    let err = sh(script, &dir, &stop).await.outcome.unwrap_err();
+    assert_eq!(err.retry_after, Some(Duration::from_secs(2)), "{err:?}");
+    // Without a delay, 75 is an ordinary failure that says why.
+    let script = r#"cat > /dev/null; echo 'busy'; exit 75"#;
+    let err = sh(script, &dir, &stop).await.outcome.unwrap_err();
+    assert_eq!(err.retry_after, None);
+    assert!(err.retryable);
+    assert!(
+        err.message.starts_with(
+            "exit code 75 (stdout is not a JSON object with retry_after: retried after the backoff)"
+        ),
+        "{}",
+        err.message
+    );
+    // A successful exit's retry_after is just output.
+    let script = r#"cat > /dev/null; echo '{"retry_after": "30s"}'"#;
+    let out = sh(script, &dir, &stop).await.outcome.unwrap();
+    assert_eq!(out, json!({"retry_after": "30s"}));
+}
+
+#[tokio::test]
+async fn http_429_and_503_with_retry_after_ask_for_that_delay() {
+    let dir = Scratch::new();
+    let client = http::Clients::new();
+    let stop = CancellationToken::new();
+    let url = http_server_with(429, "retry-after: 7\r\n".into(), r#"{"error": "slow down"}"#).await;
+    let err = post(&client, &url, &input(&dir), &stop)
+        .await
+        .outcome
+        .unwrap_err();
+    assert_eq!(err.retry_after, Some(Duration::from_secs(7)), "{err:?}");
+    assert!(err.retryable);
+    assert!(
+        err.message
+            .starts_with("HTTP 429 Too Many Requests: the service asked to retry after 7s: ")
+            && err.message.contains("slow down"),
+        "{}",
+        err.message
+    );
+    // An HTTP-date is turned into a delay by the worker's clock.
+    let at = chrono::Utc::now() + chrono::Duration::hours(1);
+    let header = format!("retry-after: {}\r\n", at.format("%a, %d %b %Y %H:%M:%S GMT"));
+    let url = http_server_with(503, header, "{}").await;
+    let err = post(&client, &url, &input(&dir), &stop)
+        .await
+        .outcome
+        .unwrap_err();
+    let delay = err.retry_after.expect("a delay");
+    assert!(
+        delay > Duration::from_secs(3000) && delay <= Duration::from_secs(3600),
+        "{delay:?}"
+    );
+    // Other statuses, and a 429 without the header, take the backoff.
+    let url = http_server_with(500, "retry-after: 7\r\n".into(), "{}").await;
+    let err = post(&client, &url, &input(&dir), &stop)
+        .await
+        .outcome
+        .unwrap_err();
+    assert_eq!(err.retry_after, None);
+    let url = http_server(429, "{}").await;
+    let err = post(&client, &url, &input(&dir), &stop)
+        .await
+        .outcome
+        .unwrap_err();
+    assert_eq!((err.retry_after, err.retryable), (None, true));
 }
 
 #[tokio::test]

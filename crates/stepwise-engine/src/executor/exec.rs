@@ -4,6 +4,7 @@
 //! (other text is kept as a JSON string); stdout and stderr, interleaved as they
 //! arrive, are the attempt's log, captured with a bounded buffer while streaming.
 
+use super::backpressure::{self, EXIT_RETRY_LATER};
 use super::{AttemptError, AttemptInput, AttemptResult, ExecOptions};
 use crate::capture::Capture;
 use crate::lease::LeaseValidity;
@@ -184,9 +185,11 @@ fn judge(
         Verdict::Exited(EXIT_CANNOT_START) => Err(AttemptError::retryable(with_tail(
             "command could not be started".into(),
         ))),
+        Verdict::Exited(EXIT_RETRY_LATER) => Err(retry_later(output, with_tail)),
         Verdict::Exited(code) => Err(AttemptError {
             message: with_tail(format!("exit code {code}")),
             retryable: code != EXIT_DO_NOT_RETRY,
+            retry_after: None,
         }),
         Verdict::Signalled(signal) => Err(AttemptError::retryable(with_tail(format!(
             "killed by signal {}",
@@ -203,6 +206,24 @@ fn judge(
             )))
         }
         Verdict::KilledOnRequest => Err(AttemptError::retryable("stopped by the worker")),
+    }
+}
+
+/// Exit 75: back-pressure when stdout says how long to wait; otherwise an ordinary
+/// failure that says why the delay was not taken.
+fn retry_later(output: &Capture, with_tail: impl Fn(String) -> String) -> AttemptError {
+    let stdout = match output.truncated() {
+        true => String::new(),
+        false => output.text(),
+    };
+    match backpressure::exec_retry_after(&stdout) {
+        Ok(delay) => AttemptError::retry_after(
+            format!("exit {EXIT_RETRY_LATER}: {}", backpressure::asked(delay)),
+            delay,
+        ),
+        Err(why) => AttemptError::retryable(with_tail(format!(
+            "exit code {EXIT_RETRY_LATER} ({why}: retried after the backoff)"
+        ))),
     }
 }
 

@@ -7,7 +7,7 @@
 //! and every expanded value is redacted from what the attempt reports (output, log,
 //! error), so a secret never leaves the worker through the store.
 
-use super::{AttemptError, AttemptInput, AttemptResult};
+use super::{backpressure, AttemptError, AttemptInput, AttemptResult};
 use std::path::Path;
 use stepwise_core::secrets::{self, Piece, Secrets};
 use stepwise_core::{HttpAction, Template};
@@ -57,6 +57,7 @@ async fn attempt(
         Err(e) => return failed(send_error(&shown, &e)),
     };
     let status = response.status();
+    let retry_after = asked_to_wait(&response);
     let limit = call.body_limit;
     // An announced length over the limit fails before any of the body is read.
     let announced = response.content_length().filter(|&n| n > limit as u64);
@@ -99,16 +100,38 @@ async fn attempt(
             log: Some(format!("{shown}\nHTTP {status}\n{excerpt}")),
         };
     }
-    let message = format!("HTTP {status}: {excerpt}");
     let code = status.as_u16();
     let retry = !(400..500).contains(&code) || code == 408 || code == 429;
+    let (message, error) = match retry_after {
+        Some(delay) => {
+            let message = format!("HTTP {status}: {}: {excerpt}", backpressure::asked(delay));
+            (message.clone(), AttemptError::retry_after(message, delay))
+        }
+        None => {
+            let message = format!("HTTP {status}: {excerpt}");
+            let error = AttemptError {
+                message: message.clone(),
+                retryable: retry,
+                retry_after: None,
+            };
+            (message, error)
+        }
+    };
     AttemptResult {
-        outcome: Err(AttemptError {
-            message: message.clone(),
-            retryable: retry,
-        }),
+        outcome: Err(error),
         log: Some(format!("{shown}\n{message}")),
     }
+}
+
+/// The delay a 429 or 503 answer's `Retry-After` asks for; other answers' headers
+/// say nothing about back-pressure.
+fn asked_to_wait(response: &reqwest::Response) -> Option<std::time::Duration> {
+    let code = response.status().as_u16();
+    if code != 429 && code != 503 {
+        return None;
+    }
+    let value = response.headers().get(reqwest::header::RETRY_AFTER)?;
+    backpressure::http_retry_after(value.to_str().ok()?, std::time::SystemTime::now())
 }
 
 /// The request, with `${NAME}` expanded and templates rendered. Every failure here

@@ -4,6 +4,7 @@
 //! [`AttemptResult`]; it never touches the store. Timeouts are applied around it by
 //! the worker, through the same token, so every kind stops the same way.
 
+pub mod backpressure;
 pub mod exec;
 pub mod handler;
 pub mod http;
@@ -60,6 +61,10 @@ pub struct AttemptError {
     pub message: String,
     /// False when retrying cannot help (exit 64, HTTP 4xx, a permanent handler error).
     pub retryable: bool,
+    /// Back-pressure: the service asked to be called again after this long (exit 75
+    /// with `retry_after`, HTTP 429/503 with `Retry-After`). The retry waits that
+    /// long instead of the backoff, and the step's rate limit key pauses as long.
+    pub retry_after: Option<Duration>,
 }
 
 impl AttemptError {
@@ -67,6 +72,7 @@ impl AttemptError {
         Self {
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
 
@@ -74,6 +80,17 @@ impl AttemptError {
         Self {
             message: message.into(),
             retryable: false,
+            retry_after: None,
+        }
+    }
+
+    /// A retryable error whose service said when to come back (a handler can
+    /// return one too); the delay is bounded by [`backpressure::MAX_RETRY_AFTER`].
+    pub fn retry_after(message: impl Into<String>, delay: Duration) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+            retry_after: Some(delay.min(backpressure::MAX_RETRY_AFTER)),
         }
     }
 }

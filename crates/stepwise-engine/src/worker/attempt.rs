@@ -172,18 +172,18 @@ impl Inner {
                 log,
                 hand_off: None,
             },
-            (Err(e), false) => failed(step, e.message, e.retryable, log),
+            (Err(error), false) => Finished::Failed { step, error, log },
         }
     }
 }
 
-fn failed(step: ClaimedStep, error: String, retryable: bool, log: Option<String>) -> Finished {
-    Finished::Failed {
-        step,
-        error,
+fn failed(step: ClaimedStep, message: String, retryable: bool, log: Option<String>) -> Finished {
+    let error = crate::executor::AttemptError {
+        message,
         retryable,
-        log,
-    }
+        retry_after: None,
+    };
+    Finished::Failed { step, error, log }
 }
 
 /// A step's `env` with `${NAME}` taken from the worker's environment.

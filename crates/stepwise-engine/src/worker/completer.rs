@@ -4,6 +4,7 @@
 use super::consumer::HandOffRequest;
 use super::{Finished, Inner};
 use crate::bus::Lifecycle;
+use crate::executor::AttemptError;
 use crate::metrics as m;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -55,13 +56,8 @@ impl Inner {
                     }
                     succeeded.push((step, output));
                 }
-                Finished::Failed {
-                    step,
-                    error,
-                    retryable,
-                    log,
-                } => {
-                    self.record_failure(step, error, retryable, log).await;
+                Finished::Failed { step, error, log } => {
+                    self.record_failure(step, error, log).await;
                 }
                 Finished::Parked { step, wait } => self.park(step, wait).await,
                 Finished::Abandoned { step } => abandoned.push(step),
@@ -166,20 +162,19 @@ impl Inner {
             .collect()
     }
 
-    async fn record_failure(
-        &self,
-        step: ClaimedStep,
-        error: String,
-        retryable: bool,
-        log: Option<String>,
-    ) {
+    async fn record_failure(&self, step: ClaimedStep, error: AttemptError, log: Option<String>) {
         metrics::counter!(m::STEP_ERRORS).increment(1);
+        let AttemptError {
+            message: error,
+            retryable,
+            retry_after,
+        } = error;
         let failure = StepFailure {
             lease: step.lease,
             error: error.clone(),
             retryable,
             log,
-            retry_after: None,
+            retry_after,
         };
         match retry_store(|| self.store.fail_step(&failure)).await {
             Ok(stepwise_store::FailOutcome::Refused) => self.lease_lost(&step),

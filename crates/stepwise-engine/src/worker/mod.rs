@@ -311,8 +311,7 @@ enum Finished {
     },
     Failed {
         step: ClaimedStep,
-        error: String,
-        retryable: bool,
+        error: crate::executor::AttemptError,
         log: Option<String>,
     },
     /// The step waits (a sleep, a signal, its callback) holding no worker: the
