@@ -61,6 +61,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rate limits: each key's limit, starts admitted, steps waiting, pauses; or act
+    /// on one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Limits {
+        #[command(subcommand)]
+        command: Option<LimitsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Resource locks.
     Locks {
         #[command(subcommand)]
@@ -315,6 +324,51 @@ pub enum SchedulesCommand {
         /// RFC 3339, e.g. 2026-12-02T00:00:00Z.
         #[arg(long)]
         to: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LimitsCommand {
+    /// Every rate limit key: limit per period, burst, starts admitted, steps waiting,
+    /// pause and next start.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a key's limit (creating the key); it applies to the next claim and
+    /// workflow files no longer change it.
+    Set {
+        key: String,
+        /// Starts per --per, on average (at least 1).
+        #[arg(long, allow_hyphen_values = true)]
+        limit: String,
+        /// The period, e.g. 1s or 1m.
+        #[arg(long, value_parser = parse_duration)]
+        per: Duration,
+        /// Starts admitted at once after a quiet spell (default 1: evenly spaced).
+        #[arg(long, allow_hyphen_values = true)]
+        burst: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start none of a key's steps until a time (RFC 3339) or for a while.
+    #[command(group(clap::ArgGroup::new("how_long").required(true).args(["until", "for_"])))]
+    Pause {
+        key: String,
+        /// RFC 3339, e.g. 2026-12-01T08:00:00Z (database clock).
+        #[arg(long)]
+        until: Option<String>,
+        /// A duration from now (database clock), e.g. 10m.
+        #[arg(long = "for", value_parser = parse_duration)]
+        for_: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a key's pause.
+    Resume {
+        key: String,
         #[arg(long)]
         json: bool,
     },

@@ -6,8 +6,8 @@ mod output;
 
 use clap::Parser;
 use cli::{
-    Cli, Command, GroupsCommand, LocksCommand, QueuesCommand, RunsCommand, SchedulesCommand,
-    TokensCommand,
+    Cli, Command, GroupsCommand, LimitsCommand, LocksCommand, QueuesCommand, RunsCommand,
+    SchedulesCommand, TokensCommand,
 };
 use commands::CliError;
 use std::process::ExitCode;
@@ -170,6 +170,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         json,
                     };
                     schedules::backfill(&*store, args).await
+                }
+            }
+        }
+        Command::Limits { command, json } => {
+            use commands::limits;
+            match command {
+                None => limits::list(&*store, json).await,
+                Some(LimitsCommand::List { json }) => limits::list(&*store, json).await,
+                Some(LimitsCommand::Set {
+                    key,
+                    limit,
+                    per,
+                    burst,
+                    json,
+                }) => {
+                    let args = limits::SetArgs {
+                        key: &key,
+                        limit: &limit,
+                        per,
+                        burst: burst.as_deref(),
+                        json,
+                    };
+                    limits::set(&*store, args).await
+                }
+                Some(LimitsCommand::Pause {
+                    key,
+                    until,
+                    for_,
+                    json,
+                }) => {
+                    let args = limits::PauseArgs {
+                        key: &key,
+                        until: until.as_deref(),
+                        for_,
+                        json,
+                    };
+                    limits::pause(&*store, args).await
+                }
+                Some(LimitsCommand::Resume { key, json }) => {
+                    limits::resume(&*store, &key, json).await
                 }
             }
         }

@@ -44,6 +44,14 @@ pub enum Reason {
     },
     /// The run was started with a delay.
     DelayedStart { until: DateTime<Utc> },
+    /// Its rate limit key admits no start before `until` (its next start, or the
+    /// end of its pause).
+    RateLimited {
+        key: String,
+        until: DateTime<Utc>,
+        /// Paused (by `limits pause` or a service's `Retry-After`), not just spaced.
+        paused: bool,
+    },
     /// Its queue is paused (`stepwise queues resume QUEUE`).
     QueuePaused { queue: String },
     /// No live worker serves its queue.
@@ -161,6 +169,13 @@ impl fmt::Display for Reason {
             Reason::DelayedStart { until } => {
                 write!(f, "starts at {} (delayed start)", until.to_rfc3339())
             }
+            Reason::RateLimited { key, until, paused } => {
+                write!(f, "rate limited on {key} until {}", until.to_rfc3339())?;
+                if *paused {
+                    write!(f, "; the key is paused (stepwise limits resume {key})")?;
+                }
+                Ok(())
+            }
             Reason::QueuePaused { queue } => {
                 write!(f, "queue {queue:?} is paused (stepwise queues resume {queue})")
             }
@@ -269,6 +284,10 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
         .map(|q| q.name)
         .collect();
     let locks = store.list_locks().await?;
+    let limits = match run.steps.iter().any(|s| s.rate_key.is_some()) {
+        true => store.list_limits().await?,
+        false => Vec::new(),
+    };
     let reason = match (run.status, &run.concurrency_key) {
         (RunStatus::Pending, Some(key)) => match store.key_line(key).await? {
             Some(line) => Some(Reason::WaitingForSlot {
@@ -335,7 +354,8 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
                     last_error: step.error.clone(),
                 },
                 Some(until) if until > store.now().await? => Reason::DelayedStart { until },
-                _ => claimable(step, &paused, &workers, &locks),
+                _ => rate_limited(step, &limits)
+                    .unwrap_or_else(|| claimable(step, &paused, &workers, &locks)),
             },
         };
         steps.push(StepExplanation {
@@ -372,6 +392,17 @@ fn calls(run: &RunView, spec: &stepwise_core::WorkflowSpec) -> BTreeMap<String, 
             }
         })
         .collect()
+}
+
+/// A pending step whose rate limit key admits no start yet.
+fn rate_limited(step: &StepView, limits: &[LimitView]) -> Option<Reason> {
+    let key = step.rate_key.as_ref()?;
+    let limit = limits.iter().find(|l| &l.key == key)?;
+    Some(Reason::RateLimited {
+        key: key.clone(),
+        until: limit.next_start?,
+        paused: limit.paused_until.is_some(),
+    })
 }
 
 /// Why a claimable step has not started: its queue, its resource or no worker.
@@ -481,5 +512,29 @@ mod tests {
             ..view("signal", Some("approved"), None)
         };
         assert_eq!(describe_waiting(&forever), "waiting for signal approved");
+    }
+
+    #[test]
+    fn a_rate_limited_step_says_its_key_and_when() {
+        let until = "2030-01-02T03:04:05Z".parse().unwrap();
+        let spaced = Reason::RateLimited {
+            key: "openai:acme".into(),
+            until,
+            paused: false,
+        };
+        assert_eq!(
+            spaced.to_string(),
+            "rate limited on openai:acme until 2030-01-02T03:04:05+00:00"
+        );
+        let paused = Reason::RateLimited {
+            key: "api".into(),
+            until,
+            paused: true,
+        };
+        assert_eq!(
+            paused.to_string(),
+            "rate limited on api until 2030-01-02T03:04:05+00:00; the key is paused \
+             (stepwise limits resume api)"
+        );
     }
 }

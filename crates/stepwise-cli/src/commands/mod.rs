@@ -7,6 +7,7 @@ pub mod bench;
 pub mod control;
 pub mod events;
 pub mod flow;
+pub mod limits;
 pub mod run;
 pub mod runs;
 pub mod schedules;

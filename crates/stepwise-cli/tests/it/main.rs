@@ -16,6 +16,7 @@ mod flow;
 mod flow_cli;
 mod https;
 mod library;
+mod limits;
 mod logs;
 mod partition;
 mod run_inputs;

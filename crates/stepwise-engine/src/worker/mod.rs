@@ -19,6 +19,7 @@
 mod attempt;
 mod completer;
 mod consumer;
+mod pacing;
 mod revocation;
 mod upkeep;
 mod waits;
@@ -383,6 +384,8 @@ impl Inner {
         // Woken by news of work (rather than by the poll timer): an empty claim then
         // means another worker took that work first.
         let mut signalled = false;
+        // When a rate limit key that just admitted one of ours should admit again.
+        let mut pace = None::<Instant>;
         loop {
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -452,6 +455,7 @@ impl Inner {
                     metrics::counter!(m::CLAIM_LOST_RACES).increment(1);
                 }
                 drop(permits);
+                let wait = pacing::idle_wait(&mut pace, self.options.poll_interval);
                 signalled = tokio::select! {
                     _ = wake.changed() => true,
                     changed = async { signal.as_mut().expect("guarded").changed().await }, if signal.is_some() => {
@@ -460,12 +464,16 @@ impl Inner {
                         }
                         true
                     }
-                    _ = tokio::time::sleep(self.options.poll_interval) => false,
+                    _ = tokio::time::sleep(wait) => false,
                     _ = shutdown.cancelled() => return,
                 };
                 continue;
             }
             signalled = false;
+            // A short claim may be a rate limit's doing (a full one never waits).
+            if claimed.len() < permits.len() {
+                pace = self.next_admission(&claimed).or(pace);
+            }
             metrics::counter!(m::CLAIM_HITS).increment(1);
             metrics::counter!(m::STEPS_CLAIMED).increment(claimed.len() as u64);
             for (step, permit) in claimed.into_iter().zip(permits.drain(..)) {
