@@ -47,6 +47,8 @@ mod hot_path;
 mod joins;
 #[path = "conformance/leases.rs"]
 mod leases;
+#[path = "conformance/limits.rs"]
+mod limits;
 #[path = "conformance/reads.rs"]
 mod reads;
 #[path = "conformance/retries.rs"]
@@ -169,6 +171,13 @@ conformance!(
     children::a_retried_parent_finds_its_failed_child_again_and_retries_it,
     children::cancelling_a_parent_cancels_its_children,
     children::a_childs_completion_racing_its_parents_cancel_settles_once,
+    // Rate limits and fairness.
+    limits::the_admitted_rate_never_exceeds_limit_plus_burst_with_racing_claimers,
+    limits::a_changed_limit_applies_to_the_next_claim,
+    limits::a_paused_key_admits_nothing_until_its_time,
+    limits::keys_are_independent,
+    limits::back_pressure_pauses_the_key_and_delays_the_retry,
+    limits::a_small_tenant_is_served_in_the_next_claim,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

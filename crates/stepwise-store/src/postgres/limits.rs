@@ -146,6 +146,11 @@ pub(super) async fn claim_fair(
         served.push(key);
         rows.extend(claimed);
     }
+    // A key served twice this claim counts once, as of its last turn.
+    let mut seen = std::collections::HashSet::new();
+    served.reverse();
+    served.retain(|k| seen.insert(k.clone()));
+    served.reverse();
     if !served.is_empty() {
         sqlx::query(include_str!("sql/serve_fair_lanes.sql"))
             .bind(queue)
