@@ -165,6 +165,7 @@ conformance!(
     fan_out::max_parallel_is_never_exceeded_by_racing_claimers,
     fan_out::continue_completes_with_nulls_where_fail_fails_the_run,
     fan_out::a_retry_reruns_only_failed_items_and_from_reruns_them_all,
+    fan_out::each_item_is_compensated_on_its_own_with_its_element,
     // Child runs.
     children::a_child_completes_its_waiting_parent_step_with_its_outputs,
     children::a_child_finished_before_its_parent_parked_completes_it_at_once,
