@@ -123,15 +123,18 @@ pub(super) async fn claim_fair(
             break;
         };
         let key = key.to_string();
+        let share = rounds.share(want - rows.len());
         let claimed = sqlx::query(include_str!("sql/claim_fair_steps.sql"))
             .bind(queue)
-            .bind(1i64)
+            .bind(share as i64)
             .bind(worker.0)
             .bind(&key)
             .fetch_all(&mut *conn)
             .await?;
-        if claimed.is_empty() {
+        if claimed.len() < share {
             rounds.dry(i);
+        }
+        if claimed.is_empty() {
             continue;
         }
         served.push(serde_json::Value::String(key));
