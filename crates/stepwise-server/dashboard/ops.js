@@ -3,6 +3,7 @@
 // and on a timer for what moves without events (ages, heartbeats).
 
 import { get, post } from "./api.js";
+import { limitsTable } from "./limits.js";
 import { ago, ask, badge, debounce, elapsed, h, latest, short, table, tick, toast } from "./ui.js";
 
 // Renders `draw(data)` into a container, now and whenever events of `prefixes`
@@ -36,10 +37,10 @@ async function livePage(main, ctx, { title, load, draw, prefixes, every }) {
 export function queuesPage(main, ctx) {
   return livePage(main, ctx, {
     title: "Queues",
-    load: () => get("/v1/queues"),
-    prefixes: ["run.", "step.", "lock."],
+    load: async () => ({ ...(await get("/v1/queues")), limits: (await get("/v1/limits")).limits }),
+    prefixes: ["run.", "step.", "lock.", "limit."],
     every: 5000,
-    draw: (q) => [
+    draw: (q, refresh) => [
       table(["Queue", "State", "Pending", "Scheduled", "Running", "Oldest pending"],
         q.queues.map((x) => h("tr", { "data-queue": x.name },
           h("td", {}, x.name),
@@ -54,6 +55,8 @@ export function queuesPage(main, ctx) {
           h("td", {}, k.limit, k.limit_set ? h("span", { class: "muted" }, " (set by hand)") : ""),
           h("td", {}, k.active), h("td", {}, k.waiting))),
         "No concurrency keys in use."),
+      h("h2", {}, "Rate limits"),
+      limitsTable(q.limits, refresh, ctx),
     ],
   });
 }

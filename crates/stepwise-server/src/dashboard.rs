@@ -29,6 +29,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("runs.js", JS, include_str!("../dashboard/runs.js")),
     ("run.js", JS, include_str!("../dashboard/run.js")),
     ("ops.js", JS, include_str!("../dashboard/ops.js")),
+    ("limits.js", JS, include_str!("../dashboard/limits.js")),
     (
         "schedules.js",
         JS,

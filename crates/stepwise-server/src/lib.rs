@@ -19,6 +19,7 @@ mod dashboard;
 mod document;
 mod error;
 mod json;
+mod limit_metrics;
 mod metrics;
 mod openapi;
 mod routes;

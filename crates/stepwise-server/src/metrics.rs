@@ -69,6 +69,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
     let queues = state.store.queue_stats().await?;
     let keys = state.store.concurrency_keys().await?;
     let waiting = state.store.waiting_counts().await?;
+    let limits = state.store.list_limits().await?;
     let alive = state
         .store
         .list_workers()
@@ -149,6 +150,7 @@ async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, Api
         "Workers whose lease is current.",
         vec![(String::new(), alive as f64)],
     );
+    text.push_str(&crate::limit_metrics::render(&limits, escape));
     Ok(([(header::CONTENT_TYPE, TEXT_FORMAT)], text))
 }
 

@@ -39,7 +39,7 @@ use utoipa::{Modify, OpenApi};
         (name = "runs", description = "Start, list, inspect, cancel and retry runs"),
         (name = "workflows", description = "Register workflow files"),
         (name = "groups", description = "Sealed batches of runs that complete exactly once"),
-        (name = "flow", description = "Queues, concurrency keys and resource locks"),
+        (name = "flow", description = "Queues, concurrency keys, rate limits and resource locks"),
         (name = "schedules", description = "Schedules: list them; pause, resume, trigger and backfill one"),
         (name = "events", description = "The lifecycle event feed (transactional outbox)"),
         (name = "meta", description = "Health, workers, metrics and this document"),
@@ -197,6 +197,13 @@ const LINKS: &[LinkSource] = &[
         statuses: &["200"],
         parameters: &[("name", "$response.body#/spec/name")],
         targets: &["pause_schedule"],
+    },
+    LinkSource {
+        path: "/v1/limits/{key}/pause",
+        operation: "pause_limit",
+        statuses: &["200"],
+        parameters: &[("key", "$response.body#/key")],
+        targets: &["resume_limit", "set_limit"],
     },
     LinkSource {
         path: "/v1/groups",

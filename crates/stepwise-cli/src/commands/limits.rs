@@ -34,7 +34,12 @@ pub async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let key_width = limits.iter().map(|l| l.key.len()).max().unwrap_or(0).max(3);
-    let rate_width = limits.iter().map(|l| rate(l).len()).max().unwrap_or(0).max(5);
+    let rate_width = limits
+        .iter()
+        .map(|l| rate(l).len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
     outln!(
         "{:<key_width$}  {:<rate_width$}  {:>5}  {:>8}  {:>7}  {:<24}  {:<24}  SET BY",
         "KEY",
@@ -75,7 +80,11 @@ pub async fn set(store: &dyn Store, args: SetArgs<'_>) -> anyhow::Result<()> {
         key: args.key.to_string(),
         limit: count("--limit", args.limit)?,
         per_ms: per_ms(args.per)?,
-        burst: args.burst.map(|b| count("--burst", b)).transpose()?.unwrap_or(1),
+        burst: args
+            .burst
+            .map(|b| count("--burst", b))
+            .transpose()?
+            .unwrap_or(1),
     };
     let view = store.set_limit(&setting).await?;
     if args.json {
@@ -138,10 +147,7 @@ pub async fn pause(store: &dyn Store, args: PauseArgs<'_>) -> anyhow::Result<()>
     if args.json {
         outln!("{}", serde_json::to_string(&view)?);
     }
-    let until = view
-        .paused_until
-        .map(time)
-        .unwrap_or_else(|| "now".into());
+    let until = view.paused_until.map(time).unwrap_or_else(|| "now".into());
     eprintln!(
         "rate limit key {:?} paused until {until}: its steps start no sooner (stepwise \
          limits resume {} ends the pause)",

@@ -317,7 +317,12 @@ async fn http_429_and_503_with_retry_after_ask_for_that_delay() {
     let dir = Scratch::new();
     let client = http::Clients::new();
     let stop = CancellationToken::new();
-    let url = http_server_with(429, "retry-after: 7\r\n".into(), r#"{"error": "slow down"}"#).await;
+    let url = http_server_with(
+        429,
+        "retry-after: 7\r\n".into(),
+        r#"{"error": "slow down"}"#,
+    )
+    .await;
     let err = post(&client, &url, &input(&dir), &stop)
         .await
         .outcome
@@ -333,7 +338,10 @@ async fn http_429_and_503_with_retry_after_ask_for_that_delay() {
     );
     // An HTTP-date is turned into a delay by the worker's clock.
     let at = chrono::Utc::now() + chrono::Duration::hours(1);
-    let header = format!("retry-after: {}\r\n", at.format("%a, %d %b %Y %H:%M:%S GMT"));
+    let header = format!(
+        "retry-after: {}\r\n",
+        at.format("%a, %d %b %Y %H:%M:%S GMT")
+    );
     let url = http_server_with(503, header, "{}").await;
     let err = post(&client, &url, &input(&dir), &stop)
         .await

@@ -4,7 +4,7 @@
 
 use crate::support::on_both_backends;
 use crate::support::{
-    advance_clock, eventually, events_when, ok, progressing, run_json, stepwise, Backend,
+    advance_clock, events_when, eventually, ok, progressing, run_json, stepwise, Backend,
     Background, Scratch, TestDb,
 };
 use chrono::{DateTime, Utc};
@@ -97,7 +97,10 @@ fn runs_on_one_key_start_at_its_rate_across_two_workers(backend: Backend) {
     let second = chrono::Duration::seconds(1);
     let mut busiest = 0;
     for (i, from) in starts.iter().enumerate() {
-        let within = starts[i..].iter().take_while(|t| **t < *from + second).count();
+        let within = starts[i..]
+            .iter()
+            .take_while(|t| **t < *from + second)
+            .count();
         assert!(
             within <= 11,
             "{within} starts in the second from {from}: {starts:?}"
@@ -113,9 +116,11 @@ fn runs_on_one_key_start_at_its_rate_across_two_workers(backend: Backend) {
 }
 
 fn all_completed(url: &str, runs: &[String]) -> bool {
-    let listed: Vec<Value> =
-        serde_json::from_str(&ok(url, &["runs", "list", "--json", "--status", "completed"]))
-            .unwrap();
+    let listed: Vec<Value> = serde_json::from_str(&ok(
+        url,
+        &["runs", "list", "--json", "--status", "completed"],
+    ))
+    .unwrap();
     listed.len() == runs.len()
 }
 
@@ -161,7 +166,10 @@ fn back_pressure_pauses_the_key_and_retries_after_the_delay(backend: Backend) {
     let paused_until = time(&key["paused_until"]);
     let run_after = time(&step["run_after"]);
     let gap = (paused_until - run_after).num_milliseconds().abs();
-    assert!(gap < 5000, "key paused until {paused_until}, retry at {run_after}");
+    assert!(
+        gap < 5000,
+        "key paused until {paused_until}, retry at {run_after}"
+    );
     assert!(
         run_after - time(&step["history"][0]["started_at"]) >= chrono::Duration::minutes(59),
         "{step}"
@@ -219,12 +227,24 @@ fn limits_commands_act_on_keys_and_refuse_bad_input(backend: Backend) {
     assert_eq!(limits(url), Vec::<Value>::new());
     let set: Value = serde_json::from_str(&ok(
         url,
-        &["limits", "set", "api", "--limit", "600", "--per", "1m", "--burst", "60", "--json"],
+        &[
+            "limits", "set", "api", "--limit", "600", "--per", "1m", "--burst", "60", "--json",
+        ],
     ))
     .unwrap();
     assert_eq!(
-        (&set["limit"], &set["per_ms"], &set["burst"], &set["overridden"]),
-        (&Value::from(600), &Value::from(60_000), &Value::from(60), &Value::from(true)),
+        (
+            &set["limit"],
+            &set["per_ms"],
+            &set["burst"],
+            &set["overridden"]
+        ),
+        (
+            &Value::from(600),
+            &Value::from(60_000),
+            &Value::from(60),
+            &Value::from(true)
+        ),
         "{set}"
     );
     let table = ok(url, &["limits"]);
@@ -233,9 +253,11 @@ fn limits_commands_act_on_keys_and_refuse_bad_input(backend: Backend) {
         "{table}"
     );
 
-    let paused: Value =
-        serde_json::from_str(&ok(url, &["limits", "pause", "api", "--for", "10m", "--json"]))
-            .unwrap();
+    let paused: Value = serde_json::from_str(&ok(
+        url,
+        &["limits", "pause", "api", "--for", "10m", "--json"],
+    ))
+    .unwrap();
     assert!(paused["paused_until"].is_string(), "{paused}");
     assert_eq!(paused["next_start"], paused["paused_until"], "{paused}");
     let resumed: Value =
@@ -253,7 +275,9 @@ fn limits_commands_act_on_keys_and_refuse_bad_input(backend: Backend) {
         &["limits", "set", "api", "--limit", "0", "--per", "1m"][..],
         &["limits", "set", "api", "--limit", "x", "--per", "1m"],
         &["limits", "set", "api", "--limit", "5", "--per", "soon"],
-        &["limits", "set", "api", "--limit", "5", "--per", "1m", "--burst", "-1"],
+        &[
+            "limits", "set", "api", "--limit", "5", "--per", "1m", "--burst", "-1",
+        ],
         &["limits", "set", "api", "--limit", "5"],
         &["limits", "pause", "api"],
         &["limits", "pause", "api", "--for", "1m", "--until", at],

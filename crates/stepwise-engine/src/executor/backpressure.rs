@@ -123,10 +123,7 @@ mod tests {
     #[test]
     fn retry_after_headers_take_seconds_or_a_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-        assert_eq!(
-            http_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
+        assert_eq!(http_retry_after("120", now), Some(Duration::from_secs(120)));
         assert_eq!(http_retry_after(" 0 ", now), Some(Duration::ZERO));
         assert_eq!(
             http_retry_after("Sun, 06 Nov 1994 08:50:07 GMT", now),
@@ -157,7 +154,10 @@ mod tests {
 
     #[test]
     fn delays_read_as_people_write_them() {
-        assert_eq!(asked(Duration::from_secs(30)), "the service asked to retry after 30s");
+        assert_eq!(
+            asked(Duration::from_secs(30)),
+            "the service asked to retry after 30s"
+        );
         assert_eq!(describe(Duration::from_millis(500)), "500ms");
         assert_eq!(describe(Duration::from_secs(150)), "2m 30s");
         assert_eq!(describe(Duration::from_nanos(10)), "1ms");

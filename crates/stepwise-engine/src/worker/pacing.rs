@@ -26,7 +26,12 @@ impl Inner {
             .filter_map(|s| {
                 let spec = specs.get(&(s.workflow.clone(), s.workflow_version))?;
                 let name = split_item_name(&s.step).map_or(s.step.as_str(), |(name, _)| name);
-                let limit = spec.steps.iter().find(|x| x.name == name)?.rate_limit.as_ref()?;
+                let limit = spec
+                    .steps
+                    .iter()
+                    .find(|x| x.name == name)?
+                    .rate_limit
+                    .as_ref()?;
                 let rate = Rate {
                     limit: limit.limit,
                     per_ms: limit.per_ms,

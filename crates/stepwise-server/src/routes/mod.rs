@@ -1,6 +1,7 @@
 //! The routes, one module per area.
 
 mod flow;
+mod limits;
 mod meta;
 mod runs;
 mod schedules;
@@ -18,4 +19,5 @@ pub fn all() -> OpenApiRouter<AppState> {
         .merge(workflows::routes())
         .merge(waits::routes())
         .merge(schedules::routes())
+        .merge(limits::routes())
 }

@@ -14,6 +14,7 @@ use stepwise_store::Store;
 use tower::ServiceExt;
 
 mod http_steps;
+mod limits;
 mod openapi;
 mod schedules;
 mod waits;
@@ -607,6 +608,10 @@ async fn the_auth_matrix() {
         ("POST", "/v1/schedules/x/resume".into(), Admin),
         ("POST", "/v1/schedules/x/trigger".into(), Admin),
         ("POST", "/v1/schedules/x/backfill".into(), Admin),
+        ("GET", "/v1/limits".into(), Read),
+        ("PUT", "/v1/limits/x".into(), Admin),
+        ("POST", "/v1/limits/x/pause".into(), Admin),
+        ("POST", "/v1/limits/x/resume".into(), Admin),
     ];
     let send = |method: &str, uri: &str, secret: Option<&str>| {
         let mut request = Request::builder()

@@ -58,6 +58,14 @@ name = "deploy"
 after = ["approve"]
 exec = ["sh", "-c", "cat > /dev/null; echo '{\\"deployed\\": true}'"]
 `,
+  // One start an hour on its key: the first run's step starts, the others wait.
+  "metered.toml": `
+name = "metered"
+[[steps]]
+name = "call"
+exec = ["sh", "-c", "cat > /dev/null; echo '{}'"]
+rate_limit = { key = "mock:acme", limit = 1, per = "1h" }
+`,
   // Two schedules that are not due while the tests run: their runs are started by
   // hand ("Run now").
   "digest.toml": `
@@ -306,6 +314,30 @@ test("queues, workers, groups and events pages render live data", async () => {
   await page.locator("#live.on").waitFor();
   await start("report");
   await page.locator("tbody tr code", { hasText: "run.created" }).first().waitFor({ timeout: 10000 });
+});
+
+test("the queues page shows each rate limit key, its delay, and pauses and resumes it", async () => {
+  for (let i = 0; i < 3; i++) await start("metered");
+  await until("the key to admit one start and hold two", async () => {
+    const key = (await api("GET", "/v1/limits")).body.limits.find((l) => l.key === "mock:acme");
+    return key && key.admitted === 1 && key.waiting === 2;
+  }, 20000);
+  await page.goto(base + "/queues");
+  const row = page.locator('tr[data-limit="mock:acme"]');
+  await row.waitFor();
+  const text = await row.innerText();
+  assert.match(text, /1 \/ 1h/);
+  assert.match(text, /next start in/);
+  await row.locator('button[data-action="pause"]').click();
+  await page.locator("#pause-for").fill("2h");
+  await page.locator("#pause-for").press("Enter");
+  await page.locator('tr[data-limit="mock:acme"][data-paused="true"]').waitFor({ timeout: 10000 });
+  assert.match(await row.innerText(), /paused until in/);
+  await shot("queues-limits.png");
+  await row.locator('button[data-action="resume"]').click();
+  await page.locator('tr[data-limit="mock:acme"][data-paused="false"]').waitFor({ timeout: 10000 });
+  const kinds = (await api("GET", "/v1/events?limit=5000")).body.events.map((e) => e.kind);
+  assert.ok(kinds.includes("limit.paused") && kinds.includes("limit.resumed"), kinds.join(" "));
 });
 
 test("the schedules page shows each schedule, runs one now and pauses it", async () => {
