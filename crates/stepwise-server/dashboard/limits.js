@@ -20,7 +20,7 @@ function rate(l) {
 }
 
 function state(l) {
-  if (l.paused_until) return h("span", {}, badge("paused"), " until ", ago(l.paused_until));
+  if (l.paused_until) return h("span", {}, badge("paused"), " ends ", ago(l.paused_until));
   if (l.next_start) return h("span", {}, "next start ", ago(l.next_start));
   return h("span", { class: "muted" }, "admitting");
 }
