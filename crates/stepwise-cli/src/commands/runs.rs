@@ -1,4 +1,4 @@
-//! `stepwise runs list|show` and `stepwise logs`.
+//! `stepwise runs list|explain` and `stepwise logs` (`runs show` is in `show.rs`).
 
 use super::{parse_run_id, CliError};
 use crate::output::{out, outln};
@@ -61,76 +61,6 @@ pub async fn get(store: &dyn Store, id: &str) -> anyhow::Result<RunView> {
         .get_run(id)
         .await?
         .ok_or_else(|| CliError::not_found(format!("no run {id}")))
-}
-
-pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()> {
-    let run = get(store, id).await?;
-    if json {
-        outln!("{}", serde_json::to_string(&run)?);
-        return Ok(());
-    }
-    outln!("run       {}", run.id);
-    outln!("workflow  {} v{}", run.workflow, run.workflow_version);
-    match run.stop_reason {
-        // `compensated` and the like do not say why the run stopped.
-        Some(reason) if reason.as_str() != run.status.as_str() => {
-            outln!("status    {} (stopped: {})", run.status, reason.as_str());
-        }
-        _ => outln!("status    {}", run.status),
-    }
-    outln!(
-        "progress  {}/{} steps",
-        run.progress.done,
-        run.progress.total
-    );
-    if let Some(g) = &run.group {
-        outln!("group     {g}");
-    }
-    if let Some(schedule) = &run.schedule {
-        let fire = run
-            .scheduled_for
-            .map(|t| format!(" for {}", super::schedules::time(t)))
-            .unwrap_or_default();
-        outln!("schedule  {schedule}{fire}");
-    }
-    outln!("created   {}", run.created_at.to_rfc3339());
-    if let Some(f) = run.finished_at {
-        outln!("finished  {}", f.to_rfc3339());
-    }
-    if let Some(e) = &run.error {
-        outln!("error     {e}");
-    }
-    outln!();
-    outln!(
-        "{:<24}  {:<10}  {:>8}  DETAIL",
-        "STEP",
-        "STATUS",
-        "ATTEMPTS"
-    );
-    for s in &run.steps {
-        let detail = match (&s.waiting, &s.error, s.run_after) {
-            // What it waits for says more than an earlier attempt's error.
-            (Some(w), _, _) => stepwise_store::explain::describe_waiting(w),
-            (None, Some(e), _) if s.status.as_str() != "completed" => {
-                e.lines().next().unwrap_or("").to_string()
-            }
-            (None, _, Some(t)) if s.status.as_str() == "pending" => {
-                format!("next attempt at {}", t.to_rfc3339())
-            }
-            _ => match &s.compensates {
-                Some(step) => format!("undoes {step}"),
-                None => String::new(),
-            },
-        };
-        outln!(
-            "{:<24}  {:<10}  {:>8}  {}",
-            s.name,
-            s.status.as_str(),
-            format!("{}/{}", s.attempts, s.max_attempts),
-            detail
-        );
-    }
-    Ok(())
 }
 
 pub async fn logs(
