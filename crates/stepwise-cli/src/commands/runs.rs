@@ -131,12 +131,12 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
         .max()
         .unwrap_or(0);
     for s in &explanation.steps {
-        outln!(
-            "{:<name_width$}  {:<9}  {}",
-            s.step,
-            s.status.as_str(),
-            s.reason
-        );
+        // An expanded step is `blocked` in the store while its items run.
+        let status = match &s.reason {
+            stepwise_store::explain::Reason::Items { .. } => "running",
+            _ => s.status.as_str(),
+        };
+        outln!("{:<name_width$}  {:<9}  {}", s.step, status, s.reason);
         if let Some(call) = explanation.calls.get(&s.step) {
             outln!("{:<name_width$}  {:<9}  calls {call}", "", "");
         }
