@@ -27,7 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry))
         .routes(routes!(explain))
         .routes(routes!(logs))
-        .routes(routes!(items))
+        .routes(routes!(step_items))
 }
 
 /// A run to start: `POST /v1/runs`, and each run of `POST /v1/groups`.
@@ -392,7 +392,7 @@ struct ItemsQuery {
         (status = 400, description = "`from` or `limit` out of range", body = ErrorBody),
         (status = 404, description = "No such run, or it has no `for_each` step of that name", body = ErrorBody),
     ))]
-async fn items(
+async fn step_items(
     State(state): State<AppState>,
     Path((id, step)): Path<(String, String)>,
     Query(query): Query<ItemsQuery>,
