@@ -2,8 +2,8 @@
 
 use super::{parse_run_id, CliError};
 use crate::output::{out, outln};
-use stepwise_core::RunStatus;
-use stepwise_store::{RunFilter, RunView, Store};
+use stepwise_core::{RunId, RunStatus};
+use stepwise_store::{ItemsRequest, RunFilter, RunView, Store};
 
 pub async fn list(store: &dyn Store, filter: RunFilter, json: bool) -> anyhow::Result<()> {
     let mut filter = filter;
@@ -70,7 +70,7 @@ pub async fn logs(
     attempt: Option<u32>,
 ) -> anyhow::Result<()> {
     let view = get(store, run).await?;
-    if !view.steps.iter().any(|s| s.name == step) {
+    if !view.steps.iter().any(|s| s.name == step) && !is_item(store, view.id, step).await? {
         return Err(CliError::not_found(format!(
             "run {} has no step {step:?}",
             view.id
@@ -89,6 +89,22 @@ pub async fn logs(
         outln!();
     }
     Ok(())
+}
+
+/// Whether `name` is an item (`STEP[i]`) of one of the run's expanded steps, which
+/// the run's view counts rather than lists.
+async fn is_item(store: &dyn Store, run: RunId, name: &str) -> anyhow::Result<bool> {
+    let Some((step, index)) = stepwise_core::spec::fan_out::split_item_name(name) else {
+        return Ok(false);
+    };
+    let request = ItemsRequest {
+        run,
+        step: step.to_string(),
+        from: index,
+        limit: 1,
+    };
+    let page = store.list_items(&request).await?;
+    Ok(page.is_some_and(|p| p.items.first().is_some_and(|i| i.name == name)))
 }
 
 /// `runs explain ID`: why the run, and each of its unfinished steps, is not running.

@@ -334,7 +334,7 @@ struct LogsQuery {
 #[utoipa::path(get, path = "/v1/runs/{id}/steps/{step}/logs", tag = "runs",
     params(
         ("id" = uuid::Uuid, Path, description = "The run's id"),
-        ("step" = String, Path, description = "The step's name"),
+        ("step" = String, Path, description = "The step's name, or an item's (`STEP[i]`)"),
         LogsQuery,
     ),
     responses(
@@ -357,13 +357,33 @@ async fn logs(
         .get_run(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
-    if !run.steps.iter().any(|s| s.name == step) {
+    if !run.steps.iter().any(|s| s.name == step) && !is_item(&state, id, &step).await? {
         return Err(ApiError::not_found(format!(
             "run {id} has no step {step:?}"
         )));
     }
     let logs = state.store.attempt_logs(id, &step, query.attempt).await?;
     Ok(Json(Logs { logs }))
+}
+
+/// Whether `name` is an item (`STEP[i]`) of one of the run's expanded steps: items
+/// are not among a run's steps, yet each has its own attempts and logs.
+async fn is_item(
+    state: &AppState,
+    run: stepwise_core::RunId,
+    name: &str,
+) -> Result<bool, ApiError> {
+    let Some((step, index)) = stepwise_core::spec::fan_out::split_item_name(name) else {
+        return Ok(false);
+    };
+    let request = ItemsRequest {
+        run,
+        step: step.to_string(),
+        from: index,
+        limit: 1,
+    };
+    let page = state.store.list_items(&request).await?;
+    Ok(page.is_some_and(|p| p.items.first().is_some_and(|i| i.name == name)))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -123,6 +123,15 @@ async fn the_items_route_refuses_what_it_cannot_list() {
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = api.get("/v1/runs/nope/steps/each/items").await;
     assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    // An item's attempts and logs are its own, although the run does not list it.
+    let (status, body) = api
+        .get(&format!("/v1/runs/{run}/steps/each%5B0%5D/logs"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api
+        .get(&format!("/v1/runs/{run}/steps/each%5B7%5D/logs"))
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let uri = format!("/v1/runs/{run}/steps/each/items");
     for query in [
         "limit=0",
