@@ -14,6 +14,16 @@ pub(crate) struct StepState {
     pub dependents: Vec<StepId>,
     /// A compensation step rather than one of the workflow's own.
     pub compensation: bool,
+    /// For an item: its `for_each` step and its index.
+    pub item_of: Option<(StepId, i32)>,
+    /// For a `for_each` step: whether it has expanded, and its `max_parallel`.
+    pub fan_out: Option<FanOutState>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct FanOutState {
+    pub expanded: bool,
+    pub max_parallel: Option<u32>,
 }
 
 /// A step to reset: its new status (`pending` or `blocked`) and join counter.
@@ -29,6 +39,12 @@ pub(crate) struct RetryPlan {
     pub status: RunStatus,
     /// In the order of `steps`.
     pub resets: Vec<Reset>,
+    /// Expanded `for_each` steps that `from` reaches: their items are dropped and
+    /// they expand afresh (`--from STEP` re-runs every item).
+    pub re_expand: Vec<StepId>,
+    /// Expanded steps under `max_parallel` whose failed items start again: the
+    /// lowest index still waiting for a place.
+    pub cursors: Vec<(StepId, i32)>,
 }
 
 /// Whether a run in `status` may be retried.
@@ -67,6 +83,7 @@ pub(crate) fn plan_retry(
         .iter()
         .map(|s| s.status != StepStatus::Completed)
         .collect();
+    let mut walked = vec![false; kind.len()];
     if let Some(from) = from {
         let Some(start) = kind.iter().position(|s| s.name == from) else {
             let names: Vec<&str> = kind.iter().map(|s| s.name.as_str()).collect();
@@ -82,14 +99,28 @@ pub(crate) fn plan_retry(
                 continue;
             }
             reset[i] = true;
+            walked[i] = true;
             for d in &kind[i].dependents {
                 stack.extend(kind.iter().position(|s| s.id == *d));
             }
         }
     }
+    // An expanded step that `from` reaches expands afresh: its items are dropped,
+    // neither reset nor counted as its dependencies. Otherwise a retry re-runs only
+    // the items that did not complete, and the step stays their join.
+    let re_expand: Vec<StepId> = kind
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| walked[*i] && s.fan_out.is_some_and(|f| f.expanded))
+        .map(|(_, s)| s.id)
+        .collect();
+    let dropped: Vec<bool> = kind
+        .iter()
+        .map(|s| s.item_of.is_some_and(|(p, _)| re_expand.contains(&p)))
+        .collect();
     let mut resets = Vec::new();
     for (i, step) in kind.iter().enumerate() {
-        if !reset[i] {
+        if !reset[i] || dropped[i] {
             continue;
         }
         // Dependencies that will not be complete after the reset.
@@ -97,7 +128,9 @@ pub(crate) fn plan_retry(
             .iter()
             .enumerate()
             .filter(|(j, d)| {
-                d.dependents.contains(&step.id) && (reset[*j] || d.status != StepStatus::Completed)
+                !dropped[*j]
+                    && d.dependents.contains(&step.id)
+                    && (reset[*j] || d.status != StepStatus::Completed)
             })
             .count() as i32;
         resets.push(Reset {
@@ -111,6 +144,7 @@ pub(crate) fn plan_retry(
             deps_remaining: deps,
         });
     }
+    let cursors = hold_items_beyond_the_window(kind.as_slice(), &mut resets, &re_expand);
     if resets.is_empty() {
         return Err(StoreError::InvalidInput(
             "nothing to retry: every step of the run completed".into(),
@@ -123,7 +157,45 @@ pub(crate) fn plan_retry(
             RunStatus::Running
         },
         resets,
+        re_expand,
+        cursors,
     })
+}
+
+/// Under `max_parallel`, the items a retry resets start as places allow: the first
+/// `max_parallel` (by index) are claimable, the others wait on one pseudo-dependency
+/// that a place frees, from the returned cursor on.
+fn hold_items_beyond_the_window(
+    kind: &[&StepState],
+    resets: &mut [Reset],
+    re_expand: &[StepId],
+) -> Vec<(StepId, i32)> {
+    let mut cursors = Vec::new();
+    for parent in kind.iter().filter(|s| !re_expand.contains(&s.id)) {
+        let Some(window) = parent.fan_out.and_then(|f| f.max_parallel) else {
+            continue;
+        };
+        let mut items: Vec<(i32, usize)> = resets
+            .iter()
+            .enumerate()
+            .filter_map(|(r, reset)| {
+                let state = kind.iter().find(|s| s.id == reset.id)?;
+                match state.item_of {
+                    Some((p, index)) if p == parent.id => Some((index, r)),
+                    _ => None,
+                }
+            })
+            .collect();
+        items.sort_unstable();
+        if let Some(&(first_held, _)) = items.get(window as usize) {
+            cursors.push((parent.id, first_held));
+        }
+        for &(_, r) in items.iter().skip(window as usize) {
+            resets[r].status = StepStatus::Blocked;
+            resets[r].deps_remaining = 1;
+        }
+    }
+    cursors
 }
 
 impl RetryPlan {
@@ -165,6 +237,8 @@ mod tests {
                 status: statuses[i],
                 dependents: dependents[i].clone(),
                 compensation: false,
+                item_of: None,
+                fan_out: None,
             })
             .collect()
     }
@@ -237,6 +311,83 @@ mod tests {
             vec![("c".into(), Pending, 0), ("d".into(), Blocked, 1)]
         );
     }
+    /// `plan` → `hooks` (expanded, `max_parallel` 1, items 0..3) → `report`.
+    fn fanned(items: [StepStatus; 3]) -> Vec<StepState> {
+        let ids: Vec<StepId> = (0..6).map(|_| StepId::new()).collect();
+        let mut steps = vec![
+            StepState {
+                id: ids[0],
+                name: "plan".into(),
+                status: Completed,
+                dependents: vec![ids[1]],
+                compensation: false,
+                item_of: None,
+                fan_out: None,
+            },
+            StepState {
+                id: ids[1],
+                name: "hooks".into(),
+                status: Skipped,
+                dependents: vec![ids[2]],
+                compensation: false,
+                item_of: None,
+                fan_out: Some(FanOutState {
+                    expanded: true,
+                    max_parallel: Some(1),
+                }),
+            },
+            StepState {
+                id: ids[2],
+                name: "report".into(),
+                status: Skipped,
+                dependents: vec![],
+                compensation: false,
+                item_of: None,
+                fan_out: None,
+            },
+        ];
+        for (i, status) in items.into_iter().enumerate() {
+            steps.push(StepState {
+                id: ids[3 + i],
+                name: format!("hooks[{i}]"),
+                status,
+                dependents: vec![ids[1]],
+                compensation: false,
+                item_of: Some((ids[1], i as i32)),
+                fan_out: None,
+            });
+        }
+        steps
+    }
+
+    #[test]
+    fn a_retry_reruns_only_the_items_that_did_not_complete_within_max_parallel() {
+        let steps = fanned([Failed, Completed, Skipped]);
+        let plan = plan_retry(RunStatus::Failed, &steps, None).unwrap();
+        assert_eq!(
+            summary(&plan),
+            vec![
+                ("hooks".into(), Blocked, 2),
+                ("report".into(), Blocked, 1),
+                ("hooks[0]".into(), Pending, 0),
+                ("hooks[2]".into(), Blocked, 1),
+            ]
+        );
+        assert!(plan.re_expand.is_empty());
+        assert_eq!(plan.cursors, vec![(steps[1].id, 2)]);
+    }
+
+    #[test]
+    fn a_retry_from_a_for_each_step_drops_its_items_and_expands_again() {
+        let steps = fanned([Failed, Completed, Skipped]);
+        let plan = plan_retry(RunStatus::Failed, &steps, Some("hooks")).unwrap();
+        assert_eq!(
+            summary(&plan),
+            vec![("hooks".into(), Pending, 0), ("report".into(), Blocked, 1)]
+        );
+        assert_eq!(plan.re_expand, vec![steps[1].id]);
+    }
+
     #[test]
     fn run_retried_names_the_start_the_previous_status_and_the_reset_steps() {
         let steps = run([Completed, Failed, Skipped, Completed]);

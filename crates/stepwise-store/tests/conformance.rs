@@ -160,6 +160,7 @@ conformance!(
     fan_out::a_root_for_each_expands_from_the_input,
     fan_out::max_parallel_is_never_exceeded_by_racing_claimers,
     fan_out::continue_completes_with_nulls_where_fail_fails_the_run,
+    fan_out::a_retry_reruns_only_failed_items_and_from_reruns_them_all,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

@@ -268,3 +268,28 @@ impl ItemStore for PgStore {
         }))
     }
 }
+
+/// Before a retry resets its steps: drops the items of steps that expand afresh and
+/// moves the `max_parallel` cursors of those whose failed items start again.
+pub(super) async fn reshape_items(
+    conn: &mut PgConnection,
+    run: RunId,
+    plan: &crate::retry_plan::RetryPlan,
+) -> Result<()> {
+    if !plan.re_expand.is_empty() {
+        let ids: Vec<Uuid> = plan.re_expand.iter().map(|s| s.0).collect();
+        sqlx::query(include_str!("sql/drop_items.sql"))
+            .bind(&ids)
+            .bind(run.0)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (step, cursor) in &plan.cursors {
+        sqlx::query(include_str!("sql/set_item_cursor.sql"))
+            .bind(step.0)
+            .bind(cursor)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -7,7 +7,9 @@
 use super::settle::{self, NewEvent};
 use super::SqliteStore;
 use crate::model::*;
-use crate::retry_plan::{plan_retry, reopened_deadline_ms, retried_data, retryable, StepState};
+use crate::retry_plan::{
+    plan_retry, reopened_deadline_ms, retried_data, retryable, FanOutState, StepState,
+};
 use crate::stop::{plan_stop, unstarted_cancelled_data, StopPlan, StopRequest};
 use crate::transient::with_retries;
 use crate::{ControlStore, Result, StoreError};
@@ -230,9 +232,25 @@ async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result
                 })
                 .collect::<Result<_>>()?,
             compensation: s.try_get("compensation")?,
+            item_of: match s.try_get::<Option<Uuid>, _>("item_of")? {
+                Some(parent) => Some((StepId(parent), s.try_get("item_index")?)),
+                None => None,
+            },
+            fan_out: s
+                .try_get::<bool, _>("fans_out")?
+                .then(|| -> Result<FanOutState> {
+                    Ok(FanOutState {
+                        expanded: s.try_get("expanded")?,
+                        max_parallel: s
+                            .try_get::<Option<i64>, _>("max_parallel")?
+                            .map(|p| p.clamp(1, i64::from(u32::MAX)) as u32),
+                    })
+                })
+                .transpose()?,
         });
     }
     let plan = plan_retry(status, &steps, request.from.as_deref())?;
+    super::fan_out::reshape_items(conn, RunId(run), &plan).await?;
     let resets: Vec<Value> = plan
         .resets
         .iter()

@@ -319,3 +319,37 @@ impl ItemStore for SqliteStore {
         }))
     }
 }
+
+/// Before a retry resets its steps: drops the items of steps that expand afresh and
+/// moves the `max_parallel` cursors of those whose failed items start again.
+pub(super) async fn reshape_items(
+    conn: &mut SqliteConnection,
+    run: RunId,
+    plan: &crate::retry_plan::RetryPlan,
+) -> Result<()> {
+    if !plan.re_expand.is_empty() {
+        let ids = id_list(&plan.re_expand);
+        let dropped = sqlx::query(include_str!("sql/drop_items.sql"))
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query(include_str!("sql/unexpand_steps.sql"))
+            .bind(&ids)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(include_str!("sql/uncount_items.sql"))
+            .bind(run.0)
+            .bind(dropped as i64)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (step, cursor) in &plan.cursors {
+        sqlx::query(include_str!("sql/set_item_cursor.sql"))
+            .bind(step.0)
+            .bind(cursor)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

@@ -349,3 +349,70 @@ pub async fn continue_completes_with_nulls_where_fail_fails_the_run(store: Arc<d
         }
     }
 }
+
+pub async fn a_retry_reruns_only_failed_items_and_from_reruns_them_all(store: Arc<dyn Store>) {
+    let mut hooks = for_each("hooks", &["plan"], "steps.plan.output.hooks");
+    hooks.max_attempts = Some(1);
+    let mut report = after("report", &["hooks"]);
+    report.max_attempts = Some(1);
+    register(&*store, &workflow("fan", vec![root("plan"), hooks, report])).await;
+    let run = start(&*store, "fan", 1).await[0];
+    let w = worker(&*store, secs(600)).await;
+    plan_with(&*store, w, json!(["a", "b", "c"])).await;
+    for c in claim(&*store, w, 10).await {
+        if c.item.as_ref().unwrap().index == 1 {
+            assert_eq!(
+                fail(&*store, &c, true, "b broke").await,
+                FailOutcome::Failed
+            );
+        } else {
+            complete_with(&*store, &c, json!(c.item.as_ref().unwrap().value)).await;
+        }
+    }
+    assert_eq!(get_run(&*store, run).await.status, RunStatus::Failed);
+    let retried = store
+        .retry_run(&RetryRequest { run, from: None })
+        .await
+        .expect("retry");
+    let RetryOutcome::Retried { steps, .. } = retried else {
+        panic!("retried: {retried:?}")
+    };
+    assert_eq!(steps, ["hooks", "report", "hooks[1]"]);
+    let again = claim(&*store, w, 10).await;
+    let names: Vec<&str> = again.iter().map(|c| c.step.as_str()).collect();
+    assert_eq!(names, ["hooks[1]"], "only the failed item runs again");
+    complete_with(&*store, &again[0], json!("B")).await;
+    let report = claim(&*store, w, 1).await;
+    assert_eq!(
+        report[0].dependency_outputs["hooks"],
+        json!(["a", "B", "c"])
+    );
+    assert_eq!(
+        fail(&*store, &report[0], false, "report broke").await,
+        FailOutcome::Failed
+    );
+    // From the for_each step: every item runs again, from a fresh expansion.
+    let retried = store
+        .retry_run(&RetryRequest {
+            run,
+            from: Some("hooks".into()),
+        })
+        .await
+        .expect("retry from hooks");
+    assert!(
+        matches!(retried, RetryOutcome::Retried { .. }),
+        "{retried:?}"
+    );
+    let mut all = claim(&*store, w, 10).await;
+    all.sort_by_key(|c| c.item.as_ref().map(|i| i.index));
+    let names: Vec<&str> = all.iter().map(|c| c.step.as_str()).collect();
+    assert_eq!(names, ["hooks[0]", "hooks[1]", "hooks[2]"]);
+    assert_eq!(
+        get_run(&*store, run).await.progress.total,
+        6,
+        "the old items are gone"
+    );
+    complete_all(&*store, &all).await;
+    drain(&*store, w).await;
+    assert_eq!(get_run(&*store, run).await.status, RunStatus::Completed);
+}
