@@ -53,7 +53,7 @@ mod schedules;
 mod tests;
 
 use crate::retry::Backoff;
-use crate::spec::{CompleteBy, ForEach, ItemFailure, WaitAction};
+use crate::spec::{CompleteBy, ForEach, ItemFailure, RunAction, WaitAction};
 use crate::spec::{
     ConcurrencySpec, HttpAction, RunPolicy, StepAction, StepDefaults, StepSpec, WorkflowSpec,
 };
@@ -350,7 +350,7 @@ impl Convert<'_> {
         }))
     }
 
-    /// Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until` and `wait`.
+    /// Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait` and `run`.
     fn step_action(&self, raw: &RawStep, at: Range<usize>, path: &str) -> Result<StepAction> {
         let waits = raw.wait_keys();
         if waits.is_empty() {
@@ -363,7 +363,7 @@ impl Convert<'_> {
             return Err(self.at.error(
                 Some(span.clone()),
                 format!("{path}.{second}"),
-                format!("a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until` or `wait`, but this one also has `{first}`"),
+                format!("a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait` or `run`, but this one also has `{first}`"),
             ));
         }
         Ok(if let Some(sleep) = &raw.sleep {
@@ -374,6 +374,21 @@ impl Convert<'_> {
             StepAction::SleepUntil {
                 at: until.get_ref().clone(),
             }
+        } else if let Some(run) = &raw.run {
+            let run = run.get_ref();
+            StepAction::Run(RunAction {
+                workflow: run.workflow.get_ref().clone(),
+                input: match &run.input {
+                    None => None,
+                    Some(input) => Some(serde_json::to_value(input.get_ref()).map_err(|e| {
+                        self.at.error(
+                            Some(input.span()),
+                            format!("{path}.run.input"),
+                            e.to_string(),
+                        )
+                    })?),
+                },
+            })
         } else {
             let wait = raw
                 .wait

@@ -161,6 +161,8 @@ pub enum StepAction {
     SleepUntil { at: String },
     /// Waits, holding no worker, for a signal sent to the run; its data is the output.
     Wait(WaitAction),
+    /// Starts a child run and completes with its outcome, holding no worker.
+    Run(RunAction),
 }
 
 /// A `wait` step: the signal it consumes and how long it waits for it.
@@ -179,7 +181,10 @@ impl StepAction {
     pub fn waits(&self) -> bool {
         matches!(
             self,
-            StepAction::Sleep { .. } | StepAction::SleepUntil { .. } | StepAction::Wait(_)
+            StepAction::Sleep { .. }
+                | StepAction::SleepUntil { .. }
+                | StepAction::Wait(_)
+                | StepAction::Run(_)
         )
     }
 }
@@ -505,6 +510,12 @@ fn check_action(step: &StepSpec, action: &StepAction, compensate: bool) -> Resul
             }
             check_wait_time(step, "wait.timeout", wait.timeout_ms)
         }
+        StepAction::Run(run) if !compensate => child::check(step, run),
+        StepAction::Run(_) => Err(invalid(
+            step,
+            "compensate",
+            "a compensation cannot start a child run".into(),
+        )),
     }
 }
 
@@ -531,6 +542,7 @@ impl StepAction {
             StepAction::Sleep { .. } => "sleep",
             StepAction::SleepUntil { .. } => "sleep_until",
             StepAction::Wait(_) => "wait",
+            StepAction::Run(_) => "run",
         }
     }
 }
@@ -637,8 +649,10 @@ fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
     })
 }
 
+pub mod child;
 pub mod fan_out;
 mod http;
+pub use child::RunAction;
 pub use fan_out::{ForEach, ItemFailure, ItemSource};
 #[cfg(test)]
 mod tests;

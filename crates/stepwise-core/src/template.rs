@@ -63,6 +63,9 @@ pub const STEP_CONTEXT: &[&str] = &[
     "compensating",
     // A `complete = "callback"` step's token and URL (an `http` body can send them).
     "callback",
+    // An item of a `for_each` step: its element and index.
+    "item",
+    "item_index",
 ];
 
 /// Why a template was refused or could not be rendered.
@@ -81,7 +84,7 @@ pub enum TemplateError {
     #[error("`{0}` is not in the run's input")]
     Missing(String),
     /// A step template reads a variable that is not in a step's context.
-    #[error("unknown variable `{0}`: a step's template can use run_id, workflow, step, attempt, input, steps, compensating and callback")]
+    #[error("unknown variable `{0}`: a step's template can use run_id, workflow, step, attempt, input, steps, compensating, callback, item and item_index")]
     UnknownStepVariable(String),
     /// Rendering read a value the step's context does not have.
     #[error("`{0}` is not in the step's context")]

@@ -24,6 +24,7 @@ pub(crate) struct RunRow {
     /// The limit of `concurrency_key` the workflow asks for (1 when the key came
     /// from the caller and the workflow names none).
     pub concurrency_limit: i32,
+    pub parent: Option<crate::model::ParentRef>,
 }
 
 pub(crate) struct StepRow {
@@ -218,6 +219,7 @@ impl RunPlan {
                     .concurrency
                     .as_ref()
                     .map_or(1, |(_, limit)| (*limit).min(i32::MAX as u32) as i32),
+                parent: run.parent.clone(),
             });
         }
         Ok(plan)

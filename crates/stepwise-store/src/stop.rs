@@ -82,6 +82,17 @@ pub(crate) enum StopRequest {
     Deadline,
 }
 
+impl StopRequest {
+    /// How a stopped run's children stop: cancelled (a parent's deadline is not
+    /// theirs), compensating unless the operator said not to.
+    pub(crate) fn for_children(self) -> StopRequest {
+        match self {
+            StopRequest::Cancel { compensate } => StopRequest::Cancel { compensate },
+            StopRequest::Deadline => StopRequest::Cancel { compensate: true },
+        }
+    }
+}
+
 /// What stopping a run does to the run itself, before its steps are cancelled and
 /// revoked.
 #[derive(Debug, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 pub(crate) const SLEEP: &str = "sleep";
 pub(crate) const SIGNAL: &str = "signal";
 pub(crate) const CALLBACK: &str = "callback";
+pub(crate) const CHILD: &str = "child";
 
 /// What parking a step does.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +102,62 @@ pub(crate) fn plan_park(wait: &WaitFor, facts: &ParkFacts) -> ParkPlan {
                 }),
             }
         }
+        // Decided with the child's state by `plan_child`; without it, the step waits.
+        WaitFor::Child(_) => ParkPlan::Wait(Waiting {
+            kind: CHILD,
+            signal: None,
+            until: None,
+        }),
+    }
+}
+
+/// What a `run` step does with the child its key found (or just created).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum ChildPlan {
+    /// The child runs: the step waits for it.
+    Wait,
+    /// The child completed: the step completes with its outputs.
+    Complete,
+    /// The child ended unsuccessfully before this attempt (a retried parent): it
+    /// is retried too, and the step waits for it.
+    Retry,
+    /// The child ended in a way a retry cannot reopen: the step fails for good.
+    Fail(String),
+}
+
+pub(crate) fn plan_child(
+    child: stepwise_core::RunId,
+    status: stepwise_core::RunStatus,
+    error: Option<&str>,
+) -> ChildPlan {
+    use stepwise_core::RunStatus;
+    match status {
+        RunStatus::Completed => ChildPlan::Complete,
+        s if !s.is_terminal() => ChildPlan::Wait,
+        s if crate::retry_plan::retryable(s) => ChildPlan::Retry,
+        s => ChildPlan::Fail(child_error(child, s, error)),
+    }
+}
+
+/// Why a `run` step failed: its child ended without completing.
+pub(crate) fn child_error(
+    child: stepwise_core::RunId,
+    status: stepwise_core::RunStatus,
+    error: Option<&str>,
+) -> String {
+    match error {
+        Some(error) => format!("child run {child} ended {}: {error}", status.as_str()),
+        None => format!("child run {child} ended {}", status.as_str()),
+    }
+}
+
+/// The idempotency key of the child a step named `step` (`STEP` or `STEP[i]`) starts.
+pub(crate) fn child_key(parent: stepwise_core::RunId, step: &str) -> String {
+    use stepwise_core::spec::{child, fan_out};
+    let run = parent.to_string();
+    match fan_out::split_item_name(step) {
+        Some((name, index)) => child::child_key(&run, name, Some(index)),
+        None => child::child_key(&run, step, None),
     }
 }
 

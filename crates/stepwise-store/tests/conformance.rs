@@ -19,6 +19,8 @@
 
 #[path = "conformance/cancel.rs"]
 mod cancel;
+#[path = "conformance/children.rs"]
+mod children;
 #[path = "conformance/claims.rs"]
 mod claims;
 #[path = "conformance/clock.rs"]
@@ -161,6 +163,12 @@ conformance!(
     fan_out::max_parallel_is_never_exceeded_by_racing_claimers,
     fan_out::continue_completes_with_nulls_where_fail_fails_the_run,
     fan_out::a_retry_reruns_only_failed_items_and_from_reruns_them_all,
+    // Child runs.
+    children::a_child_completes_its_waiting_parent_step_with_its_outputs,
+    children::a_child_finished_before_its_parent_parked_completes_it_at_once,
+    children::a_retried_parent_finds_its_failed_child_again_and_retries_it,
+    children::cancelling_a_parent_cancels_its_children,
+    children::a_childs_completion_racing_its_parents_cancel_settles_once,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

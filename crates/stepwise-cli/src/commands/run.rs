@@ -36,6 +36,7 @@ pub async fn run(store: Arc<dyn Store>, args: &RunArgs) -> anyhow::Result<()> {
         concurrency_key: args.concurrency_key.clone(),
         priority: args.priority,
         start,
+        parent: None,
     };
     let mut ids = Vec::new();
     match &args.inputs {

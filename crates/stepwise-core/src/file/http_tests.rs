@@ -55,7 +55,7 @@ fn bad_http_fields_are_refused_at_their_line_and_column() {
     assert_eq!(
         step(r#"{ url = "https://x", headers = { A = "{{ secret }}" } }"#),
         "api.toml:4:39: steps[0].http.headers: header \"A\": unknown variable `secret`: a step's \
-         template can use run_id, workflow, step, attempt, input, steps, compensating and callback (a \
+         template can use run_id, workflow, step, attempt, input, steps, compensating, callback, item and item_index (a \
          `${NAME}` cannot sit inside a {{ }} or {% %} block)"
     );
     assert_eq!(

@@ -78,6 +78,7 @@ pub(super) struct RawStep {
     pub sleep: Option<Spanned<Dur>>,
     pub sleep_until: Option<Spanned<String>>,
     pub wait: Option<Spanned<RawWait>>,
+    pub run: Option<Spanned<RawChildRun>>,
     pub complete: Option<Spanned<String>>,
     pub resource: Option<Spanned<String>>,
     pub env: Option<Spanned<BTreeMap<String, String>>>,
@@ -115,8 +116,19 @@ impl RawStep {
         if let Some(wait) = &self.wait {
             keys.push(("wait", wait.span()));
         }
+        if let Some(run) = &self.run {
+            keys.push(("run", run.span()));
+        }
         keys
     }
+}
+
+/// `run = { workflow = "ingest-one", input = { doc = "{{ item }}" } }`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChildRun {
+    pub workflow: Spanned<String>,
+    pub input: Option<Spanned<toml::Value>>,
 }
 
 /// `wait = { signal = "approved", timeout = "72h" }`.

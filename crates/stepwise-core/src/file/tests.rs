@@ -294,7 +294,7 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "unknown step key",
             step("exce = [\"x\"]\n"),
-            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`",
+            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `run`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`",
         ),
         (
             "unknown backoff key",
@@ -529,7 +529,7 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "sleep and exec",
             "name = \"wf\"\n[[steps]]\nname = \"s\"\nexec = [\"x\"]\nsleep = \"1s\"\n".into(),
-            "wf.toml:5:9: steps[0].sleep: a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until` or `wait`, but this one also has `exec`",
+            "wf.toml:5:9: steps[0].sleep: a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait` or `run`, but this one also has `exec`",
         ),
         (
             "wait signal name",

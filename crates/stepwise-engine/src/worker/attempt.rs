@@ -126,7 +126,10 @@ impl Inner {
                 };
                 self.handlers.run(name, cx).await
             }
-            StepAction::Sleep { .. } | StepAction::SleepUntil { .. } | StepAction::Wait(_) => {
+            StepAction::Sleep { .. }
+            | StepAction::SleepUntil { .. }
+            | StepAction::Wait(_)
+            | StepAction::Run(_) => {
                 // Parked above; never run, so there is nothing to report but this.
                 AttemptResult {
                     outcome: Err(crate::executor::AttemptError::permanent(

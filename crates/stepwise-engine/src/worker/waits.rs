@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stepwise_core::secrets::{self, Secrets};
 use stepwise_core::{StepAction, Template};
-use stepwise_store::{ClaimedStep, ParkOutcome, ParkRequest, SleepUntil, WaitFor};
+use stepwise_store::{ChildRun, ClaimedStep, ParkOutcome, ParkRequest, SleepUntil, WaitFor};
 use tokio_util::sync::CancellationToken;
 
 /// How often a worker ends waits whose time came. A sleep ends at most this late
@@ -41,7 +41,25 @@ pub(super) fn wait_for(action: &StepAction, context: &Value) -> Result<WaitFor, 
             name: wait.signal.clone(),
             timeout: wait.timeout_ms.map(Duration::from_millis),
         }),
+        StepAction::Run(run) => Ok(WaitFor::Child(ChildRun {
+            workflow: run.workflow.clone(),
+            input: child_input(run, context)?,
+        })),
         other => Err(format!("a {} step does not wait", other.kind())),
+    }
+}
+
+/// A child's input: its rendered template; without one, an item's element, or else
+/// the parent run's input.
+fn child_input(run: &stepwise_core::RunAction, context: &Value) -> Result<Value, String> {
+    match &run.input {
+        Some(template) => stepwise_core::spec::child::render_input(template, context)
+            .map_err(|e| format!("run.input cannot be rendered: {e}")),
+        None => Ok(context
+            .get("item")
+            .or_else(|| context.get("input"))
+            .cloned()
+            .unwrap_or(Value::Null)),
     }
 }
 
@@ -93,6 +111,7 @@ fn kind(wait: &WaitFor) -> &'static str {
         WaitFor::Sleep(_) => "sleep",
         WaitFor::Signal { .. } => "signal",
         WaitFor::Callback { .. } => "callback",
+        WaitFor::Child(_) => "child",
     }
 }
 

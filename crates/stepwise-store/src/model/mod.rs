@@ -62,6 +62,15 @@ pub struct NewRun {
     pub concurrency_key: Option<String>,
     pub priority: i32,
     pub start: StartAt,
+    /// For a child run: the run and step that start it.
+    pub parent: Option<ParentRef>,
+}
+
+/// The run and step (`STEP` or `STEP[i]`) a child run belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentRef {
+    pub run: RunId,
+    pub step: String,
 }
 
 impl NewRun {
@@ -74,6 +83,7 @@ impl NewRun {
             concurrency_key: None,
             priority: 0,
             start: StartAt::Now,
+            parent: None,
         }
     }
 

@@ -23,6 +23,16 @@ pub enum WaitFor {
     /// Ends when this attempt's callback token is used; `timeout` is the attempt's,
     /// counted from when the attempt started, and its expiry is a retryable error.
     Callback { timeout: Option<Duration> },
+    /// Starts (or finds again) the step's child run and ends with its outcome: the
+    /// outputs of its last steps, or a failure naming it.
+    Child(ChildRun),
+}
+
+/// The child run a `run = { workflow, input? }` step starts (its input rendered).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChildRun {
+    pub workflow: String,
+    pub input: Value,
 }
 
 /// When a sleep ends.

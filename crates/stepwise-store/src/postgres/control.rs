@@ -165,6 +165,15 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopRequest) -> Re
             .await?;
     }
     settle::close_steps(conn, &vec![run; cancelled.len()]).await?;
+    // Cancel and deadline reach the run's children. The run's waiting `run` steps
+    // were cancelled above, so a child's end finds no parent step to complete.
+    let children: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/open_children.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?;
+    for child in children {
+        Box::pin(stop_run(conn, child, reason.for_children())).await?;
+    }
     let status: String = sqlx::query_scalar("SELECT status FROM run WHERE id = $1")
         .bind(run)
         .fetch_one(&mut *conn)
@@ -175,7 +184,10 @@ async fn stop_run(conn: &mut PgConnection, run: Uuid, reason: StopRequest) -> Re
     })
 }
 
-async fn retry_in(conn: &mut PgConnection, request: &RetryRequest) -> Result<RetryOutcome> {
+pub(super) async fn retry_in(
+    conn: &mut PgConnection,
+    request: &RetryRequest,
+) -> Result<RetryOutcome> {
     let run = request.run.0;
     let Some(row) = sqlx::query(include_str!("sql/lock_run.sql"))
         .bind(run)

@@ -7,6 +7,7 @@
 //! under row locks, which READ COMMITTED re-checks on the newest row version, so
 //! racing completions serialize on the counter instead of missing each other.
 
+mod children;
 mod control;
 mod events;
 mod fan_out;

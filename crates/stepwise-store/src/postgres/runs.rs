@@ -385,6 +385,18 @@ pub(super) async fn create_runs_in(
         .bind(&batch.group)
         .bind(plan.runs.iter().map(|r| r.deadline_ms).collect::<Vec<_>>())
         .bind(&line_seqs)
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.parent.as_ref().map(|p| p.run.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.parent.as_ref().map(|p| p.step.clone()))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
     let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();

@@ -236,6 +236,7 @@ pub(super) async fn close_steps(
         .fetch_all(&mut *conn)
         .await?;
     let mut closed = Vec::with_capacity(rows.len());
+    let mut children = Vec::new();
     let mut events = RunEvents::default();
     for row in rows {
         let status: String = row.try_get("status")?;
@@ -252,6 +253,19 @@ pub(super) async fn close_steps(
             row.try_get("halt")?,
         )?);
         let holds_slot: bool = row.try_get("holds_slot")?;
+        if let Some(parent_run) = row.try_get::<Option<Uuid>, _>("parent_run")? {
+            if status != RunStatus::Compensating {
+                children.push(super::children::EndedChild {
+                    id: run_id,
+                    status,
+                    error: row.try_get("error")?,
+                    parent_run,
+                    parent_step: row
+                        .try_get::<Option<String>, _>("parent_step")?
+                        .unwrap_or_default(),
+                });
+            }
+        }
         closed.push((run_id, status, group, holds_slot));
     }
     if !events.runs.is_empty() {
@@ -281,6 +295,9 @@ pub(super) async fn close_steps(
     }
     close_group_runs(conn, &groups).await?;
     super::flow::release_slots(conn, &slot_holders).await?;
+    for child in children {
+        finished.extend(super::children::child_ended(conn, child).await?);
+    }
     Ok(finished)
 }
 

@@ -189,6 +189,15 @@ async fn stop_run(
         .fetch_all(&mut *conn)
         .await?;
     settle::close_steps(conn, &vec![run; cancelled.len()]).await?;
+    // Cancel and deadline reach the run's children. The run's waiting `run` steps
+    // were cancelled above, so a child's end finds no parent step to complete.
+    let children: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/open_children.sql"))
+        .bind(run)
+        .fetch_all(&mut *conn)
+        .await?;
+    for child in children {
+        Box::pin(stop_run(conn, child, reason.for_children())).await?;
+    }
     let status: String = sqlx::query_scalar(include_str!("sql/run_status.sql"))
         .bind(run)
         .fetch_one(&mut *conn)
@@ -199,7 +208,10 @@ async fn stop_run(
     })
 }
 
-async fn retry_in(conn: &mut SqliteConnection, request: &RetryRequest) -> Result<RetryOutcome> {
+pub(super) async fn retry_in(
+    conn: &mut SqliteConnection,
+    request: &RetryRequest,
+) -> Result<RetryOutcome> {
     let run = request.run.0;
     let Some(found) = read_run(conn, run).await? else {
         return Ok(RetryOutcome::NotFound);

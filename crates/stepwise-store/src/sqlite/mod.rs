@@ -8,6 +8,7 @@
 //! run beside the writer. Because transactions are serialized, per-row statements
 //! inside one transaction are cheap and the counters need no row locks.
 
+mod children;
 mod control;
 mod events;
 mod fan_out;

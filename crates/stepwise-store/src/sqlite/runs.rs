@@ -392,6 +392,8 @@ pub(super) async fn create_runs_in(
                 "steps": r.steps,
                 "deadline_ms": r.deadline_ms,
                 "line_seq": line_seq,
+                "parent_run": r.parent.as_ref().map(|p| p.run.0.simple().to_string()),
+                "parent_step": r.parent.as_ref().map(|p| p.step.clone()),
             })
         })
         .collect();

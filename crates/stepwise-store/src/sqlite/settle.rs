@@ -243,6 +243,9 @@ struct FinishedRun {
     data: Value,
     /// Whether it has a concurrency slot to give back.
     holds_slot: bool,
+    /// For a child run: its parent run and step.
+    parent: Option<(Uuid, String)>,
+    error: Option<String>,
 }
 
 /// Run ids as the JSON array of hex strings the set-based statements unnest.
@@ -281,6 +284,11 @@ pub(super) async fn close_steps(
                     row.try_get("halt")?,
                 )?,
                 holds_slot: row.try_get("holds_slot")?,
+                parent: match row.try_get::<Option<Uuid>, _>("parent_run")? {
+                    Some(run) => Some((run, row.try_get("parent_step")?)),
+                    None => None,
+                },
+                error: row.try_get("error")?,
             });
         }
     }
@@ -309,11 +317,21 @@ async fn runs_finished(
     let mut answer = Vec::with_capacity(finished.len());
     // Most runs have no concurrency key: nothing to release for them.
     let mut slot_holders = Vec::new();
+    let mut children = Vec::new();
     for run in finished {
         let status = run.status;
         if status == RunStatus::Compensating {
             begin_compensation(conn, run.id).await?;
             continue;
+        }
+        if let Some((parent_run, parent_step)) = run.parent {
+            children.push(super::children::EndedChild {
+                id: run.id,
+                status,
+                error: run.error.clone(),
+                parent_run,
+                parent_step,
+            });
         }
         if let Some(group) = &run.group {
             let row = sqlx::query(include_str!("sql/close_group_runs.sql"))
@@ -333,6 +351,9 @@ async fn runs_finished(
     }
     // A compensating run keeps its slot: it has not ended.
     super::flow::release_slots(conn, &slot_holders).await?;
+    for child in children {
+        answer.extend(super::children::child_ended(conn, child).await?);
+    }
     Ok(answer)
 }
 

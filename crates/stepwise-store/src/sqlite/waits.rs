@@ -367,6 +367,35 @@ impl WaitTx for SqliteWaitTx {
             .transpose()
     }
 
+    async fn child_state(&mut self, run: RunId) -> Result<Option<(RunStatus, Option<String>)>> {
+        let Some(row) = sqlx::query(include_str!("sql/child_state.sql"))
+            .bind(run.0)
+            .fetch_optional(&mut *self.0)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let status: String = row.try_get("status")?;
+        let status = RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run status {status:?}")))?;
+        Ok(Some((status, row.try_get("error")?)))
+    }
+
+    async fn child_outputs(&mut self, run: RunId) -> Result<Value> {
+        let text: String = sqlx::query_scalar(include_str!("sql/child_outputs.sql"))
+            .bind(run.0)
+            .fetch_one(&mut *self.0)
+            .await?;
+        serde_json::from_str(&text)
+            .map_err(|e| StoreError::Corrupt(format!("a child's outputs: {e}")))
+    }
+
+    async fn retry_child(&mut self, run: RunId) -> Result<()> {
+        let request = RetryRequest { run, from: None };
+        super::control::retry_in(&mut self.0, &request).await?;
+        Ok(())
+    }
+
     async fn commit(self) -> Result<()> {
         Ok(self.0.commit().await?)
     }

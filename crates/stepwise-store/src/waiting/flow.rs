@@ -107,6 +107,13 @@ pub(crate) trait WaitTx: Send + Sized {
     ) -> Result<Option<(StepId, String)>>;
     /// The wait's kind and signal, locked, if the step still waits and its time passed.
     async fn lock_due_wait(&mut self, step: StepId) -> Result<Option<(String, Option<String>)>>;
+    /// A run's status and error, read without a lock (a child finishing holds its
+    /// run's row and then asks for its parent's mailbox lock, which a park holds).
+    async fn child_state(&mut self, run: RunId) -> Result<Option<(RunStatus, Option<String>)>>;
+    /// `{"step": output}` of a completed run's last steps.
+    async fn child_outputs(&mut self, run: RunId) -> Result<Value>;
+    /// Reopens a child that ended unsuccessfully, as `runs retry` does.
+    async fn retry_child(&mut self, run: RunId) -> Result<()>;
     async fn commit(self) -> Result<()>;
 }
 
@@ -124,6 +131,11 @@ pub(crate) async fn park<T: WaitTx>(mut tx: T, request: &ParkRequest) -> Result<
         tx.stop_revoked(lease).await?;
         tx.commit().await?;
         return Ok(ParkOutcome::Stopped);
+    }
+    if let WaitFor::Child(child) = &request.wait {
+        let outcome = start_child(&mut tx, &step, lease, child).await?;
+        tx.commit().await?;
+        return Ok(outcome);
     }
     let mailbox = match &request.wait {
         WaitFor::Signal { name, .. } => tx.oldest_signal(run, name).await?,
@@ -329,4 +341,84 @@ async fn deliver<T: WaitTx>(tx: &mut T, run: RunId, name: &str) -> Result<Option
     tx.end_attempt(lease, WaitEnd::Complete(oldest.data))
         .await?;
     Ok(Some(step_name))
+}
+
+/// A `run` step's park: starts its child (or finds the one its key names, for a
+/// retried step) and waits for it, or ends at once when the child already ended.
+/// The parent run's mailbox lock is held, and a child's end takes it too before it
+/// looks for its waiting parent step, so the child cannot end unseen in between.
+async fn start_child<T: WaitTx>(
+    tx: &mut T,
+    step: &ParkedStep,
+    lease: Lease,
+    child: &ChildRun,
+) -> Result<ParkOutcome> {
+    let mut run = NewRun::new(child.workflow.clone(), sanitize::json(&child.input));
+    run.idempotency_key = Some(super::child_key(step.run_id, &step.name));
+    run.parent = Some(ParentRef {
+        run: step.run_id,
+        step: step.name.clone(),
+    });
+    let created = match tx.create_run(run).await {
+        Ok(created) => created,
+        Err(e @ (crate::StoreError::UnknownWorkflow(_) | crate::StoreError::InvalidInput(_))) => {
+            let error = format!("cannot start the child run: {e}");
+            tx.end_attempt(
+                lease,
+                WaitEnd::Fail {
+                    error,
+                    retryable: false,
+                },
+            )
+            .await?;
+            return Ok(ParkOutcome::Completed);
+        }
+        Err(e) => return Err(e),
+    };
+    let Some((status, error)) = tx.child_state(created.id).await? else {
+        return Err(crate::StoreError::Corrupt("a child run vanished".into()));
+    };
+    let plan = if created.created {
+        super::ChildPlan::Wait
+    } else {
+        super::plan_child(created.id, status, error.as_deref())
+    };
+    match plan {
+        super::ChildPlan::Complete => {
+            let output = tx.child_outputs(created.id).await?;
+            tx.end_attempt(lease, WaitEnd::Complete(output)).await?;
+            Ok(ParkOutcome::Completed)
+        }
+        super::ChildPlan::Fail(error) => {
+            tx.end_attempt(
+                lease,
+                WaitEnd::Fail {
+                    error,
+                    retryable: false,
+                },
+            )
+            .await?;
+            Ok(ParkOutcome::Completed)
+        }
+        super::ChildPlan::Wait | super::ChildPlan::Retry => {
+            if plan == super::ChildPlan::Retry {
+                tx.retry_child(created.id).await?;
+            }
+            let wait = super::Waiting {
+                kind: super::CHILD,
+                signal: None,
+                until: None,
+            };
+            tx.park(lease.step_id, &wait).await?;
+            tx.event(WaitEvent {
+                kind: EventKind::StepWaiting,
+                run: step.run_id,
+                step: Some(&step.name),
+                group: step.group.as_deref(),
+                data: json!({ "child": created.id }),
+            })
+            .await?;
+            Ok(ParkOutcome::Waiting { until: None })
+        }
+    }
 }

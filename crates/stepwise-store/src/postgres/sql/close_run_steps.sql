@@ -54,6 +54,8 @@ updated AS (
                            THEN (SELECT stepwise_now()) ELSE r.finished_at END
     FROM decided d
     WHERE r.id = ANY ($1::uuid[]) AND r.id = d.id
-    RETURNING r.id, r.status, r.group_name, r.steps_open, r.error, r.halt, r.holds_slot
+    RETURNING r.id, r.status, r.group_name, r.steps_open, r.error, r.halt, r.holds_slot,
+              r.parent_run, r.parent_step
 )
-SELECT id, status, group_name, error, halt, holds_slot FROM updated WHERE steps_open = 0
+SELECT id, status, group_name, error, halt, holds_slot, parent_run, parent_step
+FROM updated WHERE steps_open = 0

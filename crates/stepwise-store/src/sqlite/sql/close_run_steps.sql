@@ -32,4 +32,4 @@ FROM (
 ) AS d
 WHERE run.id = d.id
 RETURNING run.id, run.status, run.group_name, run.steps_open, run.error, run.halt,
-          run.holds_slot
+          run.holds_slot, run.parent_run, run.parent_step

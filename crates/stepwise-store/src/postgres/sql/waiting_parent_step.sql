@@ -1,0 +1,5 @@
+-- $1 parent run, $2 step name: the step waiting for a child that just ended, locked
+-- (the caller holds the parent run's mailbox lock).
+SELECT id FROM step
+WHERE run_id = $1 AND name = $2 AND status = 'waiting' AND wait_kind = 'child'
+FOR UPDATE
