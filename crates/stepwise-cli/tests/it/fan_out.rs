@@ -8,7 +8,9 @@
 //! Every wait is on an observable condition with a generous budget.
 
 use crate::support::on_both_backends;
-use crate::support::{alive, eventually, ok, progressing, run_json, Backend, Background, Scratch, TestDb};
+use crate::support::{
+    alive, eventually, ok, progressing, run_json, Backend, Background, Scratch, TestDb,
+};
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -73,7 +75,8 @@ fn wait_run_end(url: &str, run: &str) -> Value {
                 .iter()
                 .map(|k| fan["items"][k].as_u64().unwrap_or(0))
                 .sum::<u64>();
-            let ended = ["completed", "failed", "cancelled"].contains(&view["status"].as_str().unwrap());
+            let ended =
+                ["completed", "failed", "cancelled"].contains(&view["status"].as_str().unwrap());
             last = view;
             (done as usize, ended)
         },
@@ -166,12 +169,18 @@ fn a_worker_killed_mid_fan_out_loses_no_item_and_repeats_only_those_in_flight(ba
     first.signal(Signal::SIGKILL);
     first.child.wait().unwrap();
     let at_kill = ledger(&scratch).len();
-    assert!(at_kill < ITEMS, "the kill must land mid-way ({at_kill} ledger lines)");
+    assert!(
+        at_kill < ITEMS,
+        "the kill must land mid-way ({at_kill} ledger lines)"
+    );
     // Each supervisor saw its worker die and killed its item (which would otherwise
     // wait for `hold` for ever).
     let deadline = Instant::now() + PATIENCE;
     while held.keys().any(|pid| alive(*pid)) {
-        assert!(Instant::now() < deadline, "items of the killed worker still alive");
+        assert!(
+            Instant::now() < deadline,
+            "items of the killed worker still alive"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::fs::remove_file(scratch.path().join("hold")).unwrap();
@@ -202,7 +211,10 @@ fn a_worker_killed_mid_fan_out_loses_no_item_and_repeats_only_those_in_flight(ba
         .collect();
     let in_flight: BTreeSet<u32> = held.values().copied().collect();
     assert!(twice.len() <= CONSUMERS, "repeated items {twice:?}");
-    assert_eq!(twice, in_flight, "repeated items vs items in flight at the kill");
+    assert_eq!(
+        twice, in_flight,
+        "repeated items vs items in flight at the kill"
+    );
     for i in &twice {
         assert_eq!(attempts[i], [1, 2], "item {i}'s attempts");
     }
@@ -261,7 +273,8 @@ fn max_parallel_holds_across_two_workers(backend: Backend) {
         (started(&scratch) >= MAX_PARALLEL).then_some(())
     });
     // Held at the bound: the store counts exactly that many running, on two workers.
-    let shown: Value = serde_json::from_str(&ok(url, &["runs", "show", &run, "--items", "--json"])).unwrap();
+    let shown: Value =
+        serde_json::from_str(&ok(url, &["runs", "show", &run, "--items", "--json"])).unwrap();
     let fan = &shown["steps"][0];
     assert_eq!(fan["items"]["running"], MAX_PARALLEL as u64, "{fan}");
     let on: BTreeSet<&str> = fan["item_steps"]
@@ -272,6 +285,11 @@ fn max_parallel_holds_across_two_workers(backend: Backend) {
         .map(|i| i["worker_id"].as_str().unwrap())
         .collect();
     assert_eq!(on.len(), 2, "the running items are on both workers: {fan}");
+    let why = ok(url, &["runs", "explain", &run]);
+    assert!(
+        why.contains("fan  running    0 of 40 items done, 3 running, at most 3 at once"),
+        "{why}"
+    );
     std::fs::remove_file(scratch.path().join("hold")).unwrap();
     let view = wait_run_end(url, &run);
     assert_eq!(view["status"], "completed", "{view}");
@@ -304,4 +322,102 @@ fn max_parallel_holds_across_two_workers(backend: Backend) {
     }
     assert_eq!(most, MAX_PARALLEL);
     assert_eq!(seen.len(), ITEMS);
+}
+
+// ---------------------------------------------------------------------------------
+// What `runs show`, `runs list --parent` and `runs explain` say about items and
+// children (SQLite: the store's answers are the same on both backends).
+
+fn example(path: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(path)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn run_local(url: &str, file: &str, input: &str) -> String {
+    ok(url, &["run", &example(file), "--local", "--input", input])
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn runs_show_counts_items_on_one_line_and_lists_them_when_asked() {
+    let scratch = Scratch::new();
+    let db = TestDb::new(Backend::Sqlite, &scratch);
+    let url = db.url.as_str();
+    let input =
+        r#"{"deposition": "D-17", "hooks": ["checksum", "schema", "broken", "virus-scan"]}"#;
+    let run = run_local(url, "validation/workflow.toml", input);
+    let text = ok(url, &["runs", "show", &run]);
+    let hooks: Vec<&str> = text.lines().filter(|l| l.starts_with("hooks")).collect();
+    assert_eq!(hooks.len(), 1, "one line for the expanded step:\n{text}");
+    assert!(
+        hooks[0].contains("completed") && hooks[0].contains("4/4 items (1 failed)"),
+        "{text}"
+    );
+    let listed = ok(url, &["runs", "show", &run, "--items"]);
+    for i in 0..4 {
+        assert!(listed.contains(&format!("  hooks[{i}]")), "{listed}");
+    }
+    assert!(listed.contains("hook broken cannot run"), "{listed}");
+    // JSON: the counts always, the items only when asked.
+    let plain = run_json(url, &run);
+    let step = &plain["steps"][1];
+    assert_eq!(step["items"]["total"], 4);
+    assert_eq!(step["items"]["failed"], 1);
+    assert!(step.get("item_steps").is_none(), "{step}");
+    let full: Value =
+        serde_json::from_str(&ok(url, &["runs", "show", &run, "--items", "--json"])).unwrap();
+    let items = full["steps"][1]["item_steps"].as_array().unwrap();
+    let names: Vec<&str> = items.iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hooks[0]", "hooks[1]", "hooks[2]", "hooks[3]"]);
+    // One item's logs, by its name.
+    let logs = crate::support::stepwise(url, &["logs", &run, "hooks[2]"]);
+    assert!(logs.status.success());
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("hook broken cannot run"));
+    let missing = crate::support::stepwise(url, &["logs", &run, "hooks[9]"]);
+    assert_eq!(missing.status.code(), Some(4));
+}
+
+#[test]
+fn child_runs_name_their_parent_and_a_parent_lists_its_children() {
+    let scratch = Scratch::new();
+    let db = TestDb::new(Backend::Sqlite, &scratch);
+    let url = db.url.as_str();
+    ok(url, &["apply", &example("ingestion/one.toml")]);
+    let input = r#"{"batch": "b-1", "documents": ["a.txt", "b.txt", "c.txt"]}"#;
+    let parent = run_local(url, "ingestion/batch.toml", input);
+    let text = ok(url, &["runs", "show", &parent]);
+    assert!(text.contains("children  3: "), "{text}");
+    assert!(text.contains("3/3 items"), "{text}");
+    let children: Vec<Value> =
+        serde_json::from_str(&ok(url, &["runs", "list", "--parent", &parent, "--json"])).unwrap();
+    assert_eq!(children.len(), 3);
+    let mut steps: Vec<&str> = children
+        .iter()
+        .map(|c| {
+            assert_eq!(c["parent_run"], parent.as_str());
+            c["parent_step"].as_str().unwrap()
+        })
+        .collect();
+    steps.sort();
+    assert_eq!(steps, ["ingest[0]", "ingest[1]", "ingest[2]"]);
+    let child = children[0]["id"].as_str().unwrap();
+    let shown = ok(url, &["runs", "show", child]);
+    assert!(
+        shown.contains(&format!("parent    {parent} (step ingest[")),
+        "{shown}"
+    );
+    let everything = crate::support::runs_json(url);
+    assert_eq!(
+        everything.len(),
+        4,
+        "runs list without --parent lists them all"
+    );
+    let bad = crate::support::stepwise(url, &["runs", "list", "--parent", "nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a run id"));
 }
