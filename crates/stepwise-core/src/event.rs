@@ -61,6 +61,8 @@ event_kinds! {
     LockReleased => "lock.released",
     LockForceReleased => "lock.force_released",
     WorkerReaped => "worker.reaped",
+    LimitPaused => "limit.paused",
+    LimitResumed => "limit.resumed",
 }
 
 // By hand: the derive cannot read the dotted names the macro gives each variant.

@@ -53,7 +53,7 @@ mod schedules;
 mod tests;
 
 use crate::retry::Backoff;
-use crate::spec::{CompleteBy, ForEach, ItemFailure, RunAction, WaitAction};
+use crate::spec::{CompleteBy, ForEach, ItemFailure, RateLimitSpec, RunAction, WaitAction};
 use crate::spec::{
     ConcurrencySpec, HttpAction, RunPolicy, StepAction, StepDefaults, StepSpec, WorkflowSpec,
 };
@@ -230,6 +230,7 @@ impl Convert<'_> {
         Ok(RunPolicy {
             deadline_ms: raw.deadline.as_ref().map(|d| d.get_ref().millis()),
             concurrency,
+            fairness_key: raw.fairness_key.as_ref().map(|k| k.get_ref().clone()),
         })
     }
 
@@ -270,6 +271,21 @@ impl Convert<'_> {
             }
         };
         let for_each = self.for_each(raw, &path)?;
+        let rate_limit = match &raw.rate_limit {
+            None => None,
+            Some(r) => {
+                let r = r.get_ref();
+                Some(RateLimitSpec {
+                    key: r.key.get_ref().clone(),
+                    limit: self.int(&r.limit, &format!("{path}.rate_limit.limit"), 1)?,
+                    per_ms: r.per.get_ref().millis(),
+                    burst: match &r.burst {
+                        Some(b) => self.int(b, &format!("{path}.rate_limit.burst"), 1)?,
+                        None => 1,
+                    },
+                })
+            }
+        };
         let priority = match &raw.priority {
             Some(p) => Some(self.int(p, &format!("{path}.priority"), i64::from(i32::MIN))?),
             None => None,
@@ -299,6 +315,7 @@ impl Convert<'_> {
             compensate,
             complete,
             for_each,
+            rate_limit,
         })
     }
 

@@ -37,8 +37,8 @@ pub use ids::{Lease, LeaseToken, RunId, StepId, WorkerId};
 pub use retry::{Backoff, FailureDecision, RetryPolicy};
 pub use schedule::{Catchup, Overlap, Recurrence, ScheduleSpec};
 pub use spec::{
-    CompleteBy, ConcurrencySpec, ForEach, HttpAction, ItemFailure, RunAction, RunPolicy, SpecError,
-    StepAction, StepDefaults, StepSpec, WaitAction, WorkflowSpec,
+    CompleteBy, ConcurrencySpec, ForEach, HttpAction, ItemFailure, RateLimitSpec, RunAction,
+    RunPolicy, SpecError, StepAction, StepDefaults, StepSpec, WaitAction, WorkflowSpec,
 };
 pub use state::{RunStatus, StepStatus};
 pub use template::{Template, TemplateError};

@@ -56,6 +56,10 @@ pub struct RunPolicy {
     /// Counted from the run's creation, in milliseconds.
     pub deadline_ms: Option<u64>,
     pub concurrency: Option<ConcurrencySpec>,
+    /// A template over the run's input: claims interleave the runs of different
+    /// keys (least recently served first) instead of taking the oldest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fairness_key: Option<String>,
 }
 
 /// Runs whose key renders equal are admitted FIFO, at most `limit` at a time.
@@ -108,6 +112,9 @@ pub struct StepSpec {
     /// The step runs once per element of an array of the context (`STEP[i]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub for_each: Option<ForEach>,
+    /// Starts of this step are admitted at most at this rate, per rendered key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitSpec>,
 }
 
 /// `complete = "callback"`: the action only starts the work; the step ends when its
@@ -139,6 +146,7 @@ impl StepSpec {
             compensate: None,
             complete: None,
             for_each: None,
+            rate_limit: None,
         }
     }
 }
@@ -407,6 +415,13 @@ fn check_run(run: &RunPolicy) -> Result<(), SpecError> {
             error,
         })?;
     }
+    if let Some(key) = &run.fairness_key {
+        Template::parse(key).map_err(|error| SpecError::InvalidTemplate {
+            step: None,
+            field: "run.fairness_key",
+            error,
+        })?;
+    }
     Ok(())
 }
 
@@ -433,6 +448,9 @@ fn check_step(step: &StepSpec) -> Result<(), SpecError> {
         check_action(step, compensate, true)?;
     }
     check_timeout(&step.name, "timeout", step.timeout_ms)?;
+    if let Some(limit) = &step.rate_limit {
+        limits::check(step, limit)?;
+    }
     if let Some(resource) = &step.resource {
         Template::parse(resource).map_err(|error| SpecError::InvalidTemplate {
             step: Some(step.name.clone()),
@@ -652,7 +670,9 @@ fn find_cycle(plan: &[PlannedStep]) -> Option<Vec<usize>> {
 pub mod child;
 pub mod fan_out;
 mod http;
+pub mod limits;
 pub use child::RunAction;
 pub use fan_out::{ForEach, ItemFailure, ItemSource};
+pub use limits::RateLimitSpec;
 #[cfg(test)]
 mod tests;

@@ -112,6 +112,10 @@ pub fn describe_waiting(waiting: &WaitingView) -> String {
             }
             text
         }
+        ("child", _) => match waiting.child {
+            Some(child) => format!("waiting for child run {child}"),
+            None => "waiting for its child run".to_string(),
+        },
         (other, _) => format!("waiting ({other})"),
     }
 }
@@ -213,6 +217,7 @@ impl fmt::Display for Reason {
                     signal: signal.clone(),
                     until: *until,
                     attempt: *attempt,
+                    child: None,
                 };
                 write!(f, "{}", describe_waiting(&view))
             }
@@ -531,6 +536,7 @@ mod tests {
             signal: signal.map(str::to_string),
             until: Some("2030-01-02T03:04:05Z".parse().unwrap()),
             attempt,
+            child: None,
         }
     }
 

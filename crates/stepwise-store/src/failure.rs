@@ -18,6 +18,8 @@ pub(crate) struct FailedAttempt<'a> {
     pub retryable: bool,
     /// The run is halting: the step must not go back to the queue.
     pub halted: bool,
+    /// The service's own delay (back-pressure), in place of the backoff.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// Attempts counted against `max_attempts`: those since the run's latest retry, so a
@@ -28,10 +30,15 @@ pub(crate) fn attempts_used(attempt: i64, attempt_base: i64) -> u32 {
 
 /// Retry after a backoff, or give up.
 pub(crate) fn decide(failed: &FailedAttempt<'_>) -> FailureDecision {
-    failed.retry.after_failure(
+    match failed.retry.after_failure(
         attempts_used(failed.attempt, failed.attempt_base),
         failed.retryable && !failed.halted,
-    )
+    ) {
+        FailureDecision::RetryAfter(backoff) => {
+            FailureDecision::RetryAfter(failed.retry_after.unwrap_or(backoff))
+        }
+        give_up => give_up,
+    }
 }
 
 /// The events of a failed attempt that will be retried at `run_after`, in order.
@@ -113,6 +120,7 @@ mod tests {
             attempt_base,
             retryable: true,
             halted: false,
+            retry_after: None,
         }
     }
 

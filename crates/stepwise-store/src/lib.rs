@@ -30,6 +30,7 @@ mod error;
 pub mod explain;
 mod failure;
 mod fan_out;
+mod limits;
 pub mod model;
 mod plan;
 pub mod postgres;
@@ -56,7 +57,7 @@ pub use traits::*;
 use std::sync::Arc;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Opens the store named by `url` (`sqlite://PATH` or `postgres://...`) without
 /// checking its schema version; call [`SchemaStore::migrate`] or

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::Duration;
+use stepwise_core::spec::limits::Rate;
 use stepwise_core::spec::PlannedStep;
 use stepwise_core::{RetryPolicy, RunId, StepId, StepStatus, Template};
 
@@ -43,6 +44,9 @@ pub(crate) struct StepRow {
     pub resource: Option<String>,
     /// The step's `for_each`, stored until it expands.
     pub for_each: Option<Value>,
+    /// Its rate limit's key, and its run's fairness key, rendered.
+    pub rate_key: Option<String>,
+    pub fair_key: Option<String>,
     /// For a delayed root step: when it becomes claimable (absolute or relative to
     /// the database clock at insert).
     pub start_at: Option<DateTime<Utc>>,
@@ -54,6 +58,8 @@ struct WorkflowPlan {
     steps: Vec<PlannedStep>,
     compensable: Vec<bool>,
     for_each: Vec<Option<Value>>,
+    rate_limits: Vec<Option<(Template, Rate)>>,
+    fairness: Option<Template>,
     resources: Vec<Option<Template>>,
     concurrency: Option<(Template, u32)>,
     deadline_ms: Option<i64>,
@@ -62,6 +68,8 @@ struct WorkflowPlan {
 pub(crate) struct RunPlan {
     pub runs: Vec<RunRow>,
     pub steps: Vec<StepRow>,
+    /// The rate limits the steps name, one per key (the file's values).
+    pub rate_limits: Vec<(String, Rate)>,
 }
 
 const MAX_KEY_LEN: usize = 512;
@@ -110,6 +118,31 @@ impl RunPlan {
                         .iter()
                         .map(|s| s.for_each.as_ref().map(|f| serde_json::json!(f)))
                         .collect(),
+                    rate_limits: spec
+                        .steps
+                        .iter()
+                        .map(|s| {
+                            s.rate_limit
+                                .as_ref()
+                                .map(|r| {
+                                    let rate = Rate {
+                                        limit: r.limit,
+                                        per_ms: r.per_ms,
+                                        burst: r.burst,
+                                    };
+                                    Template::parse(&r.key).map(|t| (t, rate))
+                                })
+                                .transpose()
+                        })
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| StoreError::InvalidInput(e.to_string()))?,
+                    fairness: spec
+                        .run
+                        .fairness_key
+                        .as_deref()
+                        .map(Template::parse)
+                        .transpose()
+                        .map_err(|e| StoreError::InvalidInput(e.to_string()))?,
                     resources: spec
                         .steps
                         .iter()
@@ -134,7 +167,9 @@ impl RunPlan {
         let mut plan = RunPlan {
             runs: Vec::with_capacity(runs.len()),
             steps: Vec::new(),
+            rate_limits: Vec::new(),
         };
+        let mut limits: std::collections::BTreeMap<String, Rate> = Default::default();
         for run in runs {
             check_key("idempotency key", &run.idempotency_key)?;
             check_key("concurrency key", &run.concurrency_key)?;
@@ -175,6 +210,11 @@ impl RunPlan {
                 StartAt::At(t) => (Some(t), None),
             };
             let delayed = !matches!(run.start, StartAt::Now);
+            let fair_key = match &workflow.fairness {
+                Some(t) => Some(render("the fairness key", t)?),
+                None => None,
+            };
+            check_key("fairness key", &fair_key)?;
             for (i, step) in steps.iter().enumerate() {
                 let root = step.dependencies.is_empty();
                 // A keyed run's roots wait, blocked, until the run is admitted.
@@ -188,6 +228,16 @@ impl RunPlan {
                     None => None,
                 };
                 check_key("resource name", &resource)?;
+                let rate_key = match &workflow.rate_limits[i] {
+                    Some((t, rate)) => {
+                        let key =
+                            render(&format!("the rate limit key of step {:?}", step.name), t)?;
+                        check_key("rate limit key", &Some(key.clone()))?;
+                        limits.insert(key.clone(), *rate);
+                        Some(key)
+                    }
+                    None => None,
+                };
                 plan.steps.push(StepRow {
                     id: ids[i],
                     run_id,
@@ -201,6 +251,8 @@ impl RunPlan {
                     compensable: workflow.compensable[i],
                     resource,
                     for_each: workflow.for_each[i].clone(),
+                    rate_key,
+                    fair_key: fair_key.clone(),
                     start_at: if root { start_at } else { None },
                     start_after: if root { start_after } else { None },
                 });
@@ -222,6 +274,7 @@ impl RunPlan {
                 parent: run.parent.clone(),
             });
         }
+        plan.rate_limits = limits.into_iter().collect();
         Ok(plan)
     }
 }

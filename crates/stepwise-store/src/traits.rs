@@ -29,6 +29,20 @@ pub trait WorkflowStore: Send + Sync {
     async fn list_queues(&self) -> Result<Vec<QueueView>>;
 }
 
+/// Rate limits: one row per key, set by workflow files or by operators.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Every key, by name, with its state and the steps waiting on it.
+    async fn list_limits(&self) -> Result<Vec<LimitView>>;
+    /// Sets a key's limit (creating the key), overriding the workflow files; it
+    /// applies to the next claim.
+    async fn set_limit(&self, setting: &LimitSetting) -> Result<LimitView>;
+    /// Pauses a key until a time (database clock); `None` for an unknown key.
+    async fn pause_limit(&self, key: &str, until: PauseUntil) -> Result<Option<LimitView>>;
+    /// Ends a key's pause; `None` for an unknown key.
+    async fn resume_limit(&self, key: &str) -> Result<Option<LimitView>>;
+}
+
 /// The items of `for_each` steps, which a run's view counts instead of listing.
 #[async_trait]
 pub trait ItemStore: Send + Sync {
@@ -292,6 +306,7 @@ pub trait Store:
     WorkflowStore
     + RunStore
     + ItemStore
+    + LimitStore
     + StepStore
     + WaitStore
     + ScheduleStore
@@ -309,6 +324,7 @@ impl<T> Store for T where
     T: WorkflowStore
         + RunStore
         + ItemStore
+        + LimitStore
         + StepStore
         + WaitStore
         + ScheduleStore

@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
                         error: "converter crashed".into(),
                         retryable: true,
                         log: None,
+                        retry_after: None,
                     })
                     .await?;
                 continue;

@@ -4,6 +4,7 @@
 //! One test binary for the crate; each area is a module.
 
 mod bench;
+mod children;
 mod cli;
 mod closed_stdout;
 mod crash;

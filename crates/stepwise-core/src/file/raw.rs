@@ -56,6 +56,17 @@ pub(super) struct RawBackoff {
 pub(super) struct RawRun {
     pub deadline: Option<Spanned<Dur>>,
     pub concurrency: Option<Spanned<RawConcurrency>>,
+    pub fairness_key: Option<Spanned<String>>,
+}
+
+/// `rate_limit = { key = "openai:{{ input.tenant }}", limit = 600, per = "1m", burst = 60 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRateLimit {
+    pub key: Spanned<String>,
+    pub limit: Spanned<i64>,
+    pub per: Spanned<Dur>,
+    pub burst: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +103,7 @@ pub(super) struct RawStep {
     pub max_parallel: Option<Spanned<i64>>,
     pub max_items: Option<Spanned<i64>>,
     pub on_item_failure: Option<Spanned<String>>,
+    pub rate_limit: Option<Spanned<RawRateLimit>>,
 }
 
 impl RawStep {

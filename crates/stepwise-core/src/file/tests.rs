@@ -66,6 +66,7 @@ fn the_design_example_parses_into_the_expected_spec() {
                 key: "{{input.tenant}}".into(),
                 limit: 1,
             }),
+            fairness_key: None,
         },
         steps: vec![
             StepSpec {
@@ -294,7 +295,22 @@ fn bad_files_are_refused_with_file_line_column_field_and_message() {
         (
             "unknown step key",
             step("exce = [\"x\"]\n"),
-            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `run`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`",
+            "wf.toml:5:1: steps[0].exce: unknown key `exce`; expected one of `name`, `queue`, `after`, `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`, `run`, `complete`, `resource`, `env`, `cwd`, `compensate`, `max_attempts`, `backoff`, `timeout`, `priority`, `for_each`, `max_parallel`, `max_items`, `on_item_failure`, `rate_limit`",
+        ),
+        (
+            "max_parallel without for_each",
+            step("max_parallel = 4\n"),
+            "wf.toml:5:16: steps[0].max_parallel: `max_parallel` applies only to a step with `for_each`",
+        ),
+        (
+            "on_item_failure unknown",
+            step("for_each = \"input.x\"\non_item_failure = \"ignore\"\n"),
+            "wf.toml:6:19: steps[0].on_item_failure: \"ignore\" is not allowed; use \"fail\" or \"continue\"",
+        ),
+        (
+            "run and handler",
+            step("run = { workflow = \"child\" }\n"),
+            "wf.toml:5:7: steps[0].run: a step takes only one of `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait` or `run`, but this one also has `handler`",
         ),
         (
             "unknown backoff key",

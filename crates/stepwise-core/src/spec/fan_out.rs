@@ -267,6 +267,36 @@ mod tests {
     }
 
     #[test]
+    fn a_path_must_read_the_input_or_a_direct_dependency() {
+        use crate::spec::{StepSpec, WorkflowSpec};
+        let mut hooks = StepSpec::handler("hooks", "h");
+        hooks.after = Some(vec!["plan".into()]);
+        hooks.for_each = Some(ForEach {
+            path: "steps.other.output".into(),
+            max_parallel: None,
+            max_items: None,
+            on_item_failure: ItemFailure::Fail,
+        });
+        let mut spec = WorkflowSpec {
+            name: "wf".into(),
+            defaults: Default::default(),
+            run: Default::default(),
+            steps: vec![
+                StepSpec::handler("plan", "h"),
+                StepSpec::handler("other", "h"),
+                hooks,
+            ],
+        };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("not one of this step's dependencies"), "{err}");
+        spec.steps[2].for_each.as_mut().unwrap().path = "steps.plan.output.hooks".into();
+        spec.validate().unwrap();
+        spec.steps[2].for_each.as_mut().unwrap().max_parallel = Some(0);
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("max_parallel must be at least 1"), "{err}");
+    }
+
+    #[test]
     fn item_names_round_trip() {
         assert_eq!(item_name("hooks", 12), "hooks[12]");
         assert_eq!(split_item_name("hooks[12]"), Some(("hooks", 12)));

@@ -179,6 +179,7 @@ impl Inner {
             error: error.clone(),
             retryable,
             log,
+            retry_after: None,
         };
         match retry_store(|| self.store.fail_step(&failure)).await {
             Ok(stepwise_store::FailOutcome::Refused) => self.lease_lost(&step),

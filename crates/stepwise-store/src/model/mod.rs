@@ -191,6 +191,10 @@ pub struct StepFailure {
     pub log: Option<String>,
     /// False for errors that must not be retried (exit 64, HTTP 4xx, permanent).
     pub retryable: bool,
+    /// Back-pressure: the service asked to be called again after this long (exit 75
+    /// with `retry_after`, HTTP 429/503 with `Retry-After`). The retry waits that
+    /// long, and the step's rate limit key, if any, is paused until then.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// What a batch of lease-gated writes did.

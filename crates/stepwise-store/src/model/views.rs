@@ -89,6 +89,9 @@ pub struct StepView {
     pub waiting: Option<super::WaitingView>,
     /// Finished attempts, oldest first; the running attempt is the step itself.
     pub history: Vec<AttemptView>,
+    /// The rate limit key its starts are admitted under (rendered).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_key: Option<String>,
     /// For an expanded `for_each` step: its items by status (the items themselves
     /// are paged by [`crate::ItemStore::list_items`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -323,4 +326,41 @@ pub struct KeyLine {
     pub limit: u32,
     pub holders: Vec<RunId>,
     pub waiting: Vec<RunId>,
+}
+
+/// A rate limit key as `limits list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LimitView {
+    pub key: String,
+    /// Starts per `per_ms`, on average, and at most `burst` at once.
+    pub limit: u32,
+    pub per_ms: u64,
+    pub burst: u32,
+    /// Set by `limits set`: workflow files no longer change it.
+    pub overridden: bool,
+    pub paused_until: Option<DateTime<Utc>>,
+    /// Starts admitted so far.
+    pub admitted: u64,
+    /// Claimable steps waiting on the key now.
+    pub waiting: u64,
+    /// When the key admits its next start (database clock); `None`: now.
+    pub next_start: Option<DateTime<Utc>>,
+}
+
+/// `limits set KEY --limit N --per D [--burst B]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitSetting {
+    pub key: String,
+    pub limit: u32,
+    pub per_ms: u64,
+    pub burst: u32,
+}
+
+/// How long `limits pause` pauses a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseUntil {
+    At(DateTime<Utc>),
+    /// From the database's now.
+    For(std::time::Duration),
 }

@@ -177,7 +177,7 @@ impl WakeReport {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WaitingView {
-    /// `sleep`, `signal` or `callback`.
+    /// `sleep`, `signal`, `callback` or `child`.
     pub kind: String,
     /// The signal's name (kind `signal`).
     pub signal: Option<String>,
@@ -185,6 +185,9 @@ pub struct WaitingView {
     pub until: Option<DateTime<Utc>>,
     /// The attempt whose callback is awaited (kind `callback`).
     pub attempt: Option<u32>,
+    /// The child run awaited (kind `child`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub child: Option<RunId>,
 }
 
 /// The error a wait's timeout fails its step with.

@@ -12,6 +12,7 @@ mod control;
 mod events;
 mod fan_out;
 mod flow;
+mod limits;
 mod rows;
 mod run_rows;
 mod runs;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_waiting_steps.sql")),
     (7, include_str!("migrations/0007_schedules.sql")),
     (8, include_str!("migrations/0008_fan_out.sql")),
+    (9, include_str!("migrations/0009_rate_limits.sql")),
 ];
 
 /// Stepwise on PostgreSQL.

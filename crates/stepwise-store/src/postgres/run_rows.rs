@@ -103,6 +103,7 @@ impl RunStepRow {
                 error: row.try_get("error")?,
                 waiting: waiting_view(row)?,
                 history: Vec::new(),
+                rate_key: row.try_get("rate_key")?,
                 items: None,
             },
             dependents: dependents.into_iter().map(StepId).collect(),
@@ -116,9 +117,21 @@ fn waiting_view(row: &PgRow) -> Result<Option<crate::model::WaitingView>> {
         return Ok(None);
     };
     let callback = kind == "callback";
+    // A child-run step keeps its child's id where a signal step keeps its signal.
+    let (signal, child) = if kind == crate::waiting::CHILD {
+        let id: Option<String> = row.try_get("wait_signal")?;
+        (
+            None,
+            id.and_then(|id| uuid::Uuid::parse_str(&id).ok())
+                .map(stepwise_core::RunId),
+        )
+    } else {
+        (row.try_get("wait_signal")?, None)
+    };
     Ok(Some(crate::model::WaitingView {
         kind,
-        signal: row.try_get("wait_signal")?,
+        signal,
+        child,
         until: row.try_get("wait_until")?,
         attempt: callback
             .then(|| row.try_get::<i32, _>("attempt").map(|a| a.max(0) as u32))

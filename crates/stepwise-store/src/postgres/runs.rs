@@ -405,6 +405,9 @@ pub(super) async fn create_runs_in(
         .iter()
         .filter(|s| inserted.contains(&s.run_id.0))
         .collect();
+    if !plan.rate_limits.is_empty() {
+        super::limits::upsert_rate_limits(tx, &plan.rate_limits).await?;
+    }
     insert_steps(tx, &steps).await?;
     for key in &keys {
         super::flow::admit(tx, key).await?;
@@ -491,6 +494,8 @@ async fn insert_steps(conn: &mut PgConnection, steps: &[&StepRow]) -> Result<()>
         .bind(steps.iter().map(|s| s.compensable).collect::<Vec<_>>())
         .bind(steps.iter().map(|s| s.resource.clone()).collect::<Vec<_>>())
         .bind(steps.iter().map(|s| s.for_each.clone()).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.rate_key.clone()).collect::<Vec<_>>())
+        .bind(steps.iter().map(|s| s.fair_key.clone()).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())

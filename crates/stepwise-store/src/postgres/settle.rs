@@ -29,6 +29,8 @@ pub(super) struct LockedStep {
     pub revoked: bool,
     /// See [`FailingStep::tolerated_by`].
     pub tolerated_by: Option<Uuid>,
+    /// Its rate limit key, which back-pressure pauses.
+    pub rate_key: Option<String>,
 }
 
 /// A step failing for good, as [`fail_for_good`] needs it.
@@ -114,6 +116,7 @@ fn locked_step(row: &sqlx::postgres::PgRow, id: Uuid, token: Uuid) -> Result<Loc
         attempt_base: row.try_get("attempt_base")?,
         revoked: row.try_get("revoked")?,
         tolerated_by: row.try_get("tolerated_by")?,
+        rate_key: row.try_get("rate_key")?,
     })
 }
 

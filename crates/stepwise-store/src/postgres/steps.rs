@@ -1,6 +1,7 @@
 //! The hot path on PostgreSQL: claim, complete, fail, release.
 
 use super::fan_out::PgFanOut;
+use super::limits;
 use super::settle::{self, AttemptEnd, NewEvent};
 use super::PgStore;
 use crate::failure::{self, FailedAttempt};
@@ -71,9 +72,10 @@ impl PgStore {
                 include_str!("sql/claim_commit_mode.sql")
             ))
             .await?;
-        sqlx::query(include_str!("sql/promote_due_steps.sql"))
-            .execute(&mut *tx)
+        let uses = sqlx::query(include_str!("sql/promote_due_steps.sql"))
+            .fetch_one(&mut *tx)
             .await?;
+        let (rated, fair): (bool, bool) = (uses.try_get("rated")?, uses.try_get("fair")?);
         let mut claimed = Vec::new();
         // A `for_each` step found claimable expands instead of running; its items
         // are claimable at once, so the claim looks again (once) to fill the batch.
@@ -87,15 +89,28 @@ impl PgStore {
                 // Steps that need a resource lock first: the plain claim never looks
                 // at locks, so under load it would starve them.
                 let mut rows = claim_with_locks(&mut tx, queue, want, request.worker).await?;
+                // Rate-limited steps, then fairness keys, then the rest: each path
+                // looks only at its own ready rows.
+                if rated && rows.len() < want {
+                    let left = want - rows.len();
+                    rows.extend(limits::claim_rated(&mut tx, queue, left, request.worker).await?);
+                }
+                if fair && rows.len() < want {
+                    let left = want - rows.len();
+                    rows.extend(limits::claim_fair(&mut tx, queue, left, request.worker).await?);
+                }
                 let want = want - rows.len();
                 if want > 0 {
                     rows.extend(
-                        sqlx::query(include_str!("sql/claim_steps.sql"))
-                            .bind(queue)
-                            .bind(want as i64)
-                            .bind(request.worker.0)
-                            .fetch_all(&mut *tx)
-                            .await?,
+                        sqlx::query(concat!(
+                            include_str!("sql/claim_steps.sql"),
+                            include_str!("sql/claim_tail.sql")
+                        ))
+                        .bind(queue)
+                        .bind(want as i64)
+                        .bind(request.worker.0)
+                        .fetch_all(&mut *tx)
+                        .await?,
                     );
                 }
                 for row in &rows {
@@ -206,7 +221,13 @@ pub(super) async fn fail_locked(
         attempt_base: step.attempt_base.into(),
         retryable: failure.retryable,
         halted: step.halted,
+        retry_after: failure.retry_after,
     });
+    // Back-pressure: the service's rate limit key waits as long as it asked.
+    if let (Some(after), Some(key)) = (failure.retry_after, &step.rate_key) {
+        let ms = crate::limits::pause_ms(after).unwrap_or(i64::MAX / 4);
+        super::limits::hold_key(conn, key, ms, step.run_id, &error).await?;
+    }
     let end = AttemptEnd {
         outcome: "failed",
         error: Some(&error),

@@ -225,6 +225,7 @@ impl WaitTx for PgWaitTx {
                     error,
                     log: None,
                     retryable,
+                    retry_after: None,
                 };
                 match fail_locked(conn, &step, &failure).await? {
                     FailOutcome::Retrying { run_after, .. } => {

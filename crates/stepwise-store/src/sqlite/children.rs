@@ -73,6 +73,7 @@ pub(super) fn child_ended(conn: &mut SqliteConnection, child: EndedChild) -> End
             error: child_error(child_id, child.status, child.error.as_deref()),
             retryable: false,
             log: None,
+            retry_after: None,
         };
         steps::fail_locked(conn, &locked, &failure).await?;
         Ok(vec![])

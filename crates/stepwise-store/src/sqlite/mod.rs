@@ -13,6 +13,7 @@ mod control;
 mod events;
 mod fan_out;
 mod flow;
+mod limits;
 mod locks;
 mod rows;
 mod runs;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_waiting_steps.sql")),
     (7, include_str!("migrations/0007_schedules.sql")),
     (8, include_str!("migrations/0008_fan_out.sql")),
+    (9, include_str!("migrations/0009_rate_limits.sql")),
 ];
 
 /// Stepwise on SQLite.

@@ -40,6 +40,7 @@ pub(super) fn step_view(s: &SqliteRow) -> Result<(StepView, Vec<StepId>)> {
         error: s.try_get("error")?,
         waiting: waiting_view(s)?,
         history: Vec::new(),
+        rate_key: s.try_get("rate_key")?,
         items: None,
     };
     Ok((view, super::fan_out::parse_dependents(&children)?))
@@ -51,9 +52,21 @@ fn waiting_view(row: &SqliteRow) -> Result<Option<WaitingView>> {
         return Ok(None);
     };
     let callback = kind == "callback";
+    // A child-run step keeps its child's id where a signal step keeps its signal.
+    let (signal, child) = if kind == crate::waiting::CHILD {
+        let id: Option<String> = row.try_get("wait_signal")?;
+        (
+            None,
+            id.and_then(|id| uuid::Uuid::parse_str(&id).ok())
+                .map(stepwise_core::RunId),
+        )
+    } else {
+        (row.try_get("wait_signal")?, None)
+    };
     Ok(Some(WaitingView {
         kind,
-        signal: row.try_get("wait_signal")?,
+        signal,
+        child,
         until: opt_time(row.try_get("wait_until")?)?,
         attempt: callback
             .then(|| row.try_get::<i64, _>("attempt").map(|a| a.max(0) as u32))

@@ -431,9 +431,14 @@ pub(super) async fn create_runs_in(
                 "compensable": s.compensable,
                 "resource": s.resource,
                 "for_each": s.for_each,
+                "rate_key": s.rate_key,
+                "fair_key": s.fair_key,
             })
         })
         .collect();
+    if !plan.rate_limits.is_empty() {
+        super::limits::upsert_rate_limits(&mut *tx, &plan.rate_limits).await?;
+    }
     if !steps.is_empty() {
         sqlx::query(include_str!("sql/insert_steps.sql"))
             .bind(Value::Array(steps).to_string())

@@ -202,6 +202,23 @@ impl SqliteStore {
                 // Steps that need a resource lock first: the plain claim never looks
                 // at locks, so under load it would starve them.
                 let mut found = claim_with_locks(&mut tx, queue, want, request.worker).await?;
+                // Rate-limited steps, then fairness keys, then the rest: each path
+                // looks only at its own pending steps.
+                let mut keyed =
+                    super::limits::claim_rated(&mut tx, queue, want - found.len(), request.worker)
+                        .await?;
+                keyed.extend(
+                    super::limits::claim_fair(
+                        &mut tx,
+                        queue,
+                        want - found.len() - keyed.len(),
+                        request.worker,
+                    )
+                    .await?,
+                );
+                for row in &keyed {
+                    found.push(ClaimRow::from_row(row)?);
+                }
                 let want = want - found.len();
                 if want > 0 {
                     let mut claimed = sqlx::query(include_str!("sql/claim_steps.sql"))
@@ -395,7 +412,13 @@ pub(super) async fn fail_locked(
         attempt_base: step.attempt_base,
         retryable: failure.retryable,
         halted: step.halted,
+        retry_after: failure.retry_after,
     });
+    // Back-pressure: the service's rate limit key waits as long as it asked.
+    if let (Some(after), Some(key)) = (failure.retry_after, &step.rate_key) {
+        let ms = crate::limits::pause_ms(after).unwrap_or(i64::MAX / 4);
+        super::limits::hold_key(&mut *conn, key, ms, step.run_id, &error).await?;
+    }
     settle::record_attempt(
         &mut *conn,
         AttemptRecord {

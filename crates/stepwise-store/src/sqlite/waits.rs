@@ -220,6 +220,7 @@ impl WaitTx for SqliteWaitTx {
                     error,
                     log: None,
                     retryable,
+                    retry_after: None,
                 };
                 match fail_locked(conn, &step, &failure).await? {
                     FailOutcome::Retrying { run_after, .. } => Ended::Retrying(run_after),

@@ -404,9 +404,10 @@ async fn start_child<T: WaitTx>(
             if plan == super::ChildPlan::Retry {
                 tx.retry_child(created.id).await?;
             }
+            // The child's id is kept where a signal step keeps its signal's name.
             let wait = super::Waiting {
                 kind: super::CHILD,
-                signal: None,
+                signal: Some(created.id.to_string()),
                 until: None,
             };
             tx.park(lease.step_id, &wait).await?;

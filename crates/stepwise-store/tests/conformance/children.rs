@@ -83,6 +83,18 @@ pub async fn a_child_completes_its_waiting_parent_step_with_its_outputs(store: A
     assert_eq!(child.parent_step.as_deref(), Some("spawn"));
     assert_eq!(child.idempotency_key, Some(format!("{parent}:spawn")));
     assert_eq!(child.input, json!({"doc": "a"}));
+    let waiting = step_of(&view, "spawn")
+        .waiting
+        .clone()
+        .expect("a waiting view");
+    assert_eq!(
+        (waiting.kind.as_str(), waiting.child),
+        ("child", Some(child.id))
+    );
+    assert_eq!(
+        stepwise_store::explain::describe_waiting(&waiting),
+        format!("waiting for child run {}", child.id)
+    );
     // The child's steps, then the parent's `report` with the child's last outputs.
     let parse = claim(&*store, w, 5).await;
     assert_eq!(parse.len(), 1, "only the child's first step is claimable");

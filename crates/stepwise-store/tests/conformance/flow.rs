@@ -164,6 +164,7 @@ pub async fn every_terminal_path_frees_the_slot(store: Arc<dyn Store>) {
             error: "stopped".into(),
             log: None,
             retryable: false,
+            retry_after: None,
         })
         .await
         .unwrap();

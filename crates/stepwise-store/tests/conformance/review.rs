@@ -120,6 +120,7 @@ pub async fn a_nul_character_in_an_outcome_does_not_fail_the_batch(store: Arc<dy
             error: "bad\u{0}error".into(),
             log: None,
             retryable: false,
+            retry_after: None,
         })
         .await;
     assert!(

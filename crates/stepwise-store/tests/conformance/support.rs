@@ -148,6 +148,7 @@ pub async fn fail(store: &dyn Store, c: &ClaimedStep, retryable: bool, error: &s
             error: error.into(),
             retryable,
             log: Some(format!("log: {error}")),
+            retry_after: None,
         })
         .await
         .expect("fail step")

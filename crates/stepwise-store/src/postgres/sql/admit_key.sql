@@ -35,11 +35,11 @@ roots AS (
         run_after = CASE WHEN s.run_after > (SELECT stepwise_now()) THEN s.run_after END
     FROM admitted a
     WHERE s.run_id = a.id AND s.status = 'blocked' AND s.deps_remaining = 0
-    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.status
+    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.rate_key, s.fair_key, s.status
 ),
 ready AS (
-    INSERT INTO step_ready (queue, priority, seq, step_id, resource)
-    SELECT queue, priority, seq, id, resource FROM roots WHERE status = 'pending'
+    INSERT INTO step_ready (queue, priority, seq, step_id, resource, rate_key, fair_key)
+    SELECT queue, priority, seq, id, resource, rate_key, fair_key FROM roots WHERE status = 'pending'
 ),
 events AS (
     INSERT INTO event (kind, run_id, group_name, data, at)

@@ -17,7 +17,7 @@ FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::i
      WITH ORDINALITY AS i(id, name, undoes, queue, priority, max_attempts, b_initial,
                           b_factor, b_max, next, resource, ord)
 ORDER BY ord
-RETURNING queue, priority, seq, id, resource, status
+RETURNING queue, priority, seq, id, resource, rate_key, fair_key, status
 )
-INSERT INTO step_ready (queue, priority, seq, step_id, resource)
-SELECT queue, priority, seq, id, resource FROM inserted WHERE status = 'pending'
+INSERT INTO step_ready (queue, priority, seq, step_id, resource, rate_key, fair_key)
+SELECT queue, priority, seq, id, resource, rate_key, fair_key FROM inserted WHERE status = 'pending'

@@ -14,11 +14,11 @@ released AS (
     SET status = 'pending', deps_remaining = 0
     FROM next
     WHERE s.id = next.id
-    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.item_index
+    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.rate_key, s.fair_key, s.item_index
 ),
 ready AS (
-    INSERT INTO step_ready (queue, priority, seq, step_id, resource)
-    SELECT queue, priority, seq, id, resource FROM released
+    INSERT INTO step_ready (queue, priority, seq, step_id, resource, rate_key, fair_key)
+    SELECT queue, priority, seq, id, resource, rate_key, fair_key FROM released
 )
 UPDATE step p
 SET item_cursor = greatest(p.item_cursor, (SELECT max(item_index) + 1 FROM released))

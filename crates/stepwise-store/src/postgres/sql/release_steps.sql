@@ -17,15 +17,15 @@ WITH released AS (
       AND r.id = s.run_id
     RETURNING s.id, s.run_id, s.name, s.attempt + 1 AS number, s.worker_id,
               s.lease_token, s.started_at, s.status, r.group_name, r.halt,
-              s.queue, s.priority, s.seq, s.resource
+              s.queue, s.priority, s.seq, s.resource, s.rate_key, s.fair_key
 ),
 unleased AS (
     DELETE FROM step_lease l USING released x
     WHERE l.worker_id = x.worker_id AND l.step_id = x.id
 ),
 ready AS (
-    INSERT INTO step_ready (queue, priority, seq, step_id, resource)
-    SELECT queue, priority, seq, id, resource FROM released WHERE status = 'pending'
+    INSERT INTO step_ready (queue, priority, seq, step_id, resource, rate_key, fair_key)
+    SELECT queue, priority, seq, id, resource, rate_key, fair_key FROM released WHERE status = 'pending'
 ),
 history AS (
     INSERT INTO attempt (step_id, run_id, number, worker_id, lease_token, started_at,

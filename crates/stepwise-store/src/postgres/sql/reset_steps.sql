@@ -26,7 +26,7 @@ reset AS (
         started_at = NULL, finished_at = NULL, run_after = NULL, revoked_at = NULL
     FROM input i
     WHERE s.id = i.id
-    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.status
+    RETURNING s.queue, s.priority, s.seq, s.id, s.resource, s.rate_key, s.fair_key, s.status
 )
-INSERT INTO step_ready (queue, priority, seq, step_id, resource)
-SELECT queue, priority, seq, id, resource FROM reset WHERE status = 'pending'
+INSERT INTO step_ready (queue, priority, seq, step_id, resource, rate_key, fair_key)
+SELECT queue, priority, seq, id, resource, rate_key, fair_key FROM reset WHERE status = 'pending'

@@ -9,14 +9,14 @@ retried AS (
         run_after = CASE WHEN $2::bigint = 0 THEN NULL ELSE (SELECT run_after FROM at) END,
         error = $3
     WHERE id = $1
-    RETURNING queue, priority, seq, id, resource, worker_id, status
+    RETURNING queue, priority, seq, id, resource, rate_key, fair_key, worker_id, status
 ),
 unleased AS (
     DELETE FROM step_lease l USING retried r
     WHERE l.worker_id = r.worker_id AND l.step_id = r.id
 ),
 ready AS (
-    INSERT INTO step_ready (queue, priority, seq, step_id, resource)
-    SELECT queue, priority, seq, id, resource FROM retried WHERE status = 'pending'
+    INSERT INTO step_ready (queue, priority, seq, step_id, resource, rate_key, fair_key)
+    SELECT queue, priority, seq, id, resource, rate_key, fair_key FROM retried WHERE status = 'pending'
 )
 SELECT run_after FROM at, retried

@@ -14,7 +14,7 @@ WHERE seq IN (
     SELECT seq FROM step
     WHERE status = 'pending'
       AND queue = ?1
-      AND resource IS NULL
+      AND resource IS NULL AND rate_key IS NULL AND fair_key IS NULL
       AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.name = ?1 AND q.paused)
       AND EXISTS (SELECT 1 FROM worker w
                   WHERE w.id = ?3 AND w.status = 'alive'

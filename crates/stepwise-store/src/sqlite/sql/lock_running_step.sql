@@ -6,7 +6,7 @@ SELECT s.run_id, s.name, s.attempt, s.max_attempts, s.backoff_initial_ms,
        s.backoff_factor, s.backoff_max_ms, s.worker_id, s.started_at, r.group_name,
        CASE WHEN s.compensates IS NULL THEN r.halt IS NOT NULL ELSE r.no_compensate END
            AS halted,
-       s.attempt_base, s.revoked_at IS NOT NULL AS revoked,
+       s.attempt_base, s.revoked_at IS NOT NULL AS revoked, s.rate_key,
        -- An item whose step tolerates its failure (`on_item_failure = "continue"`).
        CASE WHEN s.item_of IS NOT NULL
                  AND (SELECT p.for_each ->> '$.on_item_failure' FROM step p

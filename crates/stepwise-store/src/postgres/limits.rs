@@ -1,0 +1,327 @@
+//! Rate limits and fairness on PostgreSQL: the SQL of the keyed claims and of
+//! `limits`. The decisions are in `crate::limits` and `stepwise_core::spec::limits`.
+
+use super::settle::{self, NewEvent};
+use super::PgStore;
+use crate::limits::{check_key, check_setting, pause_ms, paused_data, FairRounds, LockedKey};
+use crate::model::{LimitSetting, LimitView, PauseUntil};
+use crate::{LimitStore, Result};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+use stepwise_core::spec::limits::Rate;
+use stepwise_core::{EventKind, WorkerId};
+use uuid::Uuid;
+
+/// The limits new runs' steps name (the files' values; see `upsert_rate_limits.sql`).
+pub(super) async fn upsert_rate_limits(
+    conn: &mut PgConnection,
+    limits: &[(String, Rate)],
+) -> Result<()> {
+    sqlx::query(include_str!("sql/upsert_rate_limits.sql"))
+        .bind(limits.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+        .bind(
+            limits
+                .iter()
+                .map(|(_, r)| r.limit as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            limits
+                .iter()
+                .map(|(_, r)| r.per_ms as i64)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            limits
+                .iter()
+                .map(|(_, r)| r.burst as i32)
+                .collect::<Vec<_>>(),
+        )
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Claims up to `want` rate-limited steps of `queue`: each key that admits starts
+/// now gives as many as it admits, and its TAT moves on by what was claimed, in
+/// this transaction.
+pub(super) async fn claim_rated(
+    conn: &mut PgConnection,
+    queue: &str,
+    want: usize,
+    worker: WorkerId,
+) -> Result<Vec<PgRow>> {
+    let keys = sqlx::query(include_str!("sql/rate_keys.sql"))
+        .bind(queue)
+        .bind(crate::limits::KEYS_PER_CLAIM)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut rows = Vec::new();
+    for row in &keys {
+        let left = want - rows.len();
+        if left == 0 {
+            break;
+        }
+        let key = locked_key(row)?;
+        let admission = key.rate.admit(key.tat, key.now, left as u32);
+        if admission.admitted == 0 {
+            continue;
+        }
+        let claimed = sqlx::query(concat!(
+            include_str!("sql/claim_rated_steps.sql"),
+            include_str!("sql/claim_tail.sql")
+        ))
+        .bind(queue)
+        .bind(i64::from(admission.admitted))
+        .bind(worker.0)
+        .bind(&key.key)
+        .fetch_all(&mut *conn)
+        .await?;
+        if claimed.is_empty() {
+            continue;
+        }
+        // The TAT moves on by what started, not by what was admitted.
+        let started = key.rate.admit(key.tat, key.now, claimed.len() as u32);
+        sqlx::query(include_str!("sql/advance_rate_limit.sql"))
+            .bind(&key.key)
+            .bind(started.tat)
+            .bind(i64::from(started.admitted))
+            .execute(&mut *conn)
+            .await?;
+        rows.extend(claimed);
+    }
+    Ok(rows)
+}
+
+fn locked_key(row: &PgRow) -> Result<LockedKey> {
+    Ok(LockedKey {
+        key: row.try_get("key")?,
+        rate: Rate {
+            limit: row.try_get::<i32, _>("limit_count")?.max(1) as u32,
+            per_ms: row.try_get::<i64, _>("per_ms")?.max(1) as u64,
+            burst: row.try_get::<i32, _>("burst")?.max(1) as u32,
+        },
+        tat: row.try_get("tat")?,
+        now: row.try_get("now")?,
+    })
+}
+
+/// Claims up to `want` steps of runs with a fairness key, one per key per round,
+/// least recently served key first; the keys served become the most recent.
+pub(super) async fn claim_fair(
+    conn: &mut PgConnection,
+    queue: &str,
+    want: usize,
+    worker: WorkerId,
+) -> Result<Vec<PgRow>> {
+    let keys: Vec<String> = sqlx::query_scalar(include_str!("sql/fair_keys.sql"))
+        .bind(queue)
+        .bind(crate::limits::KEYS_PER_CLAIM)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut rounds = FairRounds::new(keys);
+    let mut rows = Vec::new();
+    let mut served = Vec::new();
+    while rows.len() < want {
+        let Some((i, key)) = rounds.next_key() else {
+            break;
+        };
+        let key = key.to_string();
+        let claimed = sqlx::query(concat!(
+            include_str!("sql/claim_fair_steps.sql"),
+            include_str!("sql/claim_tail.sql")
+        ))
+        .bind(queue)
+        .bind(1i64)
+        .bind(worker.0)
+        .bind(&key)
+        .fetch_all(&mut *conn)
+        .await?;
+        if claimed.is_empty() {
+            rounds.dry(i);
+            continue;
+        }
+        served.push(key);
+        rows.extend(claimed);
+    }
+    if !served.is_empty() {
+        sqlx::query(include_str!("sql/serve_fair_lanes.sql"))
+            .bind(queue)
+            .bind(&served)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(rows)
+}
+
+/// Pauses `key` (if it exists) for `ms` from now, never shortening a longer pause:
+/// the back-pressure of a step that was told to come back later.
+pub(super) async fn hold_key(
+    conn: &mut PgConnection,
+    key: &str,
+    ms: i64,
+    run: Uuid,
+    reason: &str,
+) -> Result<()> {
+    let until: Option<Option<DateTime<Utc>>> =
+        sqlx::query_scalar(include_str!("sql/pause_rate_limit.sql"))
+            .bind(key)
+            .bind(None::<DateTime<Utc>>)
+            .bind(ms)
+            .bind(true)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(Some(until)) = until {
+        settle::insert_event(
+            conn,
+            NewEvent {
+                kind: EventKind::LimitPaused,
+                run_id: Some(run),
+                step: None,
+                group: None,
+                data: paused_data(key, until, reason),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+fn view(row: &PgRow) -> Result<LimitView> {
+    let rate = Rate {
+        limit: row.try_get::<i32, _>("limit_count")?.max(1) as u32,
+        per_ms: row.try_get::<i64, _>("per_ms")?.max(1) as u64,
+        burst: row.try_get::<i32, _>("burst")?.max(1) as u32,
+    };
+    let now: DateTime<Utc> = row.try_get("now")?;
+    let tat: Option<DateTime<Utc>> = row.try_get("tat")?;
+    let paused_until: Option<DateTime<Utc>> = row.try_get("paused_until")?;
+    let next = [tat.map(|t| rate.next_start(t)), paused_until]
+        .into_iter()
+        .flatten()
+        .max()
+        .filter(|t| *t > now);
+    Ok(LimitView {
+        key: row.try_get("key")?,
+        limit: rate.limit,
+        per_ms: rate.per_ms,
+        burst: rate.burst,
+        overridden: row.try_get("overridden")?,
+        paused_until: paused_until.filter(|t| *t > now),
+        admitted: row.try_get::<i64, _>("admitted")?.max(0) as u64,
+        waiting: row.try_get::<i64, _>("waiting")?.max(0) as u64,
+        next_start: next,
+    })
+}
+
+impl PgStore {
+    async fn limit_view(&self, key: &str) -> Result<Option<LimitView>> {
+        sqlx::query(include_str!("sql/limit_views.sql"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|row| view(&row))
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl LimitStore for PgStore {
+    async fn list_limits(&self) -> Result<Vec<LimitView>> {
+        sqlx::query(include_str!("sql/limit_views.sql"))
+            .bind(None::<String>)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(view)
+            .collect()
+    }
+
+    async fn set_limit(&self, setting: &LimitSetting) -> Result<LimitView> {
+        let rate = Rate {
+            limit: setting.limit,
+            per_ms: setting.per_ms,
+            burst: setting.burst,
+        };
+        check_setting(&setting.key, &rate)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(include_str!("sql/set_rate_limit.sql"))
+            .bind(&setting.key)
+            .bind(rate.limit as i32)
+            .bind(rate.per_ms as i64)
+            .bind(rate.burst as i32)
+            .execute(&mut *tx)
+            .await?;
+        // A raised limit may admit waiting steps at once.
+        sqlx::query(include_str!("sql/notify_work.sql"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.limit_view(&setting.key)
+            .await?
+            .ok_or_else(|| crate::StoreError::Corrupt("a set limit vanished".into()))
+    }
+
+    async fn pause_limit(&self, key: &str, until: PauseUntil) -> Result<Option<LimitView>> {
+        check_key(key)?;
+        let (at, ms) = match until {
+            PauseUntil::At(t) => (Some(t), None),
+            PauseUntil::For(d) => (None, Some(pause_ms(d)?)),
+        };
+        let mut tx = self.pool.begin().await?;
+        let until: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar(include_str!("sql/pause_rate_limit.sql"))
+                .bind(key)
+                .bind(at)
+                .bind(ms)
+                .bind(false)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(Some(until)) = until else {
+            return Ok(None);
+        };
+        settle::insert_event(
+            &mut tx,
+            NewEvent {
+                kind: EventKind::LimitPaused,
+                run_id: None,
+                step: None,
+                group: None,
+                data: paused_data(key, until, "paused by an operator"),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        self.limit_view(key).await
+    }
+
+    async fn resume_limit(&self, key: &str) -> Result<Option<LimitView>> {
+        check_key(key)?;
+        let mut tx = self.pool.begin().await?;
+        let found: Option<String> = sqlx::query_scalar(include_str!("sql/resume_rate_limit.sql"))
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        settle::insert_event(
+            &mut tx,
+            NewEvent {
+                kind: EventKind::LimitResumed,
+                run_id: None,
+                step: None,
+                group: None,
+                data: serde_json::json!({ "key": key }),
+            },
+        )
+        .await?;
+        sqlx::query(include_str!("sql/notify_work.sql"))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.limit_view(key).await
+    }
+}

@@ -1,0 +1,57 @@
+-- The rest of a claim, after a `picked` CTE (`claim_steps.sql`, `claim_keyed_steps.sql`):
+-- the picked ready rows go, their steps run under fresh leases, with their events.
+taken AS (
+    DELETE FROM step_ready WHERE ctid = ANY (ARRAY(SELECT rid FROM picked))
+),
+claimed AS (
+    UPDATE step s
+    SET status = 'running',
+        attempt = s.attempt + 1,
+        worker_id = $3,
+        lease_token = gen_random_uuid(),
+        started_at = (SELECT stepwise_now())
+    FROM (SELECT DISTINCT step_id FROM picked) p
+    WHERE s.id = p.step_id AND s.status = 'pending'
+    RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
+              s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates,
+              s.item_of, s.item_index, s.item,
+              s.for_each IS NOT NULL AND s.items_total IS NULL AS expands
+),
+leased AS (
+    INSERT INTO step_lease (worker_id, step_id, token)
+    SELECT $3, id, lease_token FROM claimed
+    ON CONFLICT (worker_id, step_id) DO UPDATE SET token = EXCLUDED.token
+),
+joined AS (
+    SELECT c.*, r.workflow, r.workflow_version, r.input, r.group_name, r.error
+    FROM claimed c
+    JOIN run r ON r.id = c.run_id
+),
+started AS (
+    INSERT INTO event (kind, run_id, step, group_name, data, at)
+    SELECT 'step.started', j.run_id, j.name, j.group_name,
+           jsonb_build_object('attempt', j.attempt, 'worker_id', $3::uuid), j.started_at
+    FROM joined j
+    WHERE NOT j.expands
+)
+SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token,
+       j.workflow, j.workflow_version, j.input,
+       (SELECT expires_at FROM worker WHERE id = $3) AS lease_expires_at,
+       CASE WHEN j.item_of IS NULL THEN
+           (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+            FROM step d
+            WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents))
+       ELSE
+           -- An item's context is its step's: found by name, never by a scan of
+           -- the run's (possibly many) items.
+           (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+            FROM step p
+            JOIN step d ON d.run_id = p.run_id AND d.name = ANY (p.item_deps)
+            WHERE p.id = j.item_of)
+       END AS dependency_outputs,
+       j.compensates,
+       (SELECT o.output FROM step o
+        WHERE o.run_id = j.run_id AND o.name = j.compensates) AS compensated_output,
+       j.error AS run_error, j.item_index, j.item, j.expands
+FROM joined j
+ORDER BY j.priority DESC, j.seq
