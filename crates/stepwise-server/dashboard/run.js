@@ -371,6 +371,9 @@ function waitingView(waiting) {
   if (waiting.kind === "sleep") what = waiting.until ? ["sleeping until ", moment(waiting.until)] : ["sleeping"];
   else if (waiting.kind === "signal") what = ["waiting for signal ", h("code", {}, waiting.signal), until];
   else if (waiting.kind === "callback") what = [`waiting for the callback of attempt ${waiting.attempt}`, until];
+  else if (waiting.kind === "child") what = waiting.child
+    ? ["waiting for child run ", h("a", { href: "/runs/" + waiting.child, class: "mono" }, short(waiting.child))]
+    : ["waiting for its child run"];
   else what = ["waiting"];
   return h("div", { class: "why-box", "data-waiting": waiting.kind }, what);
 }

@@ -89,6 +89,20 @@ max_parallel = 4
 max_attempts = 1
 on_item_failure = "continue"
 `,
+  // A parent that starts one child run per element of its input.
+  "family.toml": `
+name = "family"
+[[steps]]
+name = "each"
+for_each = "input.names"
+run = { workflow = "greeting" }
+`,
+  "greeting.toml": `
+name = "greeting"
+[[steps]]
+name = "hello"
+exec = ["sh", "-c", "cat > /dev/null; echo '{\\"hello\\": true}'"]
+`,
 };
 
 let server;
@@ -312,6 +326,26 @@ test("a for_each step is one row with its items counted, and any item opens", as
   const run = (await api("GET", "/v1/runs/" + id)).body;
   assert.equal(run.steps.length, 2, "the API counts items, it does not list them");
   assert.equal(run.steps[1].items.total, 60);
+});
+
+test("a parent run lists its children and a child links to its parent", async () => {
+  const r = await api("POST", "/v1/runs", { workflow: "family", input: { names: ["ann", "bob"] } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const id = r.body.id;
+  await until("the parent to complete", async () => (await runStatus(id)) === "completed", 30000);
+  await page.goto(`${base}/runs/${id}`);
+  const children = page.locator("#children tr[data-child]");
+  await until("both children listed", async () => (await children.count()) === 2, 10000);
+  const steps = await page.locator("#children tr[data-child] code").allInnerTexts();
+  assert.deepEqual(steps.sort(), ["each[0]", "each[1]"]);
+  await children.first().locator("a").click();
+  const parent = page.locator("[data-parent]");
+  await parent.waitFor({ timeout: 10000 });
+  assert.equal(await parent.getAttribute("data-parent"), id);
+  assert.match(await parent.innerText(), /\(step each\[\d\]\)/);
+  await parent.locator("a").click();
+  await page.locator("#children").waitFor({ timeout: 10000 });
+  assert.equal(new URL(page.url()).pathname, `/runs/${id}`);
 });
 
 test("the locks page force-releases a lock with a reason", async () => {
