@@ -85,6 +85,9 @@ pub struct RunSection {
     /// The whole run's deadline from its creation, e.g. `"2h"`.
     deadline: Option<String>,
     concurrency: Option<Concurrency>,
+    /// A template over the run's input, e.g. `"{{ input.tenant }}"`: within a queue and
+    /// priority, runs of different keys are claimed in turn.
+    fairness_key: Option<String>,
 }
 
 /// Runs whose rendered key is equal are admitted first come, first served, at most
@@ -98,8 +101,8 @@ pub struct Concurrency {
     limit: Option<i64>,
 }
 
-/// One step. Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until` and
-/// `wait` says what it does.
+/// One step. Exactly one of `exec`, `http`, `handler`, `run`, `sleep`, `sleep_until`
+/// and `wait` says what it does.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -134,6 +137,44 @@ pub struct Step {
     /// Per attempt, e.g. `"30s"`.
     timeout: Option<String>,
     priority: Option<i64>,
+    /// Starts a child run of another workflow and completes with its outcome.
+    run: Option<ChildRunDocument>,
+    /// One item step (`STEP[i]`) per element of the array at this path, when the
+    /// step's dependencies are done: `input.KEY…` or `steps.STEP.output.KEY…`.
+    for_each: Option<String>,
+    /// With `for_each`: at most this many items running at once, across all workers.
+    max_parallel: Option<i64>,
+    /// With `for_each`: more elements fail the step (default 10,000).
+    max_items: Option<i64>,
+    /// With `for_each`: `fail` (default) or `continue`.
+    on_item_failure: Option<String>,
+    /// The step starts only when its key admits one more start.
+    rate_limit: Option<RateLimitDocument>,
+}
+
+/// A child run: its workflow and, optionally, its input.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"workflow": "ingest-one", "input": {"document": "{{ item }}"}}))]
+pub struct ChildRunDocument {
+    workflow: String,
+    /// A JSON value whose strings are templates over the step's context; default: the
+    /// item (for a `for_each` step), else the parent run's input.
+    #[schema(value_type = Object)]
+    input: Option<serde_json::Value>,
+}
+
+/// At most `burst` starts at once and `limit` per `per` on average, per rendered key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"key": "openai:{{ input.tenant }}", "limit": 600, "per": "1m", "burst": 60}))]
+pub struct RateLimitDocument {
+    /// A template over the step's context.
+    key: String,
+    limit: i64,
+    /// A duration such as `"1m"`.
+    per: String,
+    burst: Option<i64>,
 }
 
 /// A wait for a signal.
@@ -274,6 +315,18 @@ mod tests {
                 "http",
                 "[[steps]]\nname = \"a\"\nhttp = { url = \"http://x\", unknown = 1 }\n".into(),
                 properties::<Http>(),
+            ),
+            (
+                "child run",
+                "[[steps]]\nname = \"a\"\nrun = { workflow = \"w\", unknown = 1 }\n".into(),
+                properties::<ChildRunDocument>(),
+            ),
+            (
+                "rate_limit",
+                format!(
+                    "{step}rate_limit = {{ key = \"k\", limit = 1, per = \"1s\", unknown = 1 }}\n"
+                ),
+                properties::<RateLimitDocument>(),
             ),
             (
                 "compensate action",
