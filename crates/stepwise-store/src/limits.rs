@@ -103,6 +103,14 @@ impl FairRounds {
     pub fn dry(&mut self, i: usize) {
         self.live[i] = false;
     }
+
+    /// How many of the `left` steps still wanted one key's turn takes: an even
+    /// share of the keys still live, at least one. One key with a backlog is then
+    /// claimed in one statement, as a plain claim would.
+    pub fn share(&self, left: usize) -> usize {
+        let live = self.live.iter().filter(|l| **l).count().max(1);
+        (left / live).max(1)
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +129,7 @@ mod tests {
             }
         }
         assert_eq!(order, ["b", "a", "c", "b", "c"]);
+        assert_eq!(rounds.share(10), 5, "two keys still live");
     }
 
     #[test]

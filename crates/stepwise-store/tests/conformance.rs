@@ -47,6 +47,8 @@ mod hot_path;
 mod joins;
 #[path = "conformance/leases.rs"]
 mod leases;
+#[path = "conformance/limits.rs"]
+mod limits;
 #[path = "conformance/reads.rs"]
 mod reads;
 #[path = "conformance/retries.rs"]
@@ -163,12 +165,20 @@ conformance!(
     fan_out::max_parallel_is_never_exceeded_by_racing_claimers,
     fan_out::continue_completes_with_nulls_where_fail_fails_the_run,
     fan_out::a_retry_reruns_only_failed_items_and_from_reruns_them_all,
+    fan_out::each_item_is_compensated_on_its_own_with_its_element,
     // Child runs.
     children::a_child_completes_its_waiting_parent_step_with_its_outputs,
     children::a_child_finished_before_its_parent_parked_completes_it_at_once,
     children::a_retried_parent_finds_its_failed_child_again_and_retries_it,
     children::cancelling_a_parent_cancels_its_children,
     children::a_childs_completion_racing_its_parents_cancel_settles_once,
+    // Rate limits and fairness.
+    limits::the_admitted_rate_never_exceeds_limit_plus_burst_with_racing_claimers,
+    limits::a_changed_limit_applies_to_the_next_claim,
+    limits::a_paused_key_admits_nothing_until_its_time,
+    limits::keys_are_independent,
+    limits::back_pressure_pauses_the_key_and_delays_the_retry,
+    limits::a_small_tenant_is_served_in_the_next_claim,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

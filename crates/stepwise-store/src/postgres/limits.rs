@@ -129,23 +129,31 @@ pub(super) async fn claim_fair(
             break;
         };
         let key = key.to_string();
+        let share = rounds.share(want - rows.len());
         let claimed = sqlx::query(concat!(
             include_str!("sql/claim_fair_steps.sql"),
             include_str!("sql/claim_tail.sql")
         ))
         .bind(queue)
-        .bind(1i64)
+        .bind(share as i64)
         .bind(worker.0)
         .bind(&key)
         .fetch_all(&mut *conn)
         .await?;
-        if claimed.is_empty() {
+        if claimed.len() < share {
             rounds.dry(i);
+        }
+        if claimed.is_empty() {
             continue;
         }
         served.push(key);
         rows.extend(claimed);
     }
+    // A key served twice this claim counts once, as of its last turn.
+    let mut seen = std::collections::HashSet::new();
+    served.reverse();
+    served.retain(|k| seen.insert(k.clone()));
+    served.reverse();
     if !served.is_empty() {
         sqlx::query(include_str!("sql/serve_fair_lanes.sql"))
             .bind(queue)

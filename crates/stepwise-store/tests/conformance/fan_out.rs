@@ -416,3 +416,46 @@ pub async fn a_retry_reruns_only_failed_items_and_from_reruns_them_all(store: Ar
     drain(&*store, w).await;
     assert_eq!(get_run(&*store, run).await.status, RunStatus::Completed);
 }
+
+pub async fn each_item_is_compensated_on_its_own_with_its_element(store: Arc<dyn Store>) {
+    let mut hooks = for_each("hooks", &["plan"], "steps.plan.output.hooks");
+    hooks.compensate = Some(stepwise_core::StepAction::Handler {
+        name: "undo".into(),
+    });
+    let (w, run) = hooks_run(&*store, hooks).await;
+    plan_with(&*store, w, json!(["x", "y"])).await;
+    let items = claim(&*store, w, 5).await;
+    complete_all(&*store, &items).await;
+    let report = claim(&*store, w, 1).await;
+    assert_eq!(report[0].step, "report");
+    let failed = store
+        .fail_step(&StepFailure {
+            lease: report[0].lease,
+            error: "report broke".into(),
+            log: None,
+            retryable: false,
+            retry_after: None,
+        })
+        .await
+        .expect("fail");
+    assert_eq!(failed, FailOutcome::Failed);
+    // One compensation per completed item, none for the joined step itself.
+    let mut undone = Vec::new();
+    for _ in 0..4 {
+        for c in claim(&*store, w, 5).await {
+            let undo = c.compensating.as_ref().expect("a compensation");
+            let item = c.item.as_ref().expect("the item it undoes");
+            undone.push((undo.step.clone(), item.value.clone()));
+            complete_all(&*store, &[c]).await;
+        }
+    }
+    undone.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        undone,
+        vec![
+            ("hooks[0]".to_string(), json!("x")),
+            ("hooks[1]".to_string(), json!("y"))
+        ]
+    );
+    assert_eq!(get_run(&*store, run).await.status, RunStatus::Compensated);
+}

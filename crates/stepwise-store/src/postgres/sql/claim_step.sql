@@ -66,6 +66,14 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
        j.compensates,
        (SELECT o.output FROM step o
         WHERE o.run_id = j.run_id AND o.name = j.compensates) AS compensated_output,
-       j.error AS run_error, j.item_index, j.item, j.expands
+       j.error AS run_error,
+       -- A compensation of an item undoes that item: it gets the item's element.
+       CASE WHEN j.compensates IS NULL THEN j.item_index
+            ELSE (SELECT o.item_index FROM step o
+                  WHERE o.run_id = j.run_id AND o.name = j.compensates) END AS item_index,
+       CASE WHEN j.compensates IS NULL THEN j.item
+            ELSE (SELECT o.item FROM step o
+                  WHERE o.run_id = j.run_id AND o.name = j.compensates) END AS item,
+       j.expands
 FROM joined j
 ORDER BY j.priority DESC, j.seq

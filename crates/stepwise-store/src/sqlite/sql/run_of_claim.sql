@@ -14,7 +14,13 @@ SELECT s.seq, r.id, r.workflow, r.workflow_version, r.input,
             JOIN step d ON d.run_id = p.run_id AND d.name = n.value
             WHERE p.id = s.item_of)
        END AS dependency_outputs,
-       s.item_index, s.item,
+       -- A compensation of an item undoes that item: it gets the item's element.
+       CASE WHEN s.compensates IS NULL THEN s.item_index
+            ELSE (SELECT o.item_index FROM step o
+                  WHERE o.run_id = s.run_id AND o.name = s.compensates) END AS item_index,
+       CASE WHEN s.compensates IS NULL THEN s.item
+            ELSE (SELECT o.item FROM step o
+                  WHERE o.run_id = s.run_id AND o.name = s.compensates) END AS item,
        (SELECT o.output FROM step o
         WHERE o.run_id = s.run_id AND o.name = s.compensates) AS compensated_output,
        r.error,
