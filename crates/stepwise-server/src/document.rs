@@ -85,8 +85,8 @@ pub struct RunSection {
     /// The whole run's deadline from its creation, e.g. `"2h"`.
     deadline: Option<String>,
     concurrency: Option<Concurrency>,
-    /// A template over the run's input, e.g. `"{{ input.tenant }}"`: within a queue and
-    /// priority, runs of different keys are claimed in turn.
+    /// A template over the run's input, e.g. `"{{ input.tenant }}"`: claims
+    /// interleave the runs of different keys, least recently served first.
     fairness_key: Option<String>,
 }
 
@@ -101,8 +101,8 @@ pub struct Concurrency {
     limit: Option<i64>,
 }
 
-/// One step. Exactly one of `exec`, `http`, `handler`, `run`, `sleep`, `sleep_until`
-/// and `wait` says what it does.
+/// One step. Exactly one of `exec`, `http`, `handler`, `sleep`, `sleep_until`, `wait`
+/// and `run` says what it does.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
@@ -137,43 +137,44 @@ pub struct Step {
     /// Per attempt, e.g. `"30s"`.
     timeout: Option<String>,
     priority: Option<i64>,
-    /// Starts a child run of another workflow and completes with its outcome.
-    run: Option<ChildRunDocument>,
-    /// One item step (`STEP[i]`) per element of the array at this path, when the
-    /// step's dependencies are done: `input.KEY…` or `steps.STEP.output.KEY…`.
+    /// One item step (`STEP[i]`) per element of this array of the context:
+    /// `input[.KEY...]` or `steps.STEP.output[.KEY...]` (STEP one of `after`).
     for_each: Option<String>,
-    /// With `for_each`: at most this many items running at once, across all workers.
+    /// With `for_each`: at most this many items run at once.
     max_parallel: Option<i64>,
-    /// With `for_each`: more elements fail the step (default 10,000).
+    /// With `for_each`: more elements fail the step for good (default 10000).
     max_items: Option<i64>,
-    /// With `for_each`: `fail` (default) or `continue`.
+    /// With `for_each`: `fail` (default) or `continue` (the step completes with
+    /// `null` for failed items).
     on_item_failure: Option<String>,
-    /// The step starts only when its key admits one more start.
+    /// Starts a child run and completes with its outcome, holding no worker.
+    run: Option<ChildRunDocument>,
+    /// Starts of this step are admitted at most at this rate, per rendered key.
     rate_limit: Option<RateLimitDocument>,
 }
 
-/// A child run: its workflow and, optionally, its input.
+/// A child run: its workflow, and its input (a JSON value whose strings are
+/// templates over the step's context; default the item, or the run's input).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"workflow": "ingest-one", "input": {"document": "{{ item }}"}}))]
 pub struct ChildRunDocument {
     workflow: String,
-    /// A JSON value whose strings are templates over the step's context; default: the
-    /// item (for a `for_each` step), else the parent run's input.
     #[schema(value_type = Object)]
     input: Option<serde_json::Value>,
 }
 
-/// At most `burst` starts at once and `limit` per `per` on average, per rendered key.
+/// A rate limit: at most `burst` at once and `limit` per `per` on average, per key.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"key": "openai:{{ input.tenant }}", "limit": 600, "per": "1m", "burst": 60}))]
 pub struct RateLimitDocument {
-    /// A template over the step's context.
+    /// A template over the run's input.
     key: String,
     limit: i64,
     /// A duration such as `"1m"`.
     per: String,
+    /// Default 1.
     burst: Option<i64>,
 }
 
@@ -315,18 +316,6 @@ mod tests {
                 "http",
                 "[[steps]]\nname = \"a\"\nhttp = { url = \"http://x\", unknown = 1 }\n".into(),
                 properties::<Http>(),
-            ),
-            (
-                "child run",
-                "[[steps]]\nname = \"a\"\nrun = { workflow = \"w\", unknown = 1 }\n".into(),
-                properties::<ChildRunDocument>(),
-            ),
-            (
-                "rate_limit",
-                format!(
-                    "{step}rate_limit = {{ key = \"k\", limit = 1, per = \"1s\", unknown = 1 }}\n"
-                ),
-                properties::<RateLimitDocument>(),
             ),
             (
                 "compensate action",
