@@ -6,6 +6,7 @@
 //! the database's own timestamps: steps divided by the time from the first claim to
 //! the last committed outcome, so enqueue and process start-up are excluded.
 
+mod fanout;
 mod progress;
 
 use super::CliError;
@@ -36,6 +37,9 @@ pub enum Scenario {
     /// N one-step runs (default 10^6) enqueued before any worker starts, then
     /// drained from the full backlog.
     Backlog,
+    /// One run whose `for_each` step has `--items` items: the expansion's
+    /// transaction timed, the items drained, the join.
+    Fanout,
 }
 
 impl Scenario {
@@ -45,6 +49,7 @@ impl Scenario {
             Scenario::Pipeline10 => "pipeline10",
             Scenario::Latency => "latency",
             Scenario::Backlog => "backlog",
+            Scenario::Fanout => "fanout",
         }
     }
 }
@@ -53,9 +58,12 @@ impl Scenario {
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "noop")]
     pub scenario: Scenario,
-    /// Runs to enqueue [default: 20000; backlog: 1000000].
+    /// Runs to enqueue [default: 20000; backlog: 1000000; fanout: one run].
     #[arg(long)]
     pub runs: Option<usize>,
+    /// Items of the fan-out run (`--scenario fanout`) [default: 10000].
+    #[arg(long)]
+    pub items: Option<usize>,
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -113,8 +121,18 @@ fn workflow(name: &str, steps: usize) -> WorkflowSpec {
 }
 
 pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow::Result<()> {
+    let fanout = args.scenario == Scenario::Fanout;
+    if fanout && args.runs.is_some() {
+        return Err(CliError::input(
+            "--scenario fanout times one run; size it with --items",
+        ));
+    }
+    if !fanout && args.items.is_some() {
+        return Err(CliError::input("--items is for --scenario fanout"));
+    }
     let runs = args.runs.unwrap_or(match args.scenario {
         Scenario::Backlog => 1_000_000,
+        Scenario::Fanout => 1,
         _ => 20_000,
     });
     if runs == 0 || args.workers == 0 || args.pool == 0 {
@@ -150,6 +168,8 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     result?;
     if args.json {
         outln!("{report}");
+    } else if fanout {
+        fanout::print_human(&report)?;
     } else {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -213,6 +233,7 @@ async fn scenario(
             *workers = Some(Workers::start(url, args.workers, args.pool)?);
             latency(store, &format!("bench-latency-{tag}"), runs, report).await?;
         }
+        Scenario::Fanout => fanout::fanout(plan, workers, report).await?,
     }
     Ok(())
 }
