@@ -54,6 +54,16 @@ impl Scenario {
     }
 }
 
+/// What every bench step carries besides its handler: nothing, a rate limit that
+/// never binds (the cost of the keyed claim path), or a fairness key over 16
+/// tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Keys {
+    None,
+    Rate,
+    Fair,
+}
+
 #[derive(Args)]
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "noop")]
@@ -64,6 +74,10 @@ pub struct BenchArgs {
     /// Items of the fan-out run (`--scenario fanout`) [default: 10000].
     #[arg(long)]
     pub items: Option<usize>,
+    /// Give every step a rate limit that never binds, or every run one of 16
+    /// fairness keys (`noop` and `pipeline10`).
+    #[arg(long, value_enum, default_value = "none")]
+    pub keys: Keys,
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -104,18 +118,30 @@ pub async fn worker_process(store: Arc<dyn Store>, pool: usize) -> anyhow::Resul
     Ok(())
 }
 
-fn workflow(name: &str, steps: usize) -> WorkflowSpec {
+fn workflow(name: &str, steps: usize, keys: Keys) -> WorkflowSpec {
     let steps = (0..steps)
         .map(|i| {
             let mut s = StepSpec::handler(format!("s{i}"), "noop");
             s.queue = Some(QUEUE.into());
+            if keys == Keys::Rate {
+                s.rate_limit = Some(stepwise_core::RateLimitSpec {
+                    key: "bench".into(),
+                    limit: 1_000_000_000,
+                    per_ms: 1000,
+                    burst: 1_000_000_000,
+                });
+            }
             s
         })
         .collect();
+    let mut run = RunPolicy::default();
+    if keys == Keys::Fair {
+        run.fairness_key = Some("tenant-{{ input.i % 16 }}".into());
+    }
     WorkflowSpec {
         name: name.into(),
         defaults: StepDefaults::default(),
-        run: RunPolicy::default(),
+        run,
         steps,
     }
 }
@@ -129,6 +155,11 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     }
     if !fanout && args.items.is_some() {
         return Err(CliError::input("--items is for --scenario fanout"));
+    }
+    if args.keys != Keys::None && !matches!(args.scenario, Scenario::Noop | Scenario::Pipeline10) {
+        return Err(CliError::input(
+            "--keys is for --scenario noop and pipeline10",
+        ));
     }
     let runs = args.runs.unwrap_or(match args.scenario {
         Scenario::Backlog => 1_000_000,
@@ -146,6 +177,7 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     let tag = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp());
     let mut report = json!({
         "scenario": args.scenario.name(),
+        "keys": format!("{:?}", args.keys).to_lowercase(),
         "database": store.backend(),
         "workers": args.workers,
         "pool": args.pool,
@@ -209,7 +241,9 @@ async fn scenario(
                 10
             };
             let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
-            store.register_workflow(&workflow(&name, steps)).await?;
+            store
+                .register_workflow(&workflow(&name, steps, args.keys))
+                .await?;
             // The workers drain while the runs are enqueued: the rate is logged from
             // their start.
             let mut log = RateLog::new(args.report_every);
@@ -222,7 +256,9 @@ async fn scenario(
             }
         }
         Scenario::Backlog => {
-            store.register_workflow(&workflow(&name, 1)).await?;
+            store
+                .register_workflow(&workflow(&name, 1, Keys::None))
+                .await?;
             enqueue(store, &name, runs, None, report).await?;
             report["runs"] = json!(runs);
             let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
@@ -333,7 +369,9 @@ async fn per_step_overhead(
     name: &str,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
-    store.register_workflow(&workflow(name, 10)).await?;
+    store
+        .register_workflow(&workflow(name, 10, Keys::None))
+        .await?;
     let mut per_step = Vec::new();
     for i in 0..20 {
         let id = store
@@ -360,7 +398,9 @@ async fn latency(
     runs: usize,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
-    store.register_workflow(&workflow(name, 1)).await?;
+    store
+        .register_workflow(&workflow(name, 1, Keys::None))
+        .await?;
     let runs = runs.min(500);
     let bar = progress(runs as u64, "runs");
     let mut pickups = Vec::with_capacity(runs);
