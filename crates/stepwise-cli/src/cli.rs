@@ -232,14 +232,21 @@ pub enum RunsCommand {
         workflow: Option<String>,
         #[arg(long)]
         group: Option<String>,
+        /// Only the child runs of this run.
+        #[arg(long, value_name = "RUN")]
+        parent: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
         #[arg(long)]
         json: bool,
     },
-    /// One run with its steps and attempts.
+    /// One run with its steps and attempts; an expanded `for_each` step is one line
+    /// with its items counted.
     Show {
         id: String,
+        /// Also list every item of each expanded `for_each` step.
+        #[arg(long)]
+        items: bool,
         #[arg(long)]
         json: bool,
     },

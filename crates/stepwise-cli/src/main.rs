@@ -104,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 status,
                 workflow,
                 group,
+                parent,
                 limit,
                 json,
             } => {
@@ -114,13 +115,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .transpose()?,
                     workflow,
                     group,
-                    parent: None,
+                    parent: parent.as_deref().map(commands::parse_run_id).transpose()?,
                     limit,
                     cursor: None,
                 };
                 commands::runs::list(&*store, filter, json).await
             }
-            RunsCommand::Show { id, json } => commands::runs::show(&*store, &id, json).await,
+            RunsCommand::Show { id, items, json } => {
+                let args = commands::show::ShowArgs {
+                    id: &id,
+                    items,
+                    json,
+                };
+                commands::show::show(&*store, args).await
+            }
             RunsCommand::Cancel {
                 id,
                 no_compensate,

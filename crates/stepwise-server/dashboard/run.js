@@ -1,14 +1,18 @@
 // One run: what failed and why first, then every step on a shared timeline with
 // its attempts (worker, start, duration, error) and captured logs, the `explain`
 // answer for whatever is not running, what a waiting step waits for, and cancel /
-// retry / send a signal.
+// retry / send a signal. A `for_each` step is one section with its items counted
+// (items.js); a child run links to its parent and a parent lists its children.
 
 import { get, post } from "./api.js";
-import { ago, ask, badge, clock, debounce, duration, elapsed, fireTime, h, json, latest, progress, short, tick, toast } from "./ui.js";
+import { ago, ask, badge, clock, debounce, duration, elapsed, fireTime, h, json, latest, progress, short, table, tick, toast } from "./ui.js";
+import { itemCounts, itemList, loadItems, shownStatus } from "./items.js";
 
 const TERMINAL = ["completed", "failed", "cancelled", "timed_out", "compensated", "compensation_failed"];
 const RETRYABLE = ["failed", "cancelled", "timed_out", "compensation_failed"];
 const TAIL_LINES = 30;
+// Child runs listed on their parent's page (the rest are one link away).
+const CHILDREN_SHOWN = 20;
 
 export async function runPage(main, ctx) {
   const id = ctx.params[0];
@@ -16,12 +20,26 @@ export async function runPage(main, ctx) {
 
   let ended = false;
   let drawn = "";
+  // Which page of each expanded step's items is shown, and items to open once drawn.
+  const nav = {
+    steps: {},
+    opening: new Set(),
+    from: (step) => nav.steps[step] || 0,
+    go(step, index, item) {
+      nav.steps[step] = index;
+      if (item) nav.opening.add(item);
+      refresh();
+    },
+    refresh: () => refresh(),
+  };
   const load = latest(async (isCurrent) => {
     const run = await get(path);
-    const [explanation, logs] = await Promise.all([
+    const [explanation, logs, children, items] = await Promise.all([
       // A finished run is explained too: its answer names what the http steps call.
       get(path + "/explain").catch(() => null),
       loadLogs(path, run),
+      get(`/v1/runs?parent=${encodeURIComponent(id)}&limit=${CHILDREN_SHOWN}`).catch(() => null),
+      loadItems(path, run, main, nav),
     ]);
     if (ctx.stopped || !isCurrent()) return;
     ended = TERMINAL.includes(run.status);
@@ -34,13 +52,23 @@ export async function runPage(main, ctx) {
       message: explanation.message,
       steps: explanation.steps.filter((s) => s.reason !== "running"),
     };
-    const text = JSON.stringify([run, shown, logs]);
-    if (text === drawn) return;
+    const text = JSON.stringify([run, shown, logs, children, items, nav.steps]);
+    if (text === drawn && !nav.opening.size) return;
     drawn = text;
     // Whatever the reader opened stays open across live re-renders.
     const open = new Set([...main.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
-    main.replaceChildren(...view(run, explanation, logs, { refresh, ctx }).flat(Infinity).filter(Boolean));
+    for (const item of nav.opening) {
+      open.add("item:" + item);
+      open.add("items:" + item.replace(/\[\d+\]$/, ""));
+    }
+    const family = { children };
+    main.replaceChildren(...view(run, explanation, logs, { refresh, ctx, items, nav, family }).flat(Infinity).filter(Boolean));
     for (const d of main.querySelectorAll("details[data-key]")) if (open.has(d.dataset.key)) d.open = true;
+    for (const item of nav.opening) {
+      const el = main.querySelector(`details[data-key="item:${CSS.escape(item)}"]`);
+      if (el) el.scrollIntoView({ block: "center" });
+    }
+    nav.opening.clear();
   });
   const refresh = () => load().catch((e) => ctx.fail(e));
   await load();
@@ -83,6 +111,9 @@ function view(run, explanation, logs, actions) {
         fact("Created", ago(run.created_at)),
         fact("Duration", elapsed(run.started_at || run.created_at, run.finished_at)),
         fact("Workflow version", run.workflow_version),
+        run.parent_run ? fact("Parent run", h("span", { "data-parent": run.parent_run },
+          h("a", { href: "/runs/" + run.parent_run, class: "mono" }, short(run.parent_run)),
+          run.parent_step ? [" (step ", h("code", {}, run.parent_step), ")"] : "")) : null,
         run.group ? fact("Group", h("a", { href: "/?group=" + encodeURIComponent(run.group) }, run.group)) : null,
         run.schedule ? fact("Scheduled", h("span", { "data-scheduled": run.schedule },
           "by ", h("a", { href: "/schedules" }, run.schedule), " for ", fireTime(run.scheduled_for))) : null,
@@ -92,9 +123,77 @@ function view(run, explanation, logs, actions) {
       h("details", { "data-key": "input" }, h("summary", {}, "Input"), json(run.input))),
     why(explanation),
     graph(run.steps),
+    childRuns(run, actions.family.children),
     h("h2", {}, "Steps"),
-    run.steps.map((step) => stepView(step, logs[step.name] || {}, { start, span, explanation })),
+    run.steps.map((step) => step.items
+      ? expandedView(step, { start, span, explanation, ...actions })
+      : stepView(step, logs[step.name] || {}, { start, span, explanation })),
   ];
+}
+
+// An item as a page lists it has no attempt history: its attempts are read back
+// from its logs (one per finished attempt), the last one with the item's own
+// worker, times and error.
+function withAttempts(item, logs) {
+  if (item.history.length) return item;
+  const last = (n) => n === item.attempts;
+  const history = Object.keys(logs).map(Number).sort((a, b) => a - b)
+    .filter((n) => !(item.status === "running" && last(n)))
+    .map((n) => ({
+      number: n,
+      outcome: logs[n].outcome,
+      worker_id: last(n) ? item.worker_id : null,
+      started_at: last(n) ? item.started_at : null,
+      finished_at: last(n) ? item.finished_at : null,
+      error: last(n) ? item.error : null,
+    }));
+  if (!history.length && item.status === "failed") {
+    history.push({ number: item.attempts, outcome: "failed", worker_id: item.worker_id, started_at: item.started_at, finished_at: item.finished_at, error: item.error });
+  }
+  return { ...item, history };
+}
+
+// The runs this run started (its `run = {...}` steps), newest first.
+function childRuns(run, page) {
+  if (!page || !page.runs.length) return null;
+  const more = page.next_cursor
+    ? h("p", {}, h("a", { href: "/?parent=" + encodeURIComponent(run.id) }, "Every child run of this run"))
+    : null;
+  return h("div", { id: "children" },
+    h("h2", {}, "Child runs (", page.runs.length, page.next_cursor ? "+" : "", ")"),
+    table(["Status", "Run", "Workflow", "Started by", "Progress", "Created"],
+      page.runs.map((child) => h("tr", { "data-child": child.id },
+        h("td", {}, badge(child.status)),
+        h("td", { class: "mono" }, h("a", { href: "/runs/" + child.id }, short(child.id))),
+        h("td", {}, child.workflow),
+        h("td", {}, child.parent_step ? h("code", {}, child.parent_step) : "—"),
+        h("td", {}, progress(child.progress)),
+        h("td", {}, ago(child.created_at)))),
+      ""),
+    more);
+}
+
+// A `for_each` step: its items counted by status, and its item list on demand.
+function expandedView(step, { explanation, items, nav }) {
+  const explained = explanation && explanation.steps.find((s) => s.step === step.name);
+  const status = shownStatus(step);
+  const page = items.pages[step.name];
+  const render = (item, logs) => h("div", { class: "item-body" }, stepBody(withAttempts(item, logs), logs, null));
+  return h("section", { class: "step expanded" + (status === "failed" ? " failed" : ""), "data-step": step.name, "data-items": step.items.total, id: "step-" + encodeURIComponent(step.name) },
+    h("div", { class: "head" },
+      h("div", {},
+        h("div", { class: "name" }, step.name),
+        h("div", { class: "muted" },
+          step.after.length ? `after ${step.after.join(", ")} · ` : "",
+          `for each item · queue ${step.queue}`, step.resource ? ` · lock ${step.resource}` : "")),
+      h("div", {}, badge(status)),
+      itemCounts(step.items)),
+    h("div", { class: "body" },
+      explained ? h("div", { class: "muted", "data-explain": "" }, explained.message) : null,
+      itemList(step, page, items.logs, nav, render),
+      step.output !== null && step.output !== undefined
+        ? h("details", { "data-key": "output:" + step.name }, h("summary", {}, "Output (every item's, in order)"), json(step.output))
+        : null));
 }
 
 // The run's graph by layers: a step sits one column right of the last step it
@@ -130,11 +229,13 @@ function arrow() {
 
 function node(step) {
   const what = step.compensates ? `undoes ${step.compensates}` : step.after.length ? `after ${step.after.join(", ")}` : "";
+  const status = shownStatus(step);
+  const items = step.items ? `, ${step.items.completed + step.items.failed + step.items.stopped}/${step.items.total} items` : "";
   return h("a", {
     href: "#step-" + encodeURIComponent(step.name),
-    class: "node s-" + step.status,
-    title: what ? `${step.name}: ${step.status}, ${what}` : `${step.name}: ${step.status}`,
-  }, step.name);
+    class: "node s-" + status,
+    title: (what ? `${step.name}: ${status}, ${what}` : `${step.name}: ${status}`) + items,
+  }, step.name, step.items ? ` ×${step.items.total}` : "");
 }
 
 function fact(label, value) {
@@ -270,6 +371,9 @@ function waitingView(waiting) {
   if (waiting.kind === "sleep") what = waiting.until ? ["sleeping until ", moment(waiting.until)] : ["sleeping"];
   else if (waiting.kind === "signal") what = ["waiting for signal ", h("code", {}, waiting.signal), until];
   else if (waiting.kind === "callback") what = [`waiting for the callback of attempt ${waiting.attempt}`, until];
+  else if (waiting.kind === "child") what = waiting.child
+    ? ["waiting for child run ", h("a", { href: "/runs/" + waiting.child, class: "mono" }, short(waiting.child))]
+    : ["waiting for its child run"];
   else what = ["waiting"];
   return h("div", { class: "why-box", "data-waiting": waiting.kind }, what);
 }
@@ -281,11 +385,17 @@ function moment(when) {
   return h("time", { datetime: when, title: d.toLocaleString() }, today ? d.toLocaleTimeString() : d.toLocaleString());
 }
 
-function stepView(step, logs, { start, span, explanation }) {
+// A step's attempts so far: its finished ones and, while it runs, the current one.
+function attemptsOf(step) {
   const attempts = step.history.map((a) => ({ ...a }));
   if (step.status === "running") {
     attempts.push({ number: step.attempts, worker_id: step.worker_id, started_at: step.started_at, finished_at: null, outcome: "running", error: null });
   }
+  return attempts;
+}
+
+function stepView(step, logs, { start, span, explanation }) {
+  const attempts = attemptsOf(step);
   const lane = h("div", { class: "lane", title: "attempts on the run's timeline" },
     attempts.filter((a) => a.started_at).map((a) => {
       const from = Date.parse(a.started_at);
@@ -295,10 +405,6 @@ function stepView(step, logs, { start, span, explanation }) {
       const label = `attempt ${a.number}: ${a.outcome}, ${duration(to - from)}`;
       return h("span", { class: "o-" + a.outcome, style: `left:${left}%;width:${width}%`, title: label, role: "img", "aria-label": label });
     }));
-  const explained = explanation && explanation.steps.find((s) => s.step === step.name);
-  // The method and URL as written (`${NAME}` unexpanded); headers are never shown.
-  const calls = explanation && explanation.calls && explanation.calls[step.name];
-  const failed = step.status === "failed" || attempts.some((a) => a.outcome === "failed");
   return h("section", { class: "step" + (step.status === "failed" ? " failed" : ""), "data-step": step.name, id: "step-" + encodeURIComponent(step.name) },
     h("div", { class: "head" },
       h("div", {},
@@ -310,15 +416,27 @@ function stepView(step, logs, { start, span, explanation }) {
           ` · ${step.attempts}/${step.max_attempts} attempts`)),
       h("div", {}, badge(step.status)),
       lane),
-    h("div", { class: "body" },
-      calls ? h("div", { class: "muted", "data-calls": "" }, "Calls ", h("code", {}, calls)) : null,
-      step.waiting ? waitingView(step.waiting) : null,
-      explained && !["running", "waiting"].includes(explained.reason) ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
-      step.run_after && step.status === "pending" ? h("div", { class: "muted" }, "Not before ", clock(step.run_after)) : null,
-      attempts.map((a) => attemptView(step.name, a, logs[a.number])),
-      step.output !== null && step.output !== undefined
-        ? (failed ? h("details", { "data-key": "output:" + step.name }, h("summary", {}, "Output"), json(step.output)) : h("div", {}, h("h3", {}, "Output"), json(step.output)))
-        : null));
+    h("div", { class: "body" }, stepBody(step, logs, explanation)));
+}
+
+// What a step (or an opened item) shows under its head: what it calls and waits
+// for, why it is not running, its attempts with their logs, its output.
+function stepBody(step, logs, explanation) {
+  const attempts = attemptsOf(step);
+  const explained = explanation && explanation.steps.find((s) => s.step === step.name);
+  // The method and URL as written (`${NAME}` unexpanded); headers are never shown.
+  const calls = explanation && explanation.calls && explanation.calls[step.name];
+  const failed = step.status === "failed" || attempts.some((a) => a.outcome === "failed");
+  return [
+    calls ? h("div", { class: "muted", "data-calls": "" }, "Calls ", h("code", {}, calls)) : null,
+    step.waiting ? waitingView(step.waiting) : null,
+    explained && !["running", "waiting"].includes(explained.reason) ? h("div", { class: "muted" }, "Why: ", explained.message) : null,
+    step.run_after && step.status === "pending" ? h("div", { class: "muted" }, "Not before ", clock(step.run_after)) : null,
+    attempts.map((a) => attemptView(step.name, a, logs[a.number])),
+    step.output !== null && step.output !== undefined
+      ? (failed ? h("details", { "data-key": "output:" + step.name }, h("summary", {}, "Output"), json(step.output)) : h("div", {}, h("h3", {}, "Output"), json(step.output)))
+      : null,
+  ];
 }
 
 function attemptView(stepName, attempt, log) {

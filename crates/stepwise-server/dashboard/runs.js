@@ -13,6 +13,7 @@ export async function runsPage(main, ctx) {
   const status = ctx.query.get("status") || "";
   const workflow = ctx.query.get("workflow") || "";
   const group = ctx.query.get("group") || "";
+  const parent = ctx.query.get("parent") || "";
   let seen = null; // ids shown before, to mark the new ones
   let pages = 1;
 
@@ -31,9 +32,10 @@ export async function runsPage(main, ctx) {
   const workflowSelect = h("select", { "aria-label": "Workflow", id: "filter-workflow", onchange: (e) => filter("workflow", e.target.value) },
     h("option", { value: "" }, "every workflow"));
   main.replaceChildren(
-    h("h1", {}, "Runs", group ? ` of group ${group}` : ""),
+    h("h1", {}, "Runs", group ? ` of group ${group}` : "", parent ? [" started by run ", h("a", { href: "/runs/" + encodeURIComponent(parent), class: "mono" }, short(parent))] : ""),
     h("div", { class: "filters" }, statusSelect, workflowSelect,
-      group ? h("a", { href: "/" }, "× group " + group) : null, count),
+      group ? h("a", { href: "/" }, "× group " + group) : null,
+      parent ? h("a", { href: "/" }, "× parent run") : null, count),
     body);
 
   get("/v1/workflows").then((answer) => {
@@ -48,6 +50,7 @@ export async function runsPage(main, ctx) {
     if (status) q.set("status", status);
     if (workflow) q.set("workflow", workflow);
     if (group) q.set("group", group);
+    if (parent) q.set("parent", parent);
     const page = await get("/v1/runs?" + q);
     if (ctx.stopped || !isCurrent()) return;
     // Unchanged data is not redrawn (focus and selection stay); ages and

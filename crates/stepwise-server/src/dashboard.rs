@@ -28,6 +28,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("ui.js", JS, include_str!("../dashboard/ui.js")),
     ("runs.js", JS, include_str!("../dashboard/runs.js")),
     ("run.js", JS, include_str!("../dashboard/run.js")),
+    ("items.js", JS, include_str!("../dashboard/items.js")),
     ("ops.js", JS, include_str!("../dashboard/ops.js")),
     ("limits.js", JS, include_str!("../dashboard/limits.js")),
     (

@@ -168,6 +168,16 @@ const LINKS: &[LinkSource] = &[
         targets: &["show", "explain", "cancel", "retry", "logs", "signal_run"],
     },
     LinkSource {
+        path: "/v1/runs",
+        operation: "start",
+        statuses: &["200", "201"],
+        parameters: &[
+            ("id", "$response.body#/id"),
+            ("step", "$response.body#/steps/0/name"),
+        ],
+        targets: &["step_items"],
+    },
+    LinkSource {
         path: "/v1/locks/{key}",
         operation: "acquire",
         statuses: &["200"],

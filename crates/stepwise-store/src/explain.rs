@@ -77,6 +77,22 @@ pub enum Reason {
         /// The attempt whose callback is awaited (kind `callback`).
         attempt: Option<u32>,
     },
+    /// An expanded `for_each` step: it ends when its items have.
+    Items {
+        total: u32,
+        /// Completed, failed or stopped.
+        done: u32,
+        failed: u32,
+        running: u32,
+        waiting: u32,
+        /// Not started yet.
+        pending: u32,
+        /// The workflow's `max_parallel` for the step, when it has one.
+        max_parallel: Option<u32>,
+        /// Why items that could start have not, when none is running: no live
+        /// worker, a paused queue, a held resource.
+        pending_because: Option<String>,
+    },
 }
 
 /// What a waiting step waits for, as `runs show`, `explain` and the dashboard say
@@ -220,6 +236,32 @@ impl fmt::Display for Reason {
                 };
                 write!(f, "{}", describe_waiting(&view))
             }
+            Reason::Items {
+                total,
+                done,
+                failed,
+                running,
+                waiting,
+                pending: _,
+                max_parallel,
+                pending_because,
+            } => {
+                write!(f, "{done} of {total} items done")?;
+                if *failed > 0 {
+                    write!(f, " ({failed} failed)")?;
+                }
+                write!(f, ", {running} running")?;
+                if *waiting > 0 {
+                    write!(f, ", {waiting} waiting")?;
+                }
+                if let Some(n) = max_parallel {
+                    write!(f, ", at most {n} at once")?;
+                }
+                if let Some(because) = pending_because {
+                    write!(f, "; its items wait: {because}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -312,6 +354,9 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
             continue;
         }
         let reason = match step.status {
+            _ if step.items.is_some() => {
+                items_reason(step, spec.as_ref(), &paused, &workers, &locks)
+            }
             StepStatus::Running => {
                 let worker = workers.iter().find(|w| Some(w.id) == step.worker_id);
                 Reason::Running {
@@ -403,6 +448,39 @@ fn rate_limited(step: &StepView, limits: &[LimitView]) -> Option<Reason> {
         until: limit.next_start?,
         paused: limit.paused_until.is_some(),
     })
+}
+
+/// An expanded step's items counted, with its `max_parallel` from the workflow and,
+/// when items wait although none runs, what holds them back.
+fn items_reason(
+    step: &StepView,
+    spec: Option<&stepwise_core::WorkflowSpec>,
+    paused: &[String],
+    workers: &[WorkerView],
+    locks: &[LockView],
+) -> Reason {
+    let counts = step.items.clone().unwrap_or_default();
+    let max_parallel = spec
+        .and_then(|s| s.steps.iter().find(|s| s.name == step.name))
+        .and_then(|s| s.for_each.as_ref())
+        .and_then(|f| f.max_parallel);
+    // Items share their step's queue and resource, so the step's own claimability
+    // says why they have not started.
+    let pending_because = match claimable(step, paused, workers, locks) {
+        Reason::Claimable { .. } => None,
+        _ if counts.pending == 0 || counts.running + counts.waiting > 0 => None,
+        other => Some(other.to_string()),
+    };
+    Reason::Items {
+        total: counts.total,
+        done: counts.done(),
+        failed: counts.failed,
+        running: counts.running,
+        waiting: counts.waiting,
+        pending: counts.pending,
+        max_parallel,
+        pending_because,
+    }
 }
 
 /// Why a claimable step has not started: its queue, its resource or no worker.
@@ -535,6 +613,38 @@ mod tests {
             paused.to_string(),
             "rate limited on api until 2030-01-02T03:04:05+00:00; the key is paused \
              (stepwise limits resume api)"
+        );
+    }
+
+    #[test]
+    fn an_expanded_step_says_how_far_its_items_are() {
+        let items = Reason::Items {
+            total: 120,
+            done: 37,
+            failed: 2,
+            running: 4,
+            waiting: 0,
+            pending: 79,
+            max_parallel: Some(4),
+            pending_because: None,
+        };
+        assert_eq!(
+            items.to_string(),
+            "37 of 120 items done (2 failed), 4 running, at most 4 at once"
+        );
+        let stuck = Reason::Items {
+            total: 3,
+            done: 0,
+            failed: 0,
+            running: 0,
+            waiting: 0,
+            pending: 3,
+            max_parallel: None,
+            pending_because: Some("queue \"hooks\" is paused".into()),
+        };
+        assert_eq!(
+            stuck.to_string(),
+            "0 of 3 items done, 0 running; its items wait: queue \"hooks\" is paused"
         );
     }
 }

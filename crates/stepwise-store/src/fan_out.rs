@@ -54,6 +54,8 @@ pub(crate) struct Expansion {
     pub total: i32,
     /// With `max_parallel`: the index of the first item that waits for a place.
     pub cursor: Option<i32>,
+    /// Where the array was: its items' contexts carry that output without it.
+    pub source: ItemSource,
 }
 
 /// A chunk of items to insert, `first` being the index of `items[0]`; items with an
@@ -215,6 +217,7 @@ async fn expand<T: FanOutTx>(
         &Expansion {
             total,
             cursor: window.map(|_| claimable_below),
+            source,
         },
     )
     .await?;

@@ -12,6 +12,7 @@ pub mod run;
 pub mod runs;
 pub mod schedules;
 pub mod server;
+pub mod show;
 pub mod tokens;
 pub mod waits;
 pub mod worker;

@@ -1,9 +1,9 @@
-//! `stepwise runs list|show` and `stepwise logs`.
+//! `stepwise runs list|explain` and `stepwise logs` (`runs show` is in `show.rs`).
 
 use super::{parse_run_id, CliError};
 use crate::output::{out, outln};
-use stepwise_core::RunStatus;
-use stepwise_store::{RunFilter, RunView, Store};
+use stepwise_core::{RunId, RunStatus};
+use stepwise_store::{ItemsRequest, RunFilter, RunView, Store};
 
 pub async fn list(store: &dyn Store, filter: RunFilter, json: bool) -> anyhow::Result<()> {
     let mut filter = filter;
@@ -63,76 +63,6 @@ pub async fn get(store: &dyn Store, id: &str) -> anyhow::Result<RunView> {
         .ok_or_else(|| CliError::not_found(format!("no run {id}")))
 }
 
-pub async fn show(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<()> {
-    let run = get(store, id).await?;
-    if json {
-        outln!("{}", serde_json::to_string(&run)?);
-        return Ok(());
-    }
-    outln!("run       {}", run.id);
-    outln!("workflow  {} v{}", run.workflow, run.workflow_version);
-    match run.stop_reason {
-        // `compensated` and the like do not say why the run stopped.
-        Some(reason) if reason.as_str() != run.status.as_str() => {
-            outln!("status    {} (stopped: {})", run.status, reason.as_str());
-        }
-        _ => outln!("status    {}", run.status),
-    }
-    outln!(
-        "progress  {}/{} steps",
-        run.progress.done,
-        run.progress.total
-    );
-    if let Some(g) = &run.group {
-        outln!("group     {g}");
-    }
-    if let Some(schedule) = &run.schedule {
-        let fire = run
-            .scheduled_for
-            .map(|t| format!(" for {}", super::schedules::time(t)))
-            .unwrap_or_default();
-        outln!("schedule  {schedule}{fire}");
-    }
-    outln!("created   {}", run.created_at.to_rfc3339());
-    if let Some(f) = run.finished_at {
-        outln!("finished  {}", f.to_rfc3339());
-    }
-    if let Some(e) = &run.error {
-        outln!("error     {e}");
-    }
-    outln!();
-    outln!(
-        "{:<24}  {:<10}  {:>8}  DETAIL",
-        "STEP",
-        "STATUS",
-        "ATTEMPTS"
-    );
-    for s in &run.steps {
-        let detail = match (&s.waiting, &s.error, s.run_after) {
-            // What it waits for says more than an earlier attempt's error.
-            (Some(w), _, _) => stepwise_store::explain::describe_waiting(w),
-            (None, Some(e), _) if s.status.as_str() != "completed" => {
-                e.lines().next().unwrap_or("").to_string()
-            }
-            (None, _, Some(t)) if s.status.as_str() == "pending" => {
-                format!("next attempt at {}", t.to_rfc3339())
-            }
-            _ => match &s.compensates {
-                Some(step) => format!("undoes {step}"),
-                None => String::new(),
-            },
-        };
-        outln!(
-            "{:<24}  {:<10}  {:>8}  {}",
-            s.name,
-            s.status.as_str(),
-            format!("{}/{}", s.attempts, s.max_attempts),
-            detail
-        );
-    }
-    Ok(())
-}
-
 pub async fn logs(
     store: &dyn Store,
     run: &str,
@@ -140,7 +70,7 @@ pub async fn logs(
     attempt: Option<u32>,
 ) -> anyhow::Result<()> {
     let view = get(store, run).await?;
-    if !view.steps.iter().any(|s| s.name == step) {
+    if !view.steps.iter().any(|s| s.name == step) && !is_item(store, view.id, step).await? {
         return Err(CliError::not_found(format!(
             "run {} has no step {step:?}",
             view.id
@@ -159,6 +89,22 @@ pub async fn logs(
         outln!();
     }
     Ok(())
+}
+
+/// Whether `name` is an item (`STEP[i]`) of one of the run's expanded steps, which
+/// the run's view counts rather than lists.
+async fn is_item(store: &dyn Store, run: RunId, name: &str) -> anyhow::Result<bool> {
+    let Some((step, index)) = stepwise_core::spec::fan_out::split_item_name(name) else {
+        return Ok(false);
+    };
+    let request = ItemsRequest {
+        run,
+        step: step.to_string(),
+        from: index,
+        limit: 1,
+    };
+    let page = store.list_items(&request).await?;
+    Ok(page.is_some_and(|p| p.items.first().is_some_and(|i| i.name == name)))
 }
 
 /// `runs explain ID`: why the run, and each of its unfinished steps, is not running.
@@ -201,12 +147,12 @@ pub async fn explain(store: &dyn Store, id: &str, json: bool) -> anyhow::Result<
         .max()
         .unwrap_or(0);
     for s in &explanation.steps {
-        outln!(
-            "{:<name_width$}  {:<9}  {}",
-            s.step,
-            s.status.as_str(),
-            s.reason
-        );
+        // An expanded step is `blocked` in the store while its items run.
+        let status = match &s.reason {
+            stepwise_store::explain::Reason::Items { .. } => "running",
+            _ => s.status.as_str(),
+        };
+        outln!("{:<name_width$}  {:<9}  {}", s.step, status, s.reason);
         if let Some(call) = explanation.calls.get(&s.step) {
             outln!("{:<name_width$}  {:<9}  calls {call}", "", "");
         }

@@ -63,3 +63,70 @@ fn a_zero_report_interval_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--report-every"));
 }
+
+/// The fanout scenario expands one run's items in one timed transaction, drains them
+/// and reports the join; it is sized by `--items`, not `--runs`.
+#[test]
+fn the_fanout_scenario_times_the_expansion_and_drains_every_item() {
+    let scratch = Scratch::new();
+    let db = TestDb::empty(Backend::Sqlite, &scratch);
+    let out = stepwise(
+        &db.url,
+        &[
+            "bench",
+            "--scenario",
+            "fanout",
+            "--items",
+            "50",
+            "--workers",
+            "1",
+            "--pool",
+            "4",
+            "--json",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).expect("one JSON object");
+    assert_eq!(report["scenario"], "fanout");
+    assert_eq!(report["items"], 50);
+    for key in ["expansion_ms", "items_per_s", "drain_seconds", "join_ms"] {
+        assert!(
+            report[key].as_f64().is_some_and(|x| x >= 0.0),
+            "{key}: {report}"
+        );
+    }
+    let human = stepwise(
+        &db.url,
+        &[
+            "bench",
+            "--scenario",
+            "fanout",
+            "--items",
+            "5",
+            "--workers",
+            "1",
+            "--pool",
+            "2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.status.success(),
+        "{}",
+        String::from_utf8_lossy(&human.stderr)
+    );
+    assert!(
+        text.contains("expansion") && text.contains("items/s"),
+        "{text}"
+    );
+    for bad in [
+        &["bench", "--scenario", "fanout", "--runs", "3"][..],
+        &["bench", "--scenario", "noop", "--items", "3"][..],
+        &["bench", "--scenario", "fanout", "--items", "0"][..],
+    ] {
+        let out = stepwise(&db.url, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+}

@@ -12,6 +12,7 @@ mod database;
 mod early_end;
 mod escaped_children;
 mod executors;
+mod fan_out;
 mod flow;
 mod flow_cli;
 mod https;

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use stepwise_core::RunStatus;
 use stepwise_store::{
-    CancelOutcome, CancelRequest, NewRun, RetryOutcome, RetryRequest, RunBatch, RunFilter, RunView,
-    StartAt,
+    CancelOutcome, CancelRequest, ItemPage, ItemsRequest, NewRun, RetryOutcome, RetryRequest,
+    RunBatch, RunFilter, RunView, StartAt,
 };
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retry))
         .routes(routes!(explain))
         .routes(routes!(logs))
+        .routes(routes!(step_items))
 }
 
 /// A run to start: `POST /v1/runs`, and each run of `POST /v1/groups`.
@@ -117,6 +118,9 @@ struct ListQuery {
     workflow: Option<String>,
     /// Only runs of this group.
     group: Option<String>,
+    /// Only the child runs of this run (started by its `run = {...}` steps).
+    #[param(value_type = Option<uuid::Uuid>)]
+    parent: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
@@ -145,13 +149,20 @@ async fn list(
     if limit == 0 || limit > 1000 {
         return Err(ApiError::invalid("limit must be between 1 and 1000"));
     }
+    let parent = match query.parent.as_deref() {
+        None => None,
+        Some(p) => Some(
+            p.parse()
+                .map_err(|_| ApiError::bad_request(format!("parent {p:?} is not a run id")))?,
+        ),
+    };
     let page = state
         .store
         .list_runs(RunFilter {
             status,
             workflow: query.workflow,
             group: query.group,
-            parent: None,
+            parent,
             limit: Some(limit),
             // `?cursor=` with nothing after it is the first page.
             cursor: query.cursor.filter(|c| !c.is_empty()),
@@ -323,7 +334,7 @@ struct LogsQuery {
 #[utoipa::path(get, path = "/v1/runs/{id}/steps/{step}/logs", tag = "runs",
     params(
         ("id" = uuid::Uuid, Path, description = "The run's id"),
-        ("step" = String, Path, description = "The step's name"),
+        ("step" = String, Path, description = "The step's name, or an item's (`STEP[i]`)"),
         LogsQuery,
     ),
     responses(
@@ -346,11 +357,91 @@ async fn logs(
         .get_run(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
-    if !run.steps.iter().any(|s| s.name == step) {
+    if !run.steps.iter().any(|s| s.name == step) && !is_item(&state, id, &step).await? {
         return Err(ApiError::not_found(format!(
             "run {id} has no step {step:?}"
         )));
     }
     let logs = state.store.attempt_logs(id, &step, query.attempt).await?;
     Ok(Json(Logs { logs }))
+}
+
+/// Whether `name` is an item (`STEP[i]`) of one of the run's expanded steps: items
+/// are not among a run's steps, yet each has its own attempts and logs.
+async fn is_item(
+    state: &AppState,
+    run: stepwise_core::RunId,
+    name: &str,
+) -> Result<bool, ApiError> {
+    let Some((step, index)) = stepwise_core::spec::fan_out::split_item_name(name) else {
+        return Ok(false);
+    };
+    let request = ItemsRequest {
+        run,
+        step: step.to_string(),
+        from: index,
+        limit: 1,
+    };
+    let page = state.store.list_items(&request).await?;
+    Ok(page.is_some_and(|p| p.items.first().is_some_and(|i| i.name == name)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct ItemsQuery {
+    /// The index of the first item listed (default 0): `next` of the previous page.
+    #[param(minimum = 0, maximum = 2147483647)]
+    from: Option<u32>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+}
+
+/// The items of an expanded `for_each` step (`STEP[0]`, `STEP[1]`, …), a page at a
+/// time in index order, with the step's items counted by status. `GET
+/// /v1/runs/{id}` counts them but does not list them.
+#[utoipa::path(get, path = "/v1/runs/{id}/steps/{step}/items", tag = "runs",
+    params(
+        ("id" = uuid::Uuid, Path, description = "The run's id"),
+        ("step" = String, Path, description = "The `for_each` step's name"),
+        ItemsQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of items", body = ItemPage),
+        (status = 400, description = "`from` or `limit` out of range", body = ErrorBody),
+        (status = 404, description = "No such run, or it has no `for_each` step of that name", body = ErrorBody),
+    ))]
+async fn step_items(
+    State(state): State<AppState>,
+    Path((id, step)): Path<(String, String)>,
+    Query(query): Query<ItemsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let id = run_id(&id)?;
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let from = query.from.unwrap_or(0);
+    if from > i32::MAX as u32 {
+        return Err(ApiError::bad_request(
+            "from must be between 0 and 2147483647",
+        ));
+    }
+    let request = ItemsRequest {
+        run: id,
+        step: step.clone(),
+        from,
+        limit,
+    };
+    if let Some(page) = state.store.list_items(&request).await? {
+        return Ok(Json(page));
+    }
+    // Only on the way to a 404: which of the two is missing.
+    if state.store.get_run(id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no run {id}")));
+    }
+    Err(ApiError::not_found(format!(
+        "run {id} has no for_each step {step:?}"
+    )))
 }

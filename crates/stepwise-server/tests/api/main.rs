@@ -14,6 +14,7 @@ use stepwise_store::Store;
 use tower::ServiceExt;
 
 mod http_steps;
+mod items;
 mod limits;
 mod openapi;
 mod schedules;

@@ -82,6 +82,35 @@ overlap = "skip"
 name = "hourly-sync"
 every = "1h"
 `,
+  // Sixty items, four at a time; item 7 fails and the others go on.
+  "fanout.toml": `
+name = "fanout"
+[[steps]]
+name = "plan"
+exec = ["sh", "-c", "cat > /dev/null; echo '{\\"hooks\\": [${[...Array(60).keys()].join(", ")}]}'"]
+[[steps]]
+name = "hooks"
+after = ["plan"]
+for_each = "steps.plan.output.hooks"
+exec = ["sh", "-c", "ctx=$(cat); sleep 0.2; case \\"$ctx\\" in *'\\"item_index\\":7,'*|*'\\"item_index\\":7}'*) echo 'hook 7: checksum mismatch' >&2; exit 3;; esac; echo '{\\"ok\\": true}'"]
+max_parallel = 4
+max_attempts = 1
+on_item_failure = "continue"
+`,
+  // A parent that starts one child run per element of its input.
+  "family.toml": `
+name = "family"
+[[steps]]
+name = "each"
+for_each = "input.names"
+run = { workflow = "greeting" }
+`,
+  "greeting.toml": `
+name = "greeting"
+[[steps]]
+name = "hello"
+exec = ["sh", "-c", "cat > /dev/null; echo '{\\"hello\\": true}'"]
+`,
 };
 
 let server;
@@ -273,6 +302,58 @@ test("a waiting step says what it waits for, and the run page sends its signal",
   const run = (await api("GET", "/v1/runs/" + id)).body;
   assert.deepEqual(run.steps.find((s) => s.name === "approve").output, { by: "ann" });
   await page.locator('h1 [data-status="completed"]').waitFor({ timeout: 10000 });
+});
+
+test("a for_each step is one row with its items counted, and any item opens", async () => {
+  const id = await start("fanout");
+  await page.goto(`${base}/runs/${id}`);
+  const hooks = page.locator('section.step[data-step="hooks"][data-items="60"]');
+  await hooks.waitFor({ timeout: 30000 });
+  assert.equal(await page.locator("section.step").count(), 2, "plan and hooks: no section per item");
+  // The list is read only once opened, and then follows the run live.
+  await hooks.locator("details.item-list > summary").click();
+  const rows = hooks.locator('.items[data-items-of="hooks"] details[data-item]');
+  await until("the first page of items", async () => (await rows.count()) === 50, 30000);
+  assert.equal(await rows.first().getAttribute("data-item"), "hooks[0]");
+  await hooks.locator('details[data-item="hooks[49]"] [data-status="completed"]').waitFor({ timeout: 60000 });
+  await hooks.locator('[data-count="completed"]', { hasText: "59 completed" }).waitFor({ timeout: 60000 });
+  assert.equal(await hooks.locator('[data-count="failed"]').innerText(), "1 failed");
+  await page.locator('h1 [data-status="completed"]').waitFor({ timeout: 30000 });
+  await hooks.scrollIntoViewIfNeeded();
+  await shot("run-items.png");
+  await hooks.locator('button[data-page="next"]').click();
+  await until("the second page", async () => (await rows.count()) === 10 &&
+    (await rows.first().getAttribute("data-item")) === "hooks[50]", 10000);
+  // Any item by its index: its page, opened, with its error and log.
+  await hooks.locator("input.item-index").fill("7");
+  await hooks.locator("form.item-jump button").click();
+  const seventh = hooks.locator('details[data-item="hooks[7]"][open]');
+  await seventh.waitFor({ timeout: 10000 });
+  assert.match(await seventh.locator('.attempt .error-box').innerText(), /exit|status|3/);
+  await seventh.locator(".log-tail pre", { hasText: "checksum mismatch" }).waitFor({ timeout: 10000 });
+  const run = (await api("GET", "/v1/runs/" + id)).body;
+  assert.equal(run.steps.length, 2, "the API counts items, it does not list them");
+  assert.equal(run.steps[1].items.total, 60);
+});
+
+test("a parent run lists its children and a child links to its parent", async () => {
+  const r = await api("POST", "/v1/runs", { workflow: "family", input: { names: ["ann", "bob"] } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  const id = r.body.id;
+  await until("the parent to complete", async () => (await runStatus(id)) === "completed", 30000);
+  await page.goto(`${base}/runs/${id}`);
+  const children = page.locator("#children tr[data-child]");
+  await until("both children listed", async () => (await children.count()) === 2, 10000);
+  const steps = await page.locator("#children tr[data-child] code").allInnerTexts();
+  assert.deepEqual(steps.sort(), ["each[0]", "each[1]"]);
+  await children.first().locator("a").click();
+  const parent = page.locator("[data-parent]");
+  await parent.waitFor({ timeout: 10000 });
+  assert.equal(await parent.getAttribute("data-parent"), id);
+  assert.match(await parent.innerText(), /\(step each\[\d\]\)/);
+  await parent.locator("a").click();
+  await page.locator("#children").waitFor({ timeout: 10000 });
+  assert.equal(new URL(page.url()).pathname, `/runs/${id}`);
 });
 
 test("the locks page force-releases a lock with a reason", async () => {

@@ -69,6 +69,8 @@ pub enum ParkOutcome {
 }
 
 /// Which run a signal goes to.
+// One per signal sent, never held in bulk: the size of a `NewRun` inline is fine.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum SignalTarget {
     Run(RunId),

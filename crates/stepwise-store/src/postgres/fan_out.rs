@@ -86,6 +86,8 @@ impl FanOutTx for PgFanOut<'_> {
             .bind(step.0)
             .bind(expansion.total)
             .bind(expansion.cursor)
+            .bind(&expansion.source.step)
+            .bind(&expansion.source.keys)
             .execute(&mut *self.0)
             .await?;
         Ok(())

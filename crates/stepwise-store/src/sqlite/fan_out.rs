@@ -115,10 +115,21 @@ impl FanOutTx for SqliteFanOut<'_> {
     }
 
     async fn expand(&mut self, step: StepId, expansion: &Expansion) -> Result<()> {
+        // `$."k1"."k2"`: object keys, quoted.
+        let path = expansion
+            .source
+            .keys
+            .iter()
+            .fold(String::from("$"), |mut p, k| {
+                p.push_str(&format!(".{}", serde_json::Value::String(k.clone())));
+                p
+            });
         let run: Option<Uuid> = sqlx::query_scalar(include_str!("sql/expand_step.sql"))
             .bind(step.0)
             .bind(expansion.total)
             .bind(expansion.cursor)
+            .bind(&expansion.source.step)
+            .bind(path)
             .fetch_optional(&mut *self.0)
             .await?;
         if let Some(run) = run {

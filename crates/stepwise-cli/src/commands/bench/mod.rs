@@ -6,6 +6,7 @@
 //! the database's own timestamps: steps divided by the time from the first claim to
 //! the last committed outcome, so enqueue and process start-up are excluded.
 
+mod fanout;
 mod progress;
 
 use super::CliError;
@@ -36,6 +37,9 @@ pub enum Scenario {
     /// N one-step runs (default 10^6) enqueued before any worker starts, then
     /// drained from the full backlog.
     Backlog,
+    /// One run whose `for_each` step has `--items` items: the expansion's
+    /// transaction timed, the items drained, the join.
+    Fanout,
 }
 
 impl Scenario {
@@ -45,17 +49,35 @@ impl Scenario {
             Scenario::Pipeline10 => "pipeline10",
             Scenario::Latency => "latency",
             Scenario::Backlog => "backlog",
+            Scenario::Fanout => "fanout",
         }
     }
+}
+
+/// What every bench step carries besides its handler: nothing, a rate limit that
+/// never binds (the cost of the keyed claim path), or a fairness key over 16
+/// tenants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Keys {
+    None,
+    Rate,
+    Fair,
 }
 
 #[derive(Args)]
 pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "noop")]
     pub scenario: Scenario,
-    /// Runs to enqueue [default: 20000; backlog: 1000000].
+    /// Runs to enqueue [default: 20000; backlog: 1000000; fanout: one run].
     #[arg(long)]
     pub runs: Option<usize>,
+    /// Items of the fan-out run (`--scenario fanout`) [default: 10000].
+    #[arg(long)]
+    pub items: Option<usize>,
+    /// Give every step a rate limit that never binds, or every run one of 16
+    /// fairness keys (`noop` and `pipeline10`).
+    #[arg(long, value_enum, default_value = "none")]
+    pub keys: Keys,
     /// Worker processes.
     #[arg(long, default_value_t = 2)]
     pub workers: usize,
@@ -96,25 +118,52 @@ pub async fn worker_process(store: Arc<dyn Store>, pool: usize) -> anyhow::Resul
     Ok(())
 }
 
-fn workflow(name: &str, steps: usize) -> WorkflowSpec {
+fn workflow(name: &str, steps: usize, keys: Keys) -> WorkflowSpec {
     let steps = (0..steps)
         .map(|i| {
             let mut s = StepSpec::handler(format!("s{i}"), "noop");
             s.queue = Some(QUEUE.into());
+            if keys == Keys::Rate {
+                s.rate_limit = Some(stepwise_core::RateLimitSpec {
+                    key: "bench".into(),
+                    limit: 1_000_000_000,
+                    per_ms: 1000,
+                    burst: 1_000_000_000,
+                });
+            }
             s
         })
         .collect();
+    let mut run = RunPolicy::default();
+    if keys == Keys::Fair {
+        run.fairness_key = Some("tenant-{{ input.i % 16 }}".into());
+    }
     WorkflowSpec {
         name: name.into(),
         defaults: StepDefaults::default(),
-        run: RunPolicy::default(),
+        run,
         steps,
     }
 }
 
 pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow::Result<()> {
+    let fanout = args.scenario == Scenario::Fanout;
+    if fanout && args.runs.is_some() {
+        return Err(CliError::input(
+            "--scenario fanout times one run; size it with --items",
+        ));
+    }
+    if !fanout && args.items.is_some() {
+        return Err(CliError::input("--items is for --scenario fanout"));
+    }
+    if args.keys != Keys::None && !matches!(args.scenario, Scenario::Noop | Scenario::Pipeline10) {
+        return Err(CliError::input(
+            "--keys is for --scenario noop and pipeline10",
+        ));
+    }
     let runs = args.runs.unwrap_or(match args.scenario {
         Scenario::Backlog => 1_000_000,
+        Scenario::Fanout => 1,
         _ => 20_000,
     });
     if runs == 0 || args.workers == 0 || args.pool == 0 {
@@ -128,6 +177,7 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     let tag = format!("{}-{}", std::process::id(), chrono::Utc::now().timestamp());
     let mut report = json!({
         "scenario": args.scenario.name(),
+        "keys": format!("{:?}", args.keys).to_lowercase(),
         "database": store.backend(),
         "workers": args.workers,
         "pool": args.pool,
@@ -150,6 +200,8 @@ pub async fn bench(url: &str, store: Arc<dyn Store>, args: BenchArgs) -> anyhow:
     result?;
     if args.json {
         outln!("{report}");
+    } else if fanout {
+        fanout::print_human(&report)?;
     } else {
         outln!("{}", serde_json::to_string_pretty(&report)?);
     }
@@ -189,7 +241,9 @@ async fn scenario(
                 10
             };
             let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
-            store.register_workflow(&workflow(&name, steps)).await?;
+            store
+                .register_workflow(&workflow(&name, steps, args.keys))
+                .await?;
             // The workers drain while the runs are enqueued: the rate is logged from
             // their start.
             let mut log = RateLog::new(args.report_every);
@@ -202,7 +256,9 @@ async fn scenario(
             }
         }
         Scenario::Backlog => {
-            store.register_workflow(&workflow(&name, 1)).await?;
+            store
+                .register_workflow(&workflow(&name, 1, Keys::None))
+                .await?;
             enqueue(store, &name, runs, None, report).await?;
             report["runs"] = json!(runs);
             let w = workers.insert(Workers::start(url, args.workers, args.pool)?);
@@ -213,6 +269,7 @@ async fn scenario(
             *workers = Some(Workers::start(url, args.workers, args.pool)?);
             latency(store, &format!("bench-latency-{tag}"), runs, report).await?;
         }
+        Scenario::Fanout => fanout::fanout(plan, workers, report).await?,
     }
     Ok(())
 }
@@ -312,7 +369,9 @@ async fn per_step_overhead(
     name: &str,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
-    store.register_workflow(&workflow(name, 10)).await?;
+    store
+        .register_workflow(&workflow(name, 10, Keys::None))
+        .await?;
     let mut per_step = Vec::new();
     for i in 0..20 {
         let id = store
@@ -339,7 +398,9 @@ async fn latency(
     runs: usize,
     report: &mut serde_json::Value,
 ) -> anyhow::Result<()> {
-    store.register_workflow(&workflow(name, 1)).await?;
+    store
+        .register_workflow(&workflow(name, 1, Keys::None))
+        .await?;
     let runs = runs.min(500);
     let bar = progress(runs as u64, "runs");
     let mut pickups = Vec::with_capacity(runs);

@@ -16,7 +16,12 @@ ALTER TABLE step
     ADD COLUMN item jsonb,
     ADD COLUMN items_total integer,
     ADD COLUMN item_cursor integer,
-    ADD COLUMN item_deps text[];
+    ADD COLUMN item_deps text[],
+    -- The dependency the array came from and the array's path in its output: an
+    -- item's context carries that output without the array (each item has its own
+    -- element), not ten thousand copies of it.
+    ADD COLUMN item_source text,
+    ADD COLUMN item_path text[];
 CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
 
 -- Child runs (`run = { workflow }` steps): the parent run and step that started a

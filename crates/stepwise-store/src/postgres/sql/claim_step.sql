@@ -58,7 +58,15 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
        ELSE
            -- An item's context is its step's: found by name, never by a scan of
            -- the run's (possibly many) items.
-           (SELECT coalesce(jsonb_object_agg(d.name, coalesce(d.output, 'null'::jsonb)), '{}')
+           -- The array itself is left out of its source's output: the item has its
+           -- own element.
+           (SELECT coalesce(jsonb_object_agg(
+                       d.name,
+                       CASE WHEN d.name IS DISTINCT FROM p.item_source
+                                THEN coalesce(d.output, 'null'::jsonb)
+                            WHEN cardinality(p.item_path) = 0 THEN 'null'::jsonb
+                            ELSE coalesce(d.output, 'null'::jsonb) #- p.item_path END),
+                   '{}')
             FROM step p
             JOIN step d ON d.run_id = p.run_id AND d.name = ANY (p.item_deps)
             WHERE p.id = j.item_of)

@@ -1,4 +1,5 @@
--- $1 step id, $2 items, $3 cursor (max_parallel) or NULL. The step becomes the join
+-- $1 step id, $2 items, $3 cursor (max_parallel) or NULL, $4 the dependency the
+-- array came from (NULL: the input), $5 its path in that output. The step becomes the join
 -- of its items: blocked on all of them, holding no lease (a claim that found it
 -- gives it up here), with its dependencies' names kept for its items' claims. Its
 -- items count among the run's open steps.
@@ -16,7 +17,8 @@ deps AS (
 expanded AS (
     UPDATE step s
     SET status = 'blocked', items_total = $2, deps_remaining = $2, item_cursor = $3,
-        item_deps = (SELECT names FROM deps), worker_id = NULL, lease_token = NULL,
+        item_deps = (SELECT names FROM deps), item_source = $4, item_path = $5,
+        worker_id = NULL, lease_token = NULL,
         started_at = NULL
     WHERE s.id = $1
     RETURNING s.run_id

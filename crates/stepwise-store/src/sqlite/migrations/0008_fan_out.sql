@@ -14,6 +14,11 @@ ALTER TABLE step ADD COLUMN item TEXT;
 ALTER TABLE step ADD COLUMN items_total INTEGER;
 ALTER TABLE step ADD COLUMN item_cursor INTEGER;
 ALTER TABLE step ADD COLUMN item_deps TEXT;
+-- The dependency the array came from and the array's JSON path in its output: an
+-- item's context carries that output without the array (each item has its own
+-- element), not ten thousand copies of it.
+ALTER TABLE step ADD COLUMN item_source TEXT;
+ALTER TABLE step ADD COLUMN item_path TEXT;
 CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
 
 -- Child runs (`run = { workflow }` steps): the parent run and step that started a

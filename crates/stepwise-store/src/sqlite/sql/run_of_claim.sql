@@ -9,7 +9,14 @@ SELECT s.seq, r.id, r.workflow, r.workflow_version, r.input,
        ELSE
            -- An item's context is its step's: found by name, never by a scan of the
            -- run's (possibly many) items.
-           (SELECT json_group_object(d.name, json(coalesce(d.output, 'null')))
+           -- The array itself is left out of its source's output: the item has its
+           -- own element.
+           (SELECT json_group_object(
+                       d.name,
+                       CASE WHEN p.item_source IS NULL OR d.name <> p.item_source
+                                THEN json(coalesce(d.output, 'null'))
+                            WHEN p.item_path = '$' THEN json('null')
+                            ELSE json_remove(coalesce(d.output, 'null'), p.item_path) END)
             FROM step p, json_each(p.item_deps) n
             JOIN step d ON d.run_id = p.run_id AND d.name = n.value
             WHERE p.id = s.item_of)
