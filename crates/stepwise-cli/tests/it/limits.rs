@@ -15,6 +15,7 @@ const PATIENCE: Duration = Duration::from_secs(180);
 
 on_both_backends!(
     runs_on_one_key_start_at_its_rate_across_two_workers,
+    every_step_of_a_pipeline_is_admitted_by_its_key,
     back_pressure_pauses_the_key_and_retries_after_the_delay,
     limits_commands_act_on_keys_and_refuse_bad_input,
 );
@@ -113,6 +114,73 @@ fn runs_on_one_key_start_at_its_rate_across_two_workers(backend: Backend) {
         span >= chrono::Duration::milliseconds(3500),
         "40 starts at 10/s took only {span} of database time: {starts:?}"
     );
+}
+
+/// The most starts in any second (database time), asserted to be at most `bound`.
+fn busiest_second(starts: &mut [DateTime<Utc>], bound: usize) -> usize {
+    starts.sort();
+    let second = chrono::Duration::seconds(1);
+    let mut busiest = 0;
+    for (i, from) in starts.iter().enumerate() {
+        let within = starts[i..].iter().take_while(|t| **t < *from + second).count();
+        assert!(
+            within <= bound,
+            "{within} starts in the second from {from}: {starts:?}"
+        );
+        busiest = busiest.max(within);
+    }
+    busiest
+}
+
+const RATED_PIPELINE: &str = r#"
+name = "rated2"
+[[steps]]
+name = "first"
+exec = ["sh", "-c", "cat > /dev/null; echo '{}'"]
+rate_limit = { key = "api", limit = 10, per = "1s" }
+[[steps]]
+name = "second"
+exec = ["sh", "-c", "cat > /dev/null; echo '{}'"]
+rate_limit = { key = "api", limit = 10, per = "1s" }
+"#;
+
+/// A step made claimable by its predecessor's completion is admitted by its key
+/// like any other: never handed straight to the worker that completed the first.
+fn every_step_of_a_pipeline_is_admitted_by_its_key(backend: Backend) {
+    let scratch = Scratch::new();
+    let db = setup(backend, &scratch, RATED_PIPELINE);
+    let url = db.url.as_str();
+    let lines: String = (0..10).map(|i| format!("{{\"i\": {i}}}\n")).collect();
+    let inputs = scratch.write("inputs.jsonl", &lines);
+    let runs: Vec<String> = ok(url, &["run", "rated2", "--inputs", inputs.to_str().unwrap()])
+        .lines()
+        .map(String::from)
+        .collect();
+    let _a = worker(url, &scratch, "a", "*=8");
+    let _b = worker(url, &scratch, "b", "*=8");
+    progressing(
+        "10 two-step rate-limited runs to complete",
+        Duration::from_millis(500),
+        PATIENCE,
+        || {
+            let admitted = limit(url, "api")["admitted"].as_u64().unwrap() as usize;
+            (admitted, all_completed(url, &runs))
+        },
+    );
+    let mut starts = Vec::new();
+    for run in &runs {
+        let view = run_json(url, run);
+        for step in view["steps"].as_array().unwrap() {
+            assert_eq!(step["attempts"], 1, "{view}");
+            starts.push(time(&step["started_at"]));
+        }
+    }
+    assert_eq!(
+        limit(url, "api")["admitted"],
+        20,
+        "every start was admitted by the key"
+    );
+    busiest_second(&mut starts, 11);
 }
 
 fn all_completed(url: &str, runs: &[String]) -> bool {

@@ -48,7 +48,8 @@ pub struct HandOff {
 pub struct ReadyStep {
     pub id: StepId,
     pub queue: String,
-    /// The step needs a resource lock: it goes through the claim path that takes it.
+    /// The step needs a resource lock or its rate limit key's admission: it goes
+    /// through the claim path that takes it, never handed off.
     pub needs_lock: bool,
 }
 

@@ -12,7 +12,9 @@ SET deps_remaining = s.deps_remaining - d.n,
                   THEN 'pending' ELSE s.status END
 FROM (SELECT id, count(*)::integer AS n FROM unnest($1::uuid[]) AS id GROUP BY id) d
 WHERE s.id = d.id AND s.status = 'blocked'
-RETURNING s.id, s.seq, s.queue, s.resource IS NOT NULL AS needs_lock,
+-- A step with a resource or a rate limit key is never handed off: its lock or its
+-- key must admit it first, through the claim paths.
+RETURNING s.id, s.seq, s.queue, s.resource IS NOT NULL OR s.rate_key IS NOT NULL AS needs_lock,
           s.deps_remaining = 0 AND s.items_total IS NULL AND s.for_each IS NULL AS ready,
           s.deps_remaining = 0 AND s.items_total IS NULL AND s.for_each IS NOT NULL
               AS expands,
