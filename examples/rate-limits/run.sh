@@ -19,6 +19,7 @@ finish() {
 trap finish EXIT
 
 python3 "$here/mock_api.py" --quota 6 & pids+=($!)
+until curl -sf http://127.0.0.1:9400/stats >/dev/null; do sleep 0.1; done
 "$stepwise" apply "$here/workflow.toml"
 {
   for i in $(seq 1 30); do echo "{\"tenant\": \"acme\", \"doc\": $i}"; done
@@ -35,7 +36,7 @@ done
 total=$(wc -l < "$work/runs")
 while :; do
   done_count=$("$stepwise" runs list --json | python3 -c '
-import json, sys
+import datetime, json, sys
 runs = json.load(sys.stdin)
 print(sum(r["status"] in ("completed", "failed", "cancelled") for r in runs))')
   [ "$done_count" -ge "$total" ] && break
@@ -43,15 +44,28 @@ print(sum(r["status"] in ("completed", "failed", "cancelled") for r in runs))')
 done
 "$stepwise" limits
 echo
+status=0
 "$stepwise" runs list --json | python3 -c '
-import json, sys
+import datetime, json, sys
 runs = json.load(sys.stdin)
 failed = [r["id"] for r in runs if r["status"] != "completed"]
 print(f"{len(runs) - len(failed)} of {len(runs)} runs completed")
-sys.exit(1 if failed else 0)'
+first = min(r["created_at"] for r in runs)
+at = lambda t: datetime.datetime.fromisoformat(t.replace("Z", "+00:00"))
+for tenant in sorted({r["input"]["tenant"] for r in runs}):
+    last = max(r["finished_at"] or first for r in runs if r["input"]["tenant"] == tenant)
+    print(f"  {tenant}: its last run finished {(at(last) - at(first)).total_seconds():.1f} s after the first was created")
+sys.exit(1 if failed else 0)' || status=1
+# Attempts the API turned away (retried after its Retry-After), if any.
+"$stepwise" events --json | python3 -c '
+import json, sys
+errors = [json.loads(l)["data"]["error"] for l in sys.stdin if json.loads(l)["kind"] == "step.failed"]
+print(f"{len(errors)} attempts failed" + "".join("\n  " + e for e in errors))'
 curl -s http://127.0.0.1:9400/stats | python3 -c '
 import json, sys
 stats = json.load(sys.stdin)
 for tenant, s in sorted(stats.items()):
-    print(f"{tenant}: {s[\"calls\"]} calls, at most {s[\"max_per_second\"]} in one second, {s[\"refused\"]} refused")
-sys.exit(1 if any(s["refused"] for s in stats.values()) else 0)'
+    print("%s: %d calls, at most %d in one second, %d refused"
+          % (tenant, s["calls"], s["max_per_second"], s["refused"]))
+sys.exit(1 if any(s["refused"] for s in stats.values()) else 0)' || status=1
+exit $status
