@@ -355,7 +355,20 @@ pub async fn explain_run(store: &dyn Store, id: RunId) -> Result<Option<RunExpla
         }
         let reason = match step.status {
             _ if step.items.is_some() => {
-                items_reason(step, spec.as_ref(), &paused, &workers, &locks)
+                let mut reason = items_reason(step, spec.as_ref(), &paused, &workers, &locks);
+                // Items share their step's rate limit key, which may hold them back
+                // while some run.
+                if let Reason::Items {
+                    pending,
+                    pending_because,
+                    ..
+                } = &mut reason
+                {
+                    if *pending > 0 && pending_because.is_none() {
+                        *pending_because = rate_limited(step, &limits).map(|r| r.to_string());
+                    }
+                }
+                reason
             }
             StepStatus::Running => {
                 let worker = workers.iter().find(|w| Some(w.id) == step.worker_id);

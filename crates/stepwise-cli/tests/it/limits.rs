@@ -16,6 +16,7 @@ const PATIENCE: Duration = Duration::from_secs(180);
 on_both_backends!(
     runs_on_one_key_start_at_its_rate_across_two_workers,
     every_step_of_a_pipeline_is_admitted_by_its_key,
+    items_of_a_for_each_step_are_admitted_by_its_key,
     back_pressure_pauses_the_key_and_retries_after_the_delay,
     limits_commands_act_on_keys_and_refuse_bad_input,
 );
@@ -122,7 +123,10 @@ fn busiest_second(starts: &mut [DateTime<Utc>], bound: usize) -> usize {
     let second = chrono::Duration::seconds(1);
     let mut busiest = 0;
     for (i, from) in starts.iter().enumerate() {
-        let within = starts[i..].iter().take_while(|t| **t < *from + second).count();
+        let within = starts[i..]
+            .iter()
+            .take_while(|t| **t < *from + second)
+            .count();
         assert!(
             within <= bound,
             "{within} starts in the second from {from}: {starts:?}"
@@ -152,10 +156,13 @@ fn every_step_of_a_pipeline_is_admitted_by_its_key(backend: Backend) {
     let url = db.url.as_str();
     let lines: String = (0..10).map(|i| format!("{{\"i\": {i}}}\n")).collect();
     let inputs = scratch.write("inputs.jsonl", &lines);
-    let runs: Vec<String> = ok(url, &["run", "rated2", "--inputs", inputs.to_str().unwrap()])
-        .lines()
-        .map(String::from)
-        .collect();
+    let runs: Vec<String> = ok(
+        url,
+        &["run", "rated2", "--inputs", inputs.to_str().unwrap()],
+    )
+    .lines()
+    .map(String::from)
+    .collect();
     let _a = worker(url, &scratch, "a", "*=8");
     let _b = worker(url, &scratch, "b", "*=8");
     progressing(
@@ -181,6 +188,48 @@ fn every_step_of_a_pipeline_is_admitted_by_its_key(backend: Backend) {
         "every start was admitted by the key"
     );
     busiest_second(&mut starts, 11);
+}
+
+const RATED_ITEMS: &str = r#"
+name = "each"
+[[steps]]
+name = "each"
+for_each = "input.docs"
+exec = ["sh", "-c", "cat > /dev/null; echo '{}'"]
+rate_limit = { key = "slow", limit = 1, per = "1h" }
+"#;
+
+/// Items inherit their step's key: one an hour (of database time) here, and
+/// `explain` says so while they wait.
+fn items_of_a_for_each_step_are_admitted_by_its_key(backend: Backend) {
+    let scratch = Scratch::new();
+    let db = setup(backend, &scratch, RATED_ITEMS);
+    let url = db.url.as_str();
+    let run = ok(url, &["run", "each", "--input", r#"{"docs": [1, 2]}"#])
+        .trim()
+        .to_string();
+    let _worker = worker(url, &scratch, "worker", "*=4");
+    let completed_items = || {
+        let view = run_json(url, &run);
+        view["steps"][0]["items"]["completed"].as_u64().unwrap_or(0)
+    };
+    // Each hour admits one start: the key holds the second item back while the
+    // first may run.
+    for hours in 0..2 {
+        let explained = eventually("the items held back by their key", PATIENCE, || {
+            let value: Value =
+                serde_json::from_str(&ok(url, &["runs", "explain", &run, "--json"])).unwrap();
+            let message = value["steps"][0]["message"].as_str()?.to_string();
+            message
+                .contains("its items wait: rate limited on slow until")
+                .then_some(message)
+        });
+        assert!(completed_items() <= hours + 1, "{explained}");
+        advance_clock(url, Duration::from_secs(3601));
+    }
+    eventually("the run completed", PATIENCE, || {
+        (run_json(url, &run)["status"] == "completed").then_some(())
+    });
 }
 
 fn all_completed(url: &str, runs: &[String]) -> bool {
