@@ -14,7 +14,7 @@ claimed AS (
     WHERE s.id = p.step_id AND s.status = 'pending'
     RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
               s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates,
-              s.item_of, s.item_index, s.item,
+              s.item_of, s.item_index, s.item, s.fair_key,
               s.for_each IS NOT NULL AND s.items_total IS NULL AS expands
 ),
 leased AS (
@@ -56,6 +56,6 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
        CASE WHEN j.compensates IS NULL THEN j.item
             ELSE (SELECT o.item FROM step o
                   WHERE o.run_id = j.run_id AND o.name = j.compensates) END AS item,
-       j.expands
+       j.expands, j.fair_key
 FROM joined j
 ORDER BY j.priority DESC, j.seq
