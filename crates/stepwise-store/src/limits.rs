@@ -113,6 +113,16 @@ impl FairRounds {
     }
 }
 
+/// How many steps each of the `keys` least recently served keys may give a claim
+/// that wants `want`: an even share, the first keys one more when it does not
+/// divide; keys past `want` get no turn this claim.
+pub(crate) fn fair_shares(keys: usize, want: usize) -> Vec<i32> {
+    let turns = keys.min(want).max(1);
+    (0..turns)
+        .map(|i| (want / turns + usize::from(i < want % turns)) as i32)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +140,13 @@ mod tests {
         }
         assert_eq!(order, ["b", "a", "c", "b", "c"]);
         assert_eq!(rounds.share(10), 5, "two keys still live");
+    }
+
+    #[test]
+    fn shares_split_a_claim_evenly_least_recently_served_first() {
+        assert_eq!(fair_shares(1, 24), vec![24]);
+        assert_eq!(fair_shares(16, 24), [vec![2; 8], vec![1; 8]].concat());
+        assert_eq!(fair_shares(30, 4), vec![1, 1, 1, 1]);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub(crate) struct RunPlan {
     pub steps: Vec<StepRow>,
     /// The rate limits the steps name, one per key (the file's values).
     pub rate_limits: Vec<(String, Rate)>,
+    /// The (queue, fairness key) lanes the steps wait in.
+    pub fair_lanes: Vec<(String, String)>,
 }
 
 const MAX_KEY_LEN: usize = 512;
@@ -168,7 +170,9 @@ impl RunPlan {
             runs: Vec::with_capacity(runs.len()),
             steps: Vec::new(),
             rate_limits: Vec::new(),
+            fair_lanes: Vec::new(),
         };
+        let mut lanes: std::collections::BTreeSet<(String, String)> = Default::default();
         let mut limits: std::collections::BTreeMap<String, Rate> = Default::default();
         for run in runs {
             check_key("idempotency key", &run.idempotency_key)?;
@@ -275,6 +279,12 @@ impl RunPlan {
             });
         }
         plan.rate_limits = limits.into_iter().collect();
+        for step in &plan.steps {
+            if let Some(key) = &step.fair_key {
+                lanes.insert((step.queue.clone(), key.clone()));
+            }
+        }
+        plan.fair_lanes = lanes.into_iter().collect();
         Ok(plan)
     }
 }

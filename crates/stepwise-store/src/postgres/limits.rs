@@ -3,7 +3,7 @@
 
 use super::settle::{self, NewEvent};
 use super::PgStore;
-use crate::limits::{check_key, check_setting, pause_ms, paused_data, FairRounds, LockedKey};
+use crate::limits::{check_key, check_setting, pause_ms, paused_data, LockedKey};
 use crate::model::{LimitSetting, LimitView, PauseUntil};
 use crate::{LimitStore, Result};
 use async_trait::async_trait;
@@ -39,6 +39,19 @@ pub(super) async fn upsert_rate_limits(
                 .map(|(_, r)| r.burst as i32)
                 .collect::<Vec<_>>(),
         )
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The (queue, fairness key) lanes new runs' steps wait in.
+pub(super) async fn upsert_fair_lanes(
+    conn: &mut PgConnection,
+    lanes: &[(String, String)],
+) -> Result<()> {
+    sqlx::query(include_str!("sql/upsert_fair_lanes.sql"))
+        .bind(lanes.iter().map(|(q, _)| q.clone()).collect::<Vec<_>>())
+        .bind(lanes.iter().map(|(_, k)| k.clone()).collect::<Vec<_>>())
         .execute(conn)
         .await?;
     Ok(())
@@ -108,8 +121,9 @@ fn locked_key(row: &PgRow) -> Result<LockedKey> {
     })
 }
 
-/// Claims up to `want` steps of runs with a fairness key, one per key per round,
-/// least recently served key first; the keys served become the most recent.
+/// Claims up to `want` steps of runs with a fairness key, in one statement: the
+/// least recently served keys first, an even share of `want` each; the keys served
+/// become the most recent, in that order.
 pub(super) async fn claim_fair(
     conn: &mut PgConnection,
     queue: &str,
@@ -121,39 +135,35 @@ pub(super) async fn claim_fair(
         .bind(crate::limits::KEYS_PER_CLAIM)
         .fetch_all(&mut *conn)
         .await?;
-    let mut rounds = FairRounds::new(keys);
-    let mut rows = Vec::new();
-    let mut served = Vec::new();
-    while rows.len() < want {
-        let Some((i, key)) = rounds.next_key() else {
-            break;
-        };
-        let key = key.to_string();
-        let share = rounds.share(want - rows.len());
-        let claimed = sqlx::query(concat!(
-            include_str!("sql/claim_fair_steps.sql"),
-            include_str!("sql/claim_tail.sql")
-        ))
-        .bind(queue)
-        .bind(share as i64)
-        .bind(worker.0)
-        .bind(&key)
-        .fetch_all(&mut *conn)
-        .await?;
-        if claimed.len() < share {
-            rounds.dry(i);
-        }
-        if claimed.is_empty() {
-            continue;
-        }
-        served.push(key);
-        rows.extend(claimed);
+    if keys.is_empty() || want == 0 {
+        return Ok(vec![]);
     }
-    // A key served twice this claim counts once, as of its last turn.
-    let mut seen = std::collections::HashSet::new();
-    served.reverse();
-    served.retain(|k| seen.insert(k.clone()));
-    served.reverse();
+    let shares = crate::limits::fair_shares(keys.len(), want);
+    let keys = &keys[..shares.len()];
+    let rows = sqlx::query(concat!(
+        include_str!("sql/claim_fair_steps.sql"),
+        include_str!("sql/claim_tail.sql")
+    ))
+    .bind(queue)
+    .bind(want as i64)
+    .bind(worker.0)
+    .bind(keys)
+    .bind(&shares)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut served = Vec::new();
+    for key in keys {
+        let got = rows.iter().any(|r| {
+            r.try_get::<Option<String>, _>("fair_key")
+                .ok()
+                .flatten()
+                .as_ref()
+                == Some(key)
+        });
+        if got {
+            served.push(key.clone());
+        }
+    }
     if !served.is_empty() {
         sqlx::query(include_str!("sql/serve_fair_lanes.sql"))
             .bind(queue)

@@ -408,6 +408,9 @@ pub(super) async fn create_runs_in(
     if !plan.rate_limits.is_empty() {
         super::limits::upsert_rate_limits(tx, &plan.rate_limits).await?;
     }
+    if !plan.fair_lanes.is_empty() {
+        super::limits::upsert_fair_lanes(tx, &plan.fair_lanes).await?;
+    }
     insert_steps(tx, &steps).await?;
     for key in &keys {
         super::flow::admit(tx, key).await?;

@@ -32,6 +32,27 @@ pub(super) async fn upsert_rate_limits(
     Ok(())
 }
 
+/// The (queue, fairness key) lanes new runs' steps wait in.
+pub(super) async fn upsert_fair_lanes(
+    conn: &mut SqliteConnection,
+    lanes: &[(String, String)],
+) -> Result<()> {
+    let rows: Vec<serde_json::Value> = lanes.iter().map(|(q, k)| json!([q, k])).collect();
+    sqlx::query(include_str!("sql/upsert_fair_lanes.sql"))
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the database has any rate limit or fairness key at all.
+pub(super) async fn keyed_claims(conn: &mut SqliteConnection) -> Result<(bool, bool)> {
+    let row = sqlx::query(include_str!("sql/keyed_claims.sql"))
+        .fetch_one(conn)
+        .await?;
+    Ok((row.try_get("rated")?, row.try_get("fair")?))
+}
+
 fn micros(us: Option<i64>) -> Result<Option<DateTime<Utc>>> {
     us.map(|us| {
         DateTime::from_timestamp_micros(us).ok_or_else(|| StoreError::Corrupt(format!("TAT {us}")))

@@ -439,6 +439,9 @@ pub(super) async fn create_runs_in(
     if !plan.rate_limits.is_empty() {
         super::limits::upsert_rate_limits(&mut *tx, &plan.rate_limits).await?;
     }
+    if !plan.fair_lanes.is_empty() {
+        super::limits::upsert_fair_lanes(&mut *tx, &plan.fair_lanes).await?;
+    }
     if !steps.is_empty() {
         sqlx::query(include_str!("sql/insert_steps.sql"))
             .bind(Value::Array(steps).to_string())

@@ -189,6 +189,7 @@ impl SqliteStore {
         sqlx::query(include_str!("sql/promote_due_steps.sql"))
             .execute(&mut *tx)
             .await?;
+        let (rated, fair) = super::limits::keyed_claims(&mut tx).await?;
         let mut rows: Vec<ClaimRow> = Vec::new();
         // A `for_each` step found claimable expands instead of running; its items
         // are claimable at once, so the claim looks again (once) to fill the batch.
@@ -204,18 +205,18 @@ impl SqliteStore {
                 let mut found = claim_with_locks(&mut tx, queue, want, request.worker).await?;
                 // Rate-limited steps, then fairness keys, then the rest: each path
                 // looks only at its own pending steps.
-                let mut keyed =
-                    super::limits::claim_rated(&mut tx, queue, want - found.len(), request.worker)
-                        .await?;
-                keyed.extend(
-                    super::limits::claim_fair(
-                        &mut tx,
-                        queue,
-                        want - found.len() - keyed.len(),
-                        request.worker,
-                    )
-                    .await?,
-                );
+                let mut keyed = Vec::new();
+                if rated {
+                    let left = want - found.len();
+                    keyed =
+                        super::limits::claim_rated(&mut tx, queue, left, request.worker).await?;
+                }
+                if fair {
+                    let left = want - found.len() - keyed.len();
+                    keyed.extend(
+                        super::limits::claim_fair(&mut tx, queue, left, request.worker).await?,
+                    );
+                }
                 for row in &keyed {
                     found.push(ClaimRow::from_row(row)?);
                 }

@@ -5,8 +5,10 @@
 -- turns the step into their join: `items_total` is set, and `deps_remaining`
 -- counts the items not yet terminal (the ordinary join counter). `item_cursor`,
 -- only with max_parallel, is the lowest index that may still be waiting for a
--- place; `item_deps` are the step's dependencies by name, so that an item's claim
--- finds its context by index instead of scanning the run's items.
+-- place. `item_context` is the dependency outputs every item's context carries,
+-- built once at expansion with the array itself left out (each item has its own
+-- element): an item's claim reads it by primary key instead of rebuilding it,
+-- and copying the array, ten thousand times.
 -- None of these columns is ever changed by a claim or an outcome of an item, and
 -- the one new index names only columns that never change: step updates stay HOT.
 ALTER TABLE step
@@ -16,12 +18,7 @@ ALTER TABLE step
     ADD COLUMN item jsonb,
     ADD COLUMN items_total integer,
     ADD COLUMN item_cursor integer,
-    ADD COLUMN item_deps text[],
-    -- The dependency the array came from and the array's path in its output: an
-    -- item's context carries that output without the array (each item has its own
-    -- element), not ten thousand copies of it.
-    ADD COLUMN item_source text,
-    ADD COLUMN item_path text[];
+    ADD COLUMN item_context jsonb;
 CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
 
 -- Child runs (`run = { workflow }` steps): the parent run and step that started a

@@ -56,20 +56,8 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
             FROM step d
             WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents))
        ELSE
-           -- An item's context is its step's: found by name, never by a scan of
-           -- the run's (possibly many) items.
-           -- The array itself is left out of its source's output: the item has its
-           -- own element.
-           (SELECT coalesce(jsonb_object_agg(
-                       d.name,
-                       CASE WHEN d.name IS DISTINCT FROM p.item_source
-                                THEN coalesce(d.output, 'null'::jsonb)
-                            WHEN cardinality(p.item_path) = 0 THEN 'null'::jsonb
-                            ELSE coalesce(d.output, 'null'::jsonb) #- p.item_path END),
-                   '{}')
-            FROM step p
-            JOIN step d ON d.run_id = p.run_id AND d.name = ANY (p.item_deps)
-            WHERE p.id = j.item_of)
+           -- An item's context is its step's, built once at expansion.
+           (SELECT p.item_context FROM step p WHERE p.id = j.item_of)
        END AS dependency_outputs,
        j.compensates,
        (SELECT o.output FROM step o

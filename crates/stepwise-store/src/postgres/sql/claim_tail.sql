@@ -14,7 +14,7 @@ claimed AS (
     WHERE s.id = p.step_id AND s.status = 'pending'
     RETURNING s.id, s.seq, s.run_id, s.name, s.queue, s.priority, s.attempt, s.started_at,
               s.max_attempts + s.attempt_base AS max_attempts, s.lease_token, s.compensates,
-              s.item_of, s.item_index, s.item,
+              s.item_of, s.item_index, s.item, s.fair_key,
               s.for_each IS NOT NULL AND s.items_total IS NULL AS expands
 ),
 leased AS (
@@ -42,20 +42,8 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
             FROM step d
             WHERE d.run_id = j.run_id AND j.id = ANY (d.dependents))
        ELSE
-           -- An item's context is its step's: found by name, never by a scan of
-           -- the run's (possibly many) items.
-           -- The array itself is left out of its source's output: the item has its
-           -- own element.
-           (SELECT coalesce(jsonb_object_agg(
-                       d.name,
-                       CASE WHEN d.name IS DISTINCT FROM p.item_source
-                                THEN coalesce(d.output, 'null'::jsonb)
-                            WHEN cardinality(p.item_path) = 0 THEN 'null'::jsonb
-                            ELSE coalesce(d.output, 'null'::jsonb) #- p.item_path END),
-                   '{}')
-            FROM step p
-            JOIN step d ON d.run_id = p.run_id AND d.name = ANY (p.item_deps)
-            WHERE p.id = j.item_of)
+           -- An item's context is its step's, built once at expansion.
+           (SELECT p.item_context FROM step p WHERE p.id = j.item_of)
        END AS dependency_outputs,
        j.compensates,
        (SELECT o.output FROM step o
@@ -68,6 +56,6 @@ SELECT j.id, j.run_id, j.name, j.queue, j.attempt, j.max_attempts, j.lease_token
        CASE WHEN j.compensates IS NULL THEN j.item
             ELSE (SELECT o.item FROM step o
                   WHERE o.run_id = j.run_id AND o.name = j.compensates) END AS item,
-       j.expands
+       j.expands, j.fair_key
 FROM joined j
 ORDER BY j.priority DESC, j.seq

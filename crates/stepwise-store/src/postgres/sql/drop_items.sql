@@ -5,7 +5,7 @@ WITH gone AS (
 ),
 unexpanded AS (
     UPDATE step
-    SET items_total = NULL, item_cursor = NULL, item_deps = NULL
+    SET items_total = NULL, item_cursor = NULL, item_context = NULL
     WHERE id = ANY ($1::uuid[])
 )
 UPDATE run SET steps_total = steps_total - (SELECT count(*) FROM gone)::integer

@@ -5,20 +5,15 @@
 -- element as JSON) and turns the step into their join: `items_total` is set, and
 -- `deps_remaining` counts the items not yet terminal. `item_cursor`, only with
 -- max_parallel, is the lowest index that may still be waiting for a place;
--- `item_deps` (a JSON array of names) are the step's dependencies, so that an
--- item's claim finds its context by index instead of scanning the run's items.
+-- `item_context` (JSON) is the dependency outputs every item's context carries,
+-- built once at expansion with the array itself left out.
 ALTER TABLE step ADD COLUMN for_each TEXT;
 ALTER TABLE step ADD COLUMN item_of BLOB;
 ALTER TABLE step ADD COLUMN item_index INTEGER;
 ALTER TABLE step ADD COLUMN item TEXT;
 ALTER TABLE step ADD COLUMN items_total INTEGER;
 ALTER TABLE step ADD COLUMN item_cursor INTEGER;
-ALTER TABLE step ADD COLUMN item_deps TEXT;
--- The dependency the array came from and the array's JSON path in its output: an
--- item's context carries that output without the array (each item has its own
--- element), not ten thousand copies of it.
-ALTER TABLE step ADD COLUMN item_source TEXT;
-ALTER TABLE step ADD COLUMN item_path TEXT;
+ALTER TABLE step ADD COLUMN item_context TEXT;
 CREATE INDEX step_items ON step (item_of, item_index) WHERE item_of IS NOT NULL;
 
 -- Child runs (`run = { workflow }` steps): the parent run and step that started a

@@ -7,19 +7,8 @@ SELECT s.seq, r.id, r.workflow, r.workflow_version, r.input,
             FROM step d, json_each(d.dependents) x
             WHERE d.run_id = s.run_id AND x.value = lower(hex(s.id)))
        ELSE
-           -- An item's context is its step's: found by name, never by a scan of the
-           -- run's (possibly many) items.
-           -- The array itself is left out of its source's output: the item has its
-           -- own element.
-           (SELECT json_group_object(
-                       d.name,
-                       CASE WHEN p.item_source IS NULL OR d.name <> p.item_source
-                                THEN json(coalesce(d.output, 'null'))
-                            WHEN p.item_path = '$' THEN json('null')
-                            ELSE json_remove(coalesce(d.output, 'null'), p.item_path) END)
-            FROM step p, json_each(p.item_deps) n
-            JOIN step d ON d.run_id = p.run_id AND d.name = n.value
-            WHERE p.id = s.item_of)
+           -- An item's context is its step's, built once at expansion.
+           (SELECT json(p.item_context) FROM step p WHERE p.id = s.item_of)
        END AS dependency_outputs,
        -- A compensation of an item undoes that item: it gets the item's element.
        CASE WHEN s.compensates IS NULL THEN s.item_index
