@@ -34,6 +34,7 @@ use crate::lease::LeaseValidity;
 use crate::metrics as m;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stepwise_core::{WorkerId, WorkflowSpec};
@@ -194,6 +195,7 @@ impl Worker {
             wake: watch::channel(0).0,
             validity,
             specs: Mutex::new(HashMap::new()),
+            rate_limited: AtomicBool::new(false),
             attempts: revocation::Attempts::default(),
         });
         // Wake-ups from other processes; polling covers a lost or missing signal.
@@ -339,6 +341,9 @@ struct Inner {
     /// How long this worker may still act on its lease (see [`crate::lease`]).
     validity: Arc<LeaseValidity>,
     specs: Mutex<HashMap<(String, i32), Arc<WorkflowSpec>>>,
+    /// Whether a cached workflow has a rate-limited step: until one does, claims
+    /// are not paced (see [`pacing`]) and cost nothing for it.
+    rate_limited: AtomicBool,
     attempts: revocation::Attempts,
 }
 
@@ -501,6 +506,9 @@ impl Inner {
             .map_err(|e| format!("cannot read workflow {workflow} v{version}: {e}"))?
             .ok_or_else(|| format!("workflow {workflow} v{version} is not registered"))?;
         let spec = Arc::new(stored.spec);
+        if spec.steps.iter().any(|s| s.rate_limit.is_some()) {
+            self.rate_limited.store(true, Ordering::Relaxed);
+        }
         lock(&self.specs).insert(key, spec.clone());
         Ok(spec)
     }

@@ -6,6 +6,7 @@
 //! key refuses, since the store decides every admission).
 
 use super::{lock, Inner};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use stepwise_core::spec::fan_out::split_item_name;
 use stepwise_core::spec::limits::Rate;
@@ -19,6 +20,9 @@ impl Inner {
     /// When the keys of the rate-limited steps just claimed should admit again;
     /// `None` when none of them is rate-limited (or its workflow is not cached yet).
     pub(super) fn next_admission(&self, claimed: &[ClaimedStep]) -> Option<Instant> {
+        if !self.rate_limited.load(Ordering::Relaxed) {
+            return None;
+        }
         let specs = lock(&self.specs);
         let pace = claimed
             .iter()
