@@ -50,10 +50,17 @@ impl Rate {
             .saturating_mul(i64::from(self.burst.max(1) - 1))
     }
 
-    /// How many of `wanted` starts the key admits at `now`, and its TAT after them.
+    /// Where a key's admissions at `now` count from: its TAT, or `now` when the key
+    /// has been idle since.
+    pub fn start(tat: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+        tat.map_or(now, |tat| tat.max(now))
+    }
+
+    /// How many of `wanted` starts the key admits at `now`, and its TAT after them
+    /// (`start + admitted * T`).
     pub fn admit(&self, tat: Option<DateTime<Utc>>, now: DateTime<Utc>, wanted: u32) -> Admission {
         let t = self.interval_us();
-        let start = tat.map_or(now, |tat| tat.max(now));
+        let start = Self::start(tat, now);
         // The k-th start (from 0) is admitted while start + k*T - tau <= now.
         let room = (now - start).num_microseconds().unwrap_or(0) + self.tolerance_us();
         let admitted = if room < 0 {

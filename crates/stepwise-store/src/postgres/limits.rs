@@ -58,8 +58,8 @@ pub(super) async fn upsert_fair_lanes(
 }
 
 /// Claims up to `want` rate-limited steps of `queue`: each key that admits starts
-/// now gives as many as it admits, and its TAT moves on by what was claimed, in
-/// this transaction.
+/// now gives as many as it admits, and its TAT moves on by what was picked, in the
+/// claiming statement.
 pub(super) async fn claim_rated(
     conn: &mut PgConnection,
     queue: &str,
@@ -90,19 +90,10 @@ pub(super) async fn claim_rated(
         .bind(i64::from(admission.admitted))
         .bind(worker.0)
         .bind(&key.key)
+        .bind(Rate::start(key.tat, key.now))
+        .bind(key.rate.interval_us())
         .fetch_all(&mut *conn)
         .await?;
-        if claimed.is_empty() {
-            continue;
-        }
-        // The TAT moves on by what started, not by what was admitted.
-        let started = key.rate.admit(key.tat, key.now, claimed.len() as u32);
-        sqlx::query(include_str!("sql/advance_rate_limit.sql"))
-            .bind(&key.key)
-            .bind(started.tat)
-            .bind(i64::from(started.admitted))
-            .execute(&mut *conn)
-            .await?;
         rows.extend(claimed);
     }
     Ok(rows)

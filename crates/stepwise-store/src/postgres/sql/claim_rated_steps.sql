@@ -1,5 +1,9 @@
 -- $1 queue, $2 limit (what the key admits), $3 worker id, $4 the rate key whose
--- steps are picked. The statement goes on in `claim_tail.sql`.
+-- steps are picked, $5 where its admissions count from (its TAT, or now), $6 its
+-- interval in microseconds. The key (locked by `rate_keys.sql`) moves on by what
+-- was picked, in this statement: a picked step that is no longer pending (rare: a
+-- racing duplicate) only makes the key more careful. The statement goes on in
+-- `claim_tail.sql`.
 -- Picks ready rows of pending steps, best first, and deletes them by ctid (a TID
 -- scan, no index work). The step update is HOT: no index on step names a column it
 -- changes. `status = 'pending'` is the fence: two claimers that picked two ready rows
@@ -23,4 +27,11 @@ WITH picked AS (
     ORDER BY r.priority DESC, r.seq
     LIMIT $2
     FOR UPDATE OF r SKIP LOCKED
+),
+advanced AS (
+    UPDATE rate_limit
+    SET tat = $5::timestamptz + (SELECT count(*) FROM picked) * $6::bigint * interval '1 microsecond',
+        admitted = admitted + (SELECT count(*) FROM picked),
+        last_admitted = (SELECT stepwise_now())
+    WHERE key = $4 AND EXISTS (SELECT 1 FROM picked)
 ),
