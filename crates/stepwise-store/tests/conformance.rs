@@ -179,6 +179,8 @@ conformance!(
     limits::keys_are_independent,
     limits::back_pressure_pauses_the_key_and_delays_the_retry,
     limits::a_small_tenant_is_served_in_the_next_claim,
+    limits::a_rate_limited_step_is_never_handed_off,
+    limits::items_of_a_for_each_step_are_admitted_by_its_key,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

@@ -286,3 +286,84 @@ pub async fn a_small_tenant_is_served_in_the_next_claim(store: Arc<dyn Store>) {
     let after = claim(&*store, w, 2).await;
     assert!(after.iter().all(|c| c.input["tenant"] == "a"));
 }
+
+/// A step with a rate key is never handed on by its predecessor's completion: the
+/// hand-off would start it without its key's admission.
+pub async fn a_rate_limited_step_is_never_handed_off(store: Arc<dyn Store>) {
+    let mut b = step("b");
+    b.rate_limit = Some(RateLimitSpec {
+        key: "slow".into(),
+        limit: 1,
+        per_ms: 3_600_000,
+        burst: 1,
+    });
+    register(&*store, &workflow("relay", vec![step("a"), b])).await;
+    start(&*store, "relay", 2).await;
+    let me = worker(&*store, secs(600)).await;
+    let a = claim(&*store, me, 2).await;
+    assert_eq!(a.len(), 2);
+    let outcomes: Vec<StepSuccess> = a.iter().map(success).collect();
+    let slots = a
+        .iter()
+        .map(|c| HandOffSlot {
+            after: c.lease,
+            queues: QueueFilter::AllBut(vec![]),
+        })
+        .collect();
+    let done = store
+        .complete_and_hand_off(&outcomes, &HandOff { worker: me, slots })
+        .await
+        .expect("complete and hand off");
+    assert!(
+        done.handed_off.is_empty(),
+        "no b is handed off: {:?}",
+        done.handed_off
+    );
+    assert_eq!(
+        claim(&*store, me, 5).await.len(),
+        1,
+        "one b an hour, by its key"
+    );
+    assert!(claim(&*store, me, 5).await.is_empty());
+}
+
+/// Items inherit their step's rate limit key (and are admitted by it).
+pub async fn items_of_a_for_each_step_are_admitted_by_its_key(store: Arc<dyn Store>) {
+    let mut each = after("each", &[]);
+    each.for_each = Some(stepwise_core::ForEach {
+        path: "input.xs".into(),
+        max_parallel: None,
+        max_items: None,
+        on_item_failure: stepwise_core::ItemFailure::Fail,
+    });
+    each.rate_limit = Some(RateLimitSpec {
+        key: "items".into(),
+        limit: 1,
+        per_ms: 3_600_000,
+        burst: 2,
+    });
+    register(&*store, &workflow("fan", vec![each])).await;
+    let run = runs_with_input(&*store, "fan", vec![json!({"xs": [1, 2, 3, 4, 5]})]).await[0];
+    let me = worker(&*store, secs(600)).await;
+    let mut started = 0;
+    for _ in 0..4 {
+        started += claim(&*store, me, 10).await.len();
+    }
+    let page = store
+        .list_items(&ItemsRequest {
+            run,
+            step: "each".into(),
+            from: 0,
+            limit: 10,
+        })
+        .await
+        .expect("items")
+        .expect("expanded");
+    assert_eq!(page.counts.total, 5);
+    assert!(page
+        .items
+        .iter()
+        .all(|i| i.rate_key.as_deref() == Some("items")));
+    // The burst (the expansion's own claim took one admission of the key).
+    assert!(started <= 2, "at most the burst started: {started}");
+}
