@@ -9,6 +9,7 @@
 //! inside one transaction are cheap and the counters need no row locks.
 
 mod children;
+mod claims;
 mod control;
 mod events;
 mod fan_out;
