@@ -181,6 +181,7 @@ conformance!(
     limits::a_small_tenant_is_served_in_the_next_claim,
     limits::a_rate_limited_step_is_never_handed_off,
     limits::items_of_a_for_each_step_are_admitted_by_its_key,
+    limits::the_widest_limit_settings_keep_claims_working,
     // Schedules.
     schedules::racing_firers_create_each_fire_time_once,
     schedules::catchup_none_latest_and_all_after_a_long_gap,

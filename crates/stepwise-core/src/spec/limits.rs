@@ -29,6 +29,10 @@ fn one() -> u32 {
     1
 }
 
+/// A burst's tolerance is capped at 100 years (the stores' SQL caps it alike): a
+/// huge burst of a slow limit would otherwise put times out of any calendar's range.
+pub const MAX_TOLERANCE_US: i64 = 100 * 365 * 86_400 * 1_000_000;
+
 /// A key's limit as stored (the file's, or the one `limits set` gave it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -48,6 +52,7 @@ impl Rate {
     fn tolerance_us(&self) -> i64 {
         self.interval_us()
             .saturating_mul(i64::from(self.burst.max(1) - 1))
+            .min(MAX_TOLERANCE_US)
     }
 
     /// Where a key's admissions at `now` count from: its TAT, or `now` when the key

@@ -9,7 +9,7 @@ use crate::{LimitStore, Result};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{Executor, PgConnection, Row};
 use stepwise_core::spec::limits::Rate;
 use stepwise_core::{EventKind, WorkerId};
 use uuid::Uuid;
@@ -59,7 +59,8 @@ pub(super) async fn upsert_fair_lanes(
 
 /// Claims up to `want` rate-limited steps of `queue`: each key that admits starts
 /// now gives as many as it admits, and its TAT moves on by what was picked, in the
-/// claiming statement.
+/// claiming statement. A claim that could lock no key because another claim holds
+/// one that admits waits for that claim to commit (briefly, see `wait_for_key`).
 pub(super) async fn claim_rated(
     conn: &mut PgConnection,
     queue: &str,
@@ -71,32 +72,101 @@ pub(super) async fn claim_rated(
         .bind(crate::limits::KEYS_PER_CLAIM)
         .fetch_all(&mut *conn)
         .await?;
-    let mut rows = Vec::new();
+    let mut locked = Vec::with_capacity(keys.len());
+    let mut held = None;
     for row in &keys {
+        if row.try_get("held")? {
+            held = Some(row.try_get::<String, _>("key")?);
+        } else {
+            locked.push(locked_key(row)?);
+        }
+    }
+    if locked.is_empty() {
+        if let Some(key) = held {
+            locked.extend(wait_for_key(conn, &key).await?);
+        }
+    }
+    let mut rows = Vec::new();
+    for key in &locked {
         let left = want - rows.len();
         if left == 0 {
             break;
         }
-        let key = locked_key(row)?;
-        let admission = key.rate.admit(key.tat, key.now, left as u32);
-        if admission.admitted == 0 {
-            continue;
-        }
-        let claimed = sqlx::query(concat!(
-            include_str!("sql/claim_rated_steps.sql"),
-            include_str!("sql/claim_tail.sql")
-        ))
-        .bind(queue)
-        .bind(i64::from(admission.admitted))
-        .bind(worker.0)
-        .bind(&key.key)
-        .bind(Rate::start(key.tat, key.now))
-        .bind(key.rate.interval_us())
-        .fetch_all(&mut *conn)
-        .await?;
-        rows.extend(claimed);
+        let claim = KeyClaim {
+            queue,
+            want: left,
+            worker,
+        };
+        rows.extend(claim_under_key(conn, &claim, key).await?);
     }
     Ok(rows)
+}
+
+/// Waits for `key`, held by another claim, and locks it if it still admits. The
+/// wait runs in a savepoint under a short `lock_timeout` (50 ms): the holder, a
+/// claim, commits within a millisecond or two, and one that takes longer is stuck
+/// (its worker cut off mid-transaction). Giving up voids only the wait; the claim
+/// goes on with its other paths rather than stall.
+async fn wait_for_key(conn: &mut PgConnection, key: &str) -> Result<Option<LockedKey>> {
+    // Statements without arguments travel as one simple query: one round trip.
+    conn.execute("SAVEPOINT rate_key_wait; SET LOCAL lock_timeout = '50ms'")
+        .await?;
+    let waited = sqlx::query(include_str!("sql/wait_rate_key.sql"))
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await;
+    match waited {
+        Ok(row) => {
+            // The timeout was for this wait only.
+            conn.execute("RELEASE SAVEPOINT rate_key_wait; SET LOCAL lock_timeout = 0")
+                .await?;
+            row.as_ref().map(locked_key).transpose()
+        }
+        Err(e) => {
+            let e = crate::StoreError::from(e);
+            if !e.is_timeout() {
+                return Err(e);
+            }
+            conn.execute("ROLLBACK TO SAVEPOINT rate_key_wait").await?;
+            tracing::debug!(
+                key,
+                "a rate key stayed held by another claim; claiming without it"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// What one claim asks of one rate key.
+struct KeyClaim<'a> {
+    queue: &'a str,
+    want: usize,
+    worker: WorkerId,
+}
+
+/// Claims up to `claim.want` steps under `key`, locked by this claim: as many as
+/// it admits, its TAT moved on by what was picked.
+async fn claim_under_key(
+    conn: &mut PgConnection,
+    claim: &KeyClaim<'_>,
+    key: &LockedKey,
+) -> Result<Vec<PgRow>> {
+    let admission = key.rate.admit(key.tat, key.now, claim.want as u32);
+    if admission.admitted == 0 {
+        return Ok(vec![]);
+    }
+    Ok(sqlx::query(concat!(
+        include_str!("sql/claim_rated_steps.sql"),
+        include_str!("sql/claim_tail.sql")
+    ))
+    .bind(claim.queue)
+    .bind(i64::from(admission.admitted))
+    .bind(claim.worker.0)
+    .bind(&key.key)
+    .bind(Rate::start(key.tat, key.now))
+    .bind(key.rate.interval_us())
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 fn locked_key(row: &PgRow) -> Result<LockedKey> {

@@ -367,3 +367,23 @@ pub async fn items_of_a_for_each_step_are_admitted_by_its_key(store: Arc<dyn Sto
     // The burst (the expansion's own claim took one admission of the key).
     assert!(started <= 2, "at most the burst started: {started}");
 }
+
+/// The widest settings `limits set` accepts (a huge burst of a one-a-year limit)
+/// keep every claim and listing working: the burst's tolerance is capped.
+pub async fn the_widest_limit_settings_keep_claims_working(store: Arc<dyn Store>) {
+    register(&*store, &workflow("api", vec![limited("wide", 5, 1000, 1)])).await;
+    start(&*store, "api", 3).await;
+    store
+        .set_limit(&LimitSetting {
+            key: "wide".into(),
+            limit: 1,
+            per_ms: 365 * 86_400_000,
+            burst: i32::MAX as u32,
+        })
+        .await
+        .expect("the widest setting is accepted");
+    let w = worker(&*store, secs(600)).await;
+    assert_eq!(claim(&*store, w, 10).await.len(), 3, "within the burst");
+    let limits = store.list_limits().await.expect("limits");
+    assert_eq!((limits[0].admitted, limits[0].waiting), (3, 0));
+}

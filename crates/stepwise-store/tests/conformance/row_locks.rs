@@ -226,3 +226,45 @@ async fn a_workers_sessions_give_up_on_a_silent_client_within_its_lease() {
     store.check_schema().await.unwrap();
     harness.finish().await;
 }
+
+/// A claim waits for a rate key another claim holds (a hot key's claims take turns
+/// rather than come back empty) only briefly: a holder that stays silent costs the
+/// claim its rate-limited steps this time, never its other work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_gives_up_on_a_rate_key_another_session_holds_and_claims_the_rest() {
+    let harness = Harness::postgres().await;
+    let store = &*harness.store;
+    let mut call = step("call");
+    call.rate_limit = Some(stepwise_core::RateLimitSpec {
+        key: "hot".into(),
+        limit: 100,
+        per_ms: 1000,
+        burst: 10,
+    });
+    register(store, &workflow("api", vec![call])).await;
+    register(store, &one_step("plain")).await;
+    start(store, "api", 2).await;
+    start(store, "plain", 2).await;
+    let w = worker(store, secs(60)).await;
+    let mut silent = holder(&harness).await;
+    hold(
+        &mut silent,
+        "SELECT key FROM rate_limit WHERE key = 'hot' FOR UPDATE",
+    )
+    .await;
+
+    let first = promptly("a claim", claim(store, w, 10)).await;
+    let mut names: Vec<_> = first.iter().map(|c| c.workflow.as_str()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["plain", "plain"],
+        "the plain steps, not the held key's"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut silent).await.unwrap();
+    let later = claim(store, w, 10).await;
+    assert_eq!(later.len(), 2, "the key admits once it is free");
+    assert!(later.iter().all(|c| c.workflow == "api"));
+    harness.finish().await;
+}

@@ -19,7 +19,7 @@ FROM rate_limit l
 WHERE l.key IN (SELECT k.rate_key FROM keys k WHERE k.rate_key IS NOT NULL)
   AND (l.paused_until IS NULL OR l.paused_until <= (SELECT now_ms FROM db_clock))
   AND (l.tat IS NULL
-       OR l.tat - (l.burst - 1) * (l.per_ms * 1000 / l.limit_count)
+       OR l.tat - (l.burst - 1) * max(1, l.per_ms * 1000 / l.limit_count)
           <= (SELECT now_ms FROM db_clock) * 1000)
 ORDER BY l.last_admitted IS NOT NULL, l.last_admitted, l.key
 LIMIT ?2
