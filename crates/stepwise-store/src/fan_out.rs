@@ -254,3 +254,27 @@ async fn join<T: FanOutTx>(
     }
     tx.unblock(&joined.dependents).await
 }
+
+/// Counts one row of `item_counts.sql` into the view of the expanded step it
+/// belongs to: `n` items of `parent` in `status`, or, with no status, an expanded
+/// step with no items at all (an empty array), which shows `0/0` rather than
+/// nothing.
+pub(crate) fn count_item_row(
+    steps: &mut [crate::model::StepView],
+    parent: StepId,
+    status: Option<&str>,
+    n: i64,
+) -> Result<()> {
+    let Some(step) = steps.iter_mut().find(|s| s.id == parent) else {
+        return Ok(());
+    };
+    let counts = step
+        .items
+        .get_or_insert_with(crate::model::ItemCounts::default);
+    if let Some(status) = status {
+        let status = stepwise_core::StepStatus::parse(status)
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("step status {status:?}")))?;
+        counts.add(status, n.max(0) as u32);
+    }
+    Ok(())
+}

@@ -270,16 +270,12 @@ pub(super) async fn count_items(
         .fetch_all(&mut *conn)
         .await?;
     for row in rows {
-        let parent = StepId(row.try_get("item_of")?);
-        let status: String = row.try_get("status")?;
-        let n: i64 = row.try_get("n")?;
-        if let Some(step) = steps.iter_mut().find(|s| s.id == parent) {
-            let status = StepStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("step status {status:?}")))?;
-            step.items
-                .get_or_insert_with(ItemCounts::default)
-                .add(status, n.max(0) as u32);
-        }
+        crate::fan_out::count_item_row(
+            steps,
+            StepId(row.try_get("item_of")?),
+            row.try_get::<Option<String>, _>("status")?.as_deref(),
+            row.try_get("n")?,
+        )?;
     }
     Ok(())
 }

@@ -164,6 +164,11 @@ pub async fn an_empty_array_completes_at_once_with_an_empty_list(store: Arc<dyn 
     let view = get_run(&*store, run).await;
     assert_eq!(step_of(&view, "hooks").status, StepStatus::Completed);
     assert_eq!(step_of(&view, "hooks").output, Some(json!([])));
+    assert_eq!(
+        step_of(&view, "hooks").items,
+        Some(ItemCounts::default()),
+        "an expanded step with no items shows 0 of 0, not a plain step"
+    );
     let next = claim(&*store, w, 5).await;
     assert_eq!(next.len(), 1);
     assert_eq!(
