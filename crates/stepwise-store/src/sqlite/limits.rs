@@ -108,17 +108,25 @@ pub(super) async fn claim_rated(
             .bind(&key.key)
             .fetch_all(&mut *conn)
             .await?;
-        if claimed.is_empty() {
+        // A `for_each` step's own claim expands it and starts no work: only its
+        // items' starts count against the key.
+        let mut starts = 0;
+        for row in &claimed {
+            if !row.try_get::<bool, _>("expands")? {
+                starts += 1;
+            }
+        }
+        rows.extend(claimed);
+        if starts == 0 {
             continue;
         }
-        let started = key.rate.admit(key.tat, key.now, claimed.len() as u32);
+        let started = key.rate.admit(key.tat, key.now, starts);
         sqlx::query(include_str!("sql/advance_rate_limit.sql"))
             .bind(&key.key)
             .bind(started.tat.timestamp_micros())
             .bind(i64::from(started.admitted))
             .execute(&mut *conn)
             .await?;
-        rows.extend(claimed);
     }
     Ok(rows)
 }

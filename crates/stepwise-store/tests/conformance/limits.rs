@@ -364,8 +364,11 @@ pub async fn items_of_a_for_each_step_are_admitted_by_its_key(store: Arc<dyn Sto
         .items
         .iter()
         .all(|i| i.rate_key.as_deref() == Some("items")));
-    // The burst (the expansion's own claim took one admission of the key).
-    assert!(started <= 2, "at most the burst started: {started}");
+    // The burst, all of it for items: the expansion's own claim starts no work
+    // and takes no admission of the key.
+    assert_eq!(started, 2, "the burst started");
+    let limits = store.list_limits().await.expect("limits");
+    assert_eq!((limits[0].admitted, limits[0].waiting), (2, 3));
 }
 
 /// The widest settings `limits set` accepts (a huge burst of a one-a-year limit)

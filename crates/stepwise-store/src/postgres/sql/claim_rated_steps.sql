@@ -28,10 +28,17 @@ WITH picked AS (
     LIMIT $2
     FOR UPDATE OF r SKIP LOCKED
 ),
+-- A `for_each` step's own claim expands it and starts no work: only its items'
+-- starts count against the key.
+starts AS (
+    SELECT p.step_id FROM picked p
+    WHERE (SELECT s.for_each IS NULL OR s.items_total IS NOT NULL
+           FROM step s WHERE s.id = p.step_id)
+),
 advanced AS (
     UPDATE rate_limit
-    SET tat = $5::timestamptz + (SELECT count(*) FROM picked) * $6::bigint * interval '1 microsecond',
-        admitted = admitted + (SELECT count(*) FROM picked),
+    SET tat = $5::timestamptz + (SELECT count(*) FROM starts) * $6::bigint * interval '1 microsecond',
+        admitted = admitted + (SELECT count(*) FROM starts),
         last_admitted = (SELECT stepwise_now())
-    WHERE key = $4 AND EXISTS (SELECT 1 FROM picked)
+    WHERE key = $4 AND EXISTS (SELECT 1 FROM starts)
 ),
