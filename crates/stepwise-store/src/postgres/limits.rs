@@ -118,7 +118,7 @@ async fn wait_for_key(conn: &mut PgConnection, key: &str) -> Result<Option<Locke
     match waited {
         Ok(row) => {
             // The timeout was for this wait only.
-            conn.execute("RELEASE SAVEPOINT rate_key_wait; SET LOCAL lock_timeout = 0")
+            conn.execute("RELEASE SAVEPOINT rate_key_wait; SET LOCAL lock_timeout TO DEFAULT")
                 .await?;
             row.as_ref().map(locked_key).transpose()
         }
