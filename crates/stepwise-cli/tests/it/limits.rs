@@ -205,7 +205,7 @@ fn items_of_a_for_each_step_are_admitted_by_its_key(backend: Backend) {
     let scratch = Scratch::new();
     let db = setup(backend, &scratch, RATED_ITEMS);
     let url = db.url.as_str();
-    let run = ok(url, &["run", "each", "--input", r#"{"docs": [1, 2]}"#])
+    let run = ok(url, &["run", "each", "--input", r#"{"docs": [1, 2, 3]}"#])
         .trim()
         .to_string();
     let _worker = worker(url, &scratch, "worker", "*=4");
@@ -213,8 +213,8 @@ fn items_of_a_for_each_step_are_admitted_by_its_key(backend: Backend) {
         let view = run_json(url, &run);
         view["steps"][0]["items"]["completed"].as_u64().unwrap_or(0)
     };
-    // Each hour admits one start: the key holds the second item back while the
-    // first may run.
+    // Each hour admits one start, and the expansion itself takes none: the first
+    // item may run at once, the key holds the others back an hour each.
     for hours in 0..2 {
         let explained = eventually("the items held back by their key", PATIENCE, || {
             let value: Value =
