@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::{Executor, PgConnection, Row};
-use stepwise_core::spec::limits::Rate;
+use stepwise_core::spec::limits::{Rate, MAX_TOLERANCE_US};
 use stepwise_core::{EventKind, WorkerId};
 use uuid::Uuid;
 
@@ -70,6 +70,7 @@ pub(super) async fn claim_rated(
     let keys = sqlx::query(include_str!("sql/rate_keys.sql"))
         .bind(queue)
         .bind(crate::limits::KEYS_PER_CLAIM)
+        .bind(MAX_TOLERANCE_US)
         .fetch_all(&mut *conn)
         .await?;
     let mut locked = Vec::with_capacity(keys.len());
@@ -113,6 +114,7 @@ async fn wait_for_key(conn: &mut PgConnection, key: &str) -> Result<Option<Locke
         .await?;
     let waited = sqlx::query(include_str!("sql/wait_rate_key.sql"))
         .bind(key)
+        .bind(MAX_TOLERANCE_US)
         .fetch_optional(&mut *conn)
         .await;
     match waited {

@@ -83,6 +83,7 @@ pub(super) async fn claim_rated(
     let keys = sqlx::query(include_str!("sql/rate_keys.sql"))
         .bind(queue)
         .bind(crate::limits::KEYS_PER_CLAIM)
+        .bind(stepwise_core::spec::limits::MAX_TOLERANCE_US)
         .fetch_all(&mut *conn)
         .await?;
     let mut rows = Vec::new();

@@ -1,4 +1,5 @@
--- $1 queue, $2 at most this many keys: the rate keys with claimable steps in this
+-- $1 queue, $2 at most this many keys, $3 the cap of a burst's tolerance in
+-- microseconds (`MAX_TOLERANCE_US`): the rate keys with claimable steps in this
 -- queue that admit a start now (not paused, TAT - tolerance reached), least
 -- recently admitted first, each locked (`held` false). A key another claimer holds
 -- is skipped, and the first one skipped comes back as one more row with `held`
@@ -26,7 +27,7 @@ admitting AS (
       AND (l.paused_until IS NULL OR l.paused_until <= (SELECT stepwise_now()))
       AND (l.tat IS NULL
            OR l.tat - least((l.burst - 1)::numeric * greatest(1, l.per_ms * 1000 / l.limit_count),
-                          3153600000000000)::bigint * interval '1 microsecond'
+                          $3)::bigint * interval '1 microsecond'
               <= (SELECT stepwise_now()))
 ),
 locked AS (
@@ -36,7 +37,7 @@ locked AS (
       AND (l.paused_until IS NULL OR l.paused_until <= (SELECT stepwise_now()))
       AND (l.tat IS NULL
            OR l.tat - least((l.burst - 1)::numeric * greatest(1, l.per_ms * 1000 / l.limit_count),
-                          3153600000000000)::bigint * interval '1 microsecond'
+                          $3)::bigint * interval '1 microsecond'
               <= (SELECT stepwise_now()))
     ORDER BY l.last_admitted NULLS FIRST, l.key
     LIMIT $2

@@ -1,4 +1,5 @@
--- ?1 queue, ?2 at most this many keys: the rate keys with pending steps in this
+-- ?1 queue, ?2 at most this many keys, ?3 the cap of a burst's tolerance in
+-- microseconds (`MAX_TOLERANCE_US`): the rate keys with pending steps in this
 -- queue that admit a start now (not paused, TAT - tolerance reached), least
 -- recently admitted first. A loose scan of step_rate, one probe per key. TATs are
 -- kept in microseconds, clock times in milliseconds.
@@ -19,7 +20,7 @@ FROM rate_limit l
 WHERE l.key IN (SELECT k.rate_key FROM keys k WHERE k.rate_key IS NOT NULL)
   AND (l.paused_until IS NULL OR l.paused_until <= (SELECT now_ms FROM db_clock))
   AND (l.tat IS NULL
-       OR l.tat - (l.burst - 1) * max(1, l.per_ms * 1000 / l.limit_count)
+       OR l.tat - min((l.burst - 1) * max(1, l.per_ms * 1000 / l.limit_count), ?3)
           <= (SELECT now_ms FROM db_clock) * 1000)
 ORDER BY l.last_admitted IS NOT NULL, l.last_admitted, l.key
 LIMIT ?2
